@@ -1,0 +1,139 @@
+"""One configuration object: ``lamina.toml`` overlaid by ``LAMINA_*`` environment variables.
+
+Precedence (highest first): explicit keyword arguments, environment (``LAMINA_DATA_DIR``,
+``LAMINA_CHUNKING__CHUNK_TOKENS`` for nested keys), the TOML file, defaults. The file is
+``$LAMINA_CONFIG`` if set, else ``./lamina.toml`` if present. Unknown keys are errors, so a typo
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from lamina.errors import ConfigError
+
+CONFIG_ENV = "LAMINA_CONFIG"
+DEFAULT_CONFIG_FILE = "lamina.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    include: list[str] = Field(default_factory=lambda: ["**/*"], description="Globs a folder's files must match.")
+    exclude: list[str] = Field(
+        default_factory=lambda: ["**/.*", "**/.*/**", "**/__pycache__/**", "**/node_modules/**"],
+        description="Globs that drop a folder's files (hidden files and folders by default).",
+    )
+    batch_documents: int = Field(64, ge=1, description="Documents written per atomic commit.")
+
+
+class FetchSettings(_Section):
+    allow_private: bool = Field(False, description="Allow URLs on private, loopback and link-local addresses.")
+    max_redirects: int = Field(5, ge=0, le=20)
+    max_mb: float = Field(20.0, gt=0)
+    timeout_s: float = Field(20.0, gt=0)
+
+
+class ChunkingSettings(_Section):
+    chunk_tokens: int = Field(256, ge=32, le=8192, description="Token budget per chunk (embedder's tokenizer).")
+    overlap_tokens: int = Field(32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_budget(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.chunk_tokens // 2:
+            raise ValueError("overlap_tokens must be less than half of chunk_tokens")
+        return self
+
+
+class EmbeddingSettings(_Section):
+    backend: Literal["onnx", "openai", "sentence-transformers"] = "onnx"
+    model: str = Field("all-MiniLM-L6-v2", description="Model name sent to a remote backend or loaded locally.")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    api_key_env: str | None = Field(None, description="Environment variable that holds the API key.")
+    dimensions: int | None = Field(None, ge=1, description="Vector size of a remote model (asked once if unset).")
+    batch_size: int = Field(16, ge=1, le=1024)
+    threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class SearchSettings(_Section):
+    k: int = Field(10, ge=1, le=1000)
+    rrf_k: int = Field(60, ge=1, description="Reciprocal Rank Fusion constant.")
+    candidates: int = Field(100, ge=1, description="Hits each mode contributes before fusion.")
+
+
+class Settings(BaseSettings):
+    """Everything Lamina reads from the outside, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LAMINA_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".lamina", description="Where Lamina keeps state.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)  # type: ignore[arg-type]
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)  # type: ignore[arg-type]
+    search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def registry_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'registry.db'}"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={explicit}: no such file")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the configuration; a bad value is a ``ConfigError`` naming its key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        )
+        source = os.environ.get(CONFIG_ENV) or (DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).is_file() else "")
+        where = f" (from {source} or LAMINA_* variables)" if source else " (from LAMINA_* variables)"
+        raise ConfigError(f"invalid configuration{where}: {problems}") from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise ConfigError(f"cannot read configuration: {exc}") from None

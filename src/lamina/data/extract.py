@@ -1,0 +1,171 @@
+"""Bytes of one source -> cleaned Markdown with page offsets, through markitdown.
+
+PDFs are converted page by page so that chunks can cite a page; HTML goes through readability
+first so that navigation chrome is dropped and the article is kept.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import mimetypes
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+from lamina.data.clean import clean_text
+from lamina.data.types import Document, sha256_hex
+from lamina.errors import ExtractionFailed, UnsupportedDocument
+
+for _noisy in ("pdfminer", "pdfplumber", "readability", "readability.readability"):
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
+
+HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
+
+
+@cache
+def _markitdown() -> Any:
+    from markitdown import MarkItDown
+
+    return MarkItDown(enable_plugins=False)
+
+
+def _convert(data: bytes, extension: str, mimetype: str = "", url: str | None = None) -> tuple[str, str | None]:
+    from markitdown import StreamInfo, UnsupportedFormatException
+    from markitdown._exceptions import FileConversionException
+
+    info = StreamInfo(extension=extension or None, mimetype=mimetype or None, url=url)
+    try:
+        result = _markitdown().convert_stream(io.BytesIO(data), stream_info=info)
+    except UnsupportedFormatException:
+        raise UnsupportedDocument("unsupported format") from None
+    except FileConversionException as exc:
+        raise ExtractionFailed(_conversion_reason(exc)) from None
+    return result.markdown, result.title
+
+
+def _conversion_reason(exc: Exception) -> str:
+    attempts = getattr(exc, "attempts", None) or []
+    for attempt in attempts:
+        info = getattr(attempt, "exc_info", None)
+        if info and info[1] is not None:
+            return f"corrupt or unreadable file ({type(info[1]).__name__}: {str(info[1])[:160]})"
+    return "corrupt or unreadable file"
+
+
+def _pdf_pages(data: bytes) -> list[bytes]:
+    """Split a PDF into single-page PDFs (pdfium), so each page converts on its own."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise ExtractionFailed("encrypted PDF (password required)") from None
+        raise ExtractionFailed(f"corrupt PDF ({exc})") from None
+    pages = []
+    try:
+        for index in range(len(pdf)):
+            single = pdfium.PdfDocument.new()
+            single.import_pages(pdf, [index])
+            buffer = io.BytesIO()
+            single.save(buffer)
+            single.close()
+            pages.append(buffer.getvalue())
+    finally:
+        pdf.close()
+    return pages
+
+
+def _extract_pdf(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
+    texts: list[str] = []
+    starts: list[int] = []
+    offset = 0
+    for page in _pdf_pages(data):
+        markdown, _ = _convert(page, ".pdf", "application/pdf")
+        text = clean_text(markdown)
+        starts.append(offset)
+        texts.append(text)
+        offset += len(text) + 2
+    return "\n\n".join(texts), tuple(starts), None
+
+
+def _extract_html(data: bytes, url: str | None) -> tuple[str, str | None]:
+    from readability import Document as Readable
+
+    try:
+        html = data.decode("utf-8")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        html = str(best) if best is not None else data.decode("latin-1")
+    try:
+        readable = Readable(html)
+        article = readable.summary(html_partial=False)
+        title = readable.short_title() or None
+    except Exception:  # readability gives up on odd pages: fall back to the whole page
+        return _convert(data, ".html", "text/html", url)
+    markdown, _ = _convert(article.encode("utf-8"), ".html", "text/html", url)
+    if len(markdown.strip()) < 40:  # readability found no article; keep the page instead
+        return _convert(data, ".html", "text/html", url)
+    return markdown, title
+
+
+def _first_heading(text: str) -> str | None:
+    for line in text.split("\n", 40)[:40]:
+        if line.startswith("#"):
+            return line.lstrip("#").strip() or None
+    return None
+
+
+def extract(
+    data: bytes,
+    *,
+    source: str,
+    name: str,
+    mimetype: str = "",
+    max_bytes: int | None = None,
+    url: str | None = None,
+) -> Document:
+    """Extract one source; raises ``UnsupportedDocument`` (skip) or ``ExtractionFailed`` (fail)."""
+    if not data.strip():
+        raise UnsupportedDocument("empty file")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UnsupportedDocument(
+            f"file is {len(data) / 1e6:.1f} MB, over ingest.max_file_mb={max_bytes / 1024 / 1024:g}"
+        )
+    extension = PurePosixPath(name).suffix.lower()
+    if not extension and mimetype:
+        extension = mimetypes.guess_extension(mimetype.split(";")[0].strip()) or ""
+    page_starts: tuple[int, ...] = ()
+    title: str | None
+    if extension == ".pdf" or data[:5] == b"%PDF-":
+        text, page_starts, title = _extract_pdf(data)
+        extension = ".pdf"
+    elif extension in HTML_EXTENSIONS or mimetype.startswith("text/html"):
+        markdown, title = _extract_html(data, url)
+        text = clean_text(markdown)
+    else:
+        markdown, title = _convert(data, extension, mimetype.split(";")[0].strip(), url)
+        text = clean_text(markdown)
+    if not text.strip():
+        raise UnsupportedDocument("no text could be extracted")
+    title = (title or "").strip() or _first_heading(text) or _name_title(name)
+    return Document(
+        source=source,
+        text=text,
+        content_hash=sha256_hex(data),
+        title=title,
+        format=extension.lstrip("."),
+        page_starts=page_starts,
+        size_bytes=len(data),
+    )
+
+
+def _name_title(name: str) -> str:
+    if "://" in name:
+        parts = urlsplit(name)
+        return PurePosixPath(parts.path).name or parts.hostname or name
+    return Path(name).stem or name

@@ -1,0 +1,268 @@
+"""The ingestion run: sources -> documents -> chunks -> vectors -> one atomic store commit per batch.
+
+Idempotent and resumable by construction:
+- a document is keyed by its source and the hash of its bytes; an unchanged one costs a read;
+- a batch of documents replaces its old chunks in one store commit, then the registry records it;
+- so a run killed at any point leaves the store with whole batches only, and the registry at most
+  behind it: re-running the same command redoes the missing batches and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from lamina.data.chunking import Chunker
+from lamina.data.extract import extract
+from lamina.data.fetch import fetch
+from lamina.data.registry import DocumentRecord
+from lamina.data.sources import SourceRef, discover, scope_of
+from lamina.data.types import Chunk, Document, sha256_hex
+from lamina.errors import ExtractionFailed, FetchRefused, UnsupportedDocument
+
+if TYPE_CHECKING:
+    from lamina.data.collection import Collection
+
+PIPELINE_VERSION = "1"
+
+
+class Progress(Protocol):
+    """What a front end implements to show a run; the data layer never imports one."""
+
+    def start(self, total: int | None) -> None: ...
+
+    def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None:
+        pass
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    run_id: int
+    status: str = "running"
+    ingested: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deleted: int = 0
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    tokens_embedded: int = 0
+    seconds: float = 0.0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("errors", "collection", "run_id", "status")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Loaded:
+    """A source read into memory with its content hash, before extraction."""
+
+    ref: SourceRef
+    data: bytes
+    name: str
+    mimetype: str = ""
+    url: str | None = None
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Ingestion:
+    """One run over one collection. Use ``Collection.ingest`` rather than this directly."""
+
+    def __init__(self, collection: Collection, progress: Progress | None = None) -> None:
+        self.c = collection
+        self.progress = progress or _NoProgress()
+        settings = collection.settings
+        self.pipeline = (
+            f"{collection.embedder.name}|{settings.chunking.chunk_tokens}|{settings.chunking.overlap_tokens}|"
+            f"{PIPELINE_VERSION}"
+        )
+        self.chunker = Chunker(
+            collection.embedder.count_tokens,
+            chunk_tokens=min(settings.chunking.chunk_tokens, collection.embedder.max_tokens),
+            overlap_tokens=settings.chunking.overlap_tokens,
+        )
+        self.known = collection.registry.documents(collection.name)
+        self.report = IngestReport(collection.name, collection.registry.start_run(collection.name))
+        self._started = time.perf_counter()
+
+    # public entry points ---------------------------------------------------------------------
+    def run_sources(self, inputs: Sequence[str], *, sync: bool = False, allow_private: bool | None = None) -> IngestReport:
+        ingest = self.c.settings.ingest
+        refs = list(discover(inputs, ingest.include, ingest.exclude))
+
+        def loaded() -> Iterator[_Loaded | tuple[SourceRef, Exception]]:
+            for ref in refs:
+                try:
+                    yield self._load(ref, allow_private)
+                except (FetchRefused, UnsupportedDocument, ExtractionFailed, OSError) as exc:
+                    yield ref, exc
+
+        def finish() -> None:
+            if sync:
+                self._sync(scope_of(inputs), {r.location for r in refs})
+
+        return self._run(loaded(), len(refs), finish)
+
+    def run_documents(self, docs: Iterable[Document], total: int | None = None) -> IngestReport:
+        return self._run(iter(docs), total, lambda: None)
+
+    # the run ---------------------------------------------------------------------------------
+    def _run(self, items: Iterator[Any], total: int | None, finish: Callable[[], None]) -> IngestReport:
+        self.progress.start(total)
+        status = "failed"
+        try:
+            for batch in _batched(items, self.c.settings.ingest.batch_documents):
+                self._ingest_batch(batch)
+            finish()
+            self.c.store.optimize()
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.report.status = status
+            self.report.seconds = round(time.perf_counter() - self._started, 3)
+            self.c.registry.finish_run(self.report.run_id, status, self.report.stats(), self.report.errors)
+        return self.report
+
+    def _load(self, ref: SourceRef, allow_private: bool | None) -> _Loaded:
+        if ref.is_url:
+            fetched = fetch(ref.location, self.c.settings.fetch, allow_private=allow_private)
+            return _Loaded(ref, fetched.content, fetched.final_url, fetched.content_type, fetched.final_url)
+        limit = int(self.c.settings.ingest.max_file_mb * 1024 * 1024)
+        size = ref.path.stat().st_size
+        if size > limit:
+            raise UnsupportedDocument(
+                f"file is {size / 1e6:.1f} MB, over ingest.max_file_mb={self.c.settings.ingest.max_file_mb:g}"
+            )
+        return _Loaded(ref, ref.path.read_bytes(), ref.path.name)
+
+    def _record_error(self, source: str, exc: Exception) -> None:
+        kind = "skipped" if isinstance(exc, UnsupportedDocument) else "failed"
+        reason = str(exc) if not isinstance(exc, OSError) else f"cannot read: {exc.strerror or exc}"
+        if kind == "skipped":
+            self.report.skipped += 1
+        else:
+            self.report.failed += 1
+        self.report.errors.append({"source": source, "kind": kind, "reason": reason})
+
+    def _is_unchanged(self, source: str, content_hash: str) -> bool:
+        known = self.known.get(source)
+        return known is not None and known.content_hash == content_hash and known.pipeline == self.pipeline
+
+    def _to_document(self, item: _Loaded | Document | tuple[SourceRef, Exception]) -> Document | None:
+        """The document to (re)index, or None when it is unchanged or could not be read (reported)."""
+        if isinstance(item, tuple):
+            self._record_error(item[0].location, item[1])
+            return None
+        if isinstance(item, Document):
+            if self._is_unchanged(item.source, item.content_hash):
+                self.report.unchanged += 1
+                return None
+            return item
+        if self._is_unchanged(item.ref.location, sha256_hex(item.data)):
+            self.report.unchanged += 1
+            return None
+        try:
+            return extract(
+                item.data,
+                source=item.ref.location,
+                name=item.name,
+                mimetype=item.mimetype,
+                max_bytes=int(self.c.settings.ingest.max_file_mb * 1024 * 1024),
+                url=item.url,
+            )
+        except (UnsupportedDocument, ExtractionFailed) as exc:
+            self._record_error(item.ref.location, exc)
+            return None
+        except Exception as exc:  # a converter bug must not kill the batch: report it as a failure
+            self._record_error(item.ref.location, ExtractionFailed(f"{type(exc).__name__}: {exc}"))
+            return None
+
+    def _ingest_batch(self, batch: list[Any]) -> None:
+        docs: list[Document] = []
+        chunks_by_doc: list[list[Chunk]] = []
+        for item in batch:
+            doc = self._to_document(item)
+            if doc is None:
+                self.progress.advance(documents=1)
+                continue
+            chunks = self.chunker.chunk(doc)
+            if not chunks:
+                self._record_error(doc.source, UnsupportedDocument("no retrievable text after cleaning"))
+                self.progress.advance(documents=1)
+                continue
+            docs.append(doc)
+            chunks_by_doc.append(chunks)
+        if not docs:
+            return
+        all_chunks = [c for chunks in chunks_by_doc for c in chunks]
+        vectors = self._vectors(all_chunks)
+        self.c.store.replace_documents([d.source for d in docs], all_chunks, vectors)
+        self.c.registry.upsert_documents(
+            self.c.name,
+            [
+                DocumentRecord(
+                    source=d.source,
+                    doc_id=d.doc_id,
+                    content_hash=d.content_hash,
+                    pipeline=self.pipeline,
+                    chunks=len(chunks),
+                    tokens=sum(c.n_tokens for c in chunks),
+                    title=d.title,
+                    format=d.format,
+                    size_bytes=d.size_bytes,
+                )
+                for d, chunks in zip(docs, chunks_by_doc, strict=True)
+            ],
+        )
+        self.report.ingested += len(docs)
+        self.report.chunks_written += len(all_chunks)
+        self.progress.advance(documents=len(docs))
+
+    def _vectors(self, chunks: list[Chunk]) -> np.ndarray:
+        """Embed each distinct text once; reuse vectors the store already has for identical text."""
+        texts = [c.indexed_text for c in chunks]
+        keys = [c.embed_hash for c in chunks]
+        reuse = self.c.store.reused_vectors(keys)
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in reuse}.items())
+        if todo:
+            fresh = self.c.embedder.embed([t for _, t in todo])
+            reuse.update({k: fresh[i] for i, (k, _) in enumerate(todo)})
+            tokens = sum(min(n, self.c.embedder.max_tokens) for n in self.c.embedder.count_tokens([t for _, t in todo]))
+            self.report.chunks_embedded += len(todo)
+            self.report.tokens_embedded += tokens
+            self.progress.advance(chunks=len(todo), tokens=tokens)
+        return np.asarray([reuse[k] for k in keys], dtype=np.float32)
+
+    def _sync(self, scopes: list[str], seen: set[str]) -> None:
+        def in_scope(source: str) -> bool:
+            return any(source == s or (s.endswith("/") and source.startswith(s)) for s in scopes)
+
+        gone = [s for s in self.known if in_scope(s) and s not in seen]
+        if gone:
+            self.c.store.delete_sources(gone)
+            self.c.registry.delete_documents(self.c.name, gone)
+            self.report.deleted += len(gone)

@@ -1,0 +1,241 @@
+"""Registry of collections, documents and ingestion runs (SQLite by default, any SQLAlchemy URL).
+
+The registry is written *after* the store commits, so it never claims more than the store has:
+after a crash it can only lag behind, and a re-run redoes exactly the lagging documents.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from lamina.errors import CollectionNotFound, LaminaError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+metadata = sa.MetaData()
+
+collections = sa.Table(
+    "collections",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("embedding_model", sa.String, nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("collection", sa.String, sa.ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("doc_id", sa.String, nullable=False),
+    sa.Column("content_hash", sa.String, nullable=False),
+    sa.Column("pipeline", sa.String, nullable=False),
+    sa.Column("title", sa.String),
+    sa.Column("format", sa.String),
+    sa.Column("size_bytes", sa.Integer),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.String, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collection", sa.String, nullable=False, index=True),
+    sa.Column("started_at", sa.String, nullable=False),
+    sa.Column("finished_at", sa.String),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("stats", sa.Text, nullable=False, default="{}"),
+    sa.Column("errors", sa.Text, nullable=False, default="[]"),
+)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise LaminaError(
+            f"invalid collection name {name!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    embedding_model: str
+    dim: int
+    created_at: str
+    documents: int = 0
+    chunks: int = 0
+    last_run: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "embedding_model": self.embedding_model,
+            "dim": self.dim,
+            "created_at": self.created_at,
+            "last_run": self.last_run,
+        }
+
+
+@dataclass
+class DocumentRecord:
+    source: str
+    doc_id: str
+    content_hash: str
+    pipeline: str
+    chunks: int
+    tokens: int
+    title: str | None = None
+    format: str | None = None
+    size_bytes: int | None = None
+    updated_at: str = field(default_factory=now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class Registry:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self._engine = sa.create_engine(url)
+        if url.startswith("sqlite"):
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # collections -------------------------------------------------------------------------------
+    def get_collection(self, name: str) -> CollectionInfo | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(collections).where(collections.c.name == name)).mappings().first()
+            if row is None:
+                return None
+            return self._with_counts(conn, CollectionInfo(**row))
+
+    def require_collection(self, name: str) -> CollectionInfo:
+        info = self.get_collection(name)
+        if info is None:
+            known = ", ".join(c.name for c in self.list_collections()) or "none yet"
+            raise CollectionNotFound(
+                f"no collection named {name!r} (known: {known}); create one with: lamina ingest PATH -c {name}"
+            )
+        return info
+
+    def create_collection(self, name: str, embedding_model: str, dim: int) -> CollectionInfo:
+        check_name(name)
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.insert(collections).values(name=name, embedding_model=embedding_model, dim=dim, created_at=now())
+            )
+        return self.require_collection(name)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(collections).order_by(collections.c.name)).mappings().all()
+            return [self._with_counts(conn, CollectionInfo(**row)) for row in rows]
+
+    def delete_collection(self, name: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(documents).where(documents.c.collection == name))
+            conn.execute(sa.delete(runs).where(runs.c.collection == name))
+            conn.execute(sa.delete(collections).where(collections.c.name == name))
+
+    def _with_counts(self, conn: sa.Connection, info: CollectionInfo) -> CollectionInfo:
+        docs, chunks = conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(documents.c.chunks), 0)).where(
+                documents.c.collection == info.name
+            )
+        ).one()
+        info.documents, info.chunks = int(docs), int(chunks)
+        info.last_run = self._last_run(conn, info.name)
+        return info
+
+    # documents ---------------------------------------------------------------------------------
+    def documents(self, collection: str) -> dict[str, DocumentRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(documents).where(documents.c.collection == collection).order_by(documents.c.source)
+            ).mappings()
+            return {
+                row["source"]: DocumentRecord(**{k: v for k, v in row.items() if k != "collection"}) for row in rows
+            }
+
+    def upsert_documents(self, collection: str, records: Iterable[DocumentRecord]) -> None:
+        values = [{"collection": collection, **r.to_dict()} for r in records]
+        if not values:
+            return
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(documents).where(
+                    documents.c.collection == collection, documents.c.source.in_([v["source"] for v in values])
+                )
+            )
+            conn.execute(sa.insert(documents), values)
+
+    def delete_documents(self, collection: str, sources: Sequence[str]) -> None:
+        if not sources:
+            return
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(documents).where(documents.c.collection == collection, documents.c.source.in_(sources))
+            )
+
+    # runs --------------------------------------------------------------------------------------
+    def start_run(self, collection: str) -> int:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                sa.insert(runs).values(collection=collection, started_at=now(), status="running", stats="{}", errors="[]")
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, stats: dict[str, Any], errors: list[dict[str, str]]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(finished_at=now(), status=status, stats=json.dumps(stats), errors=json.dumps(errors))
+            )
+
+    def _last_run(self, conn: sa.Connection, collection: str) -> dict[str, Any] | None:
+        row = (
+            conn.execute(sa.select(runs).where(runs.c.collection == collection).order_by(runs.c.id.desc()).limit(1))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return {
+            "id": row["id"],
+            "started_at": row["started_at"],
+            "finished_at": row["finished_at"],
+            "status": row["status"],
+            "stats": json.loads(row["stats"]),
+            "errors": json.loads(row["errors"]),
+        }
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,219 @@
+"""Default store: one LanceDB table per collection (on disk, versioned, ANN + BM25 full-text).
+
+Every write is one LanceDB commit, and a commit is atomic: searches see the table as of the last
+finished commit. Replacing a batch of documents is a single ``merge_insert`` that inserts the new
+chunks and deletes every other chunk of those sources.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lamina.data.embed.base import Vectors
+from lamina.data.store.base import Where
+from lamina.data.types import Chunk, Hit
+
+FTS_COLUMN = "indexed_text"
+ANN_MIN_ROWS = 100_000  # below this an exact scan is fast enough and loses nothing
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Source filter glob -> regex: ``*`` spans folders; a relative pattern matches at any depth."""
+    if not pattern.startswith(("/", "*", "http://", "https://")):
+        pattern = "*/" + pattern
+    return fnmatch.translate(pattern).replace(r"\Z", "$")
+
+
+def where_sql(where: Where | None) -> str | None:
+    if not where:
+        return None
+    clauses = []
+    if where.source_glob:
+        clauses.append(f"regexp_like(source, {_sql_str(glob_to_regex(where.source_glob))})")
+    if where.document:
+        clauses.append(f"(doc_id = {_sql_str(where.document)} OR source = {_sql_str(where.document)})")
+    return " AND ".join(clauses)
+
+
+def _schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("chunk_id", pa.string(), nullable=False),
+            pa.field("doc_id", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("title", pa.string()),
+            pa.field("headings", pa.list_(pa.string())),
+            pa.field("page", pa.int32()),
+            pa.field("start", pa.int32()),
+            pa.field("end", pa.int32()),
+            pa.field("n_tokens", pa.int32()),
+            pa.field("ordinal", pa.int32()),
+            pa.field("text_hash", pa.string()),
+            pa.field("embed_hash", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field(FTS_COLUMN, pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+_HIT_COLUMNS = ["chunk_id", "doc_id", "source", "title", "headings", "page", "start", "end", "text", "text_hash"]
+
+
+class LanceStore:
+    def __init__(self, root: Path, table: str, dim: int) -> None:
+        import lancedb
+
+        root.mkdir(parents=True, exist_ok=True)
+        self._db = lancedb.connect(str(root))
+        self._name = table
+        self._dim = dim
+        self._table: Any = None
+
+    def _open(self) -> Any:
+        if self._table is None:
+            try:
+                self._table = self._db.open_table(self._name)
+            except (FileNotFoundError, ValueError):
+                return None
+        return self._table
+
+    def _rows(self, chunks: Sequence[Chunk], vectors: Vectors) -> pa.Table:
+        return pa.Table.from_pylist(
+            [
+                {
+                    "chunk_id": c.chunk_id,
+                    "doc_id": c.doc_id,
+                    "source": c.source,
+                    "title": c.title,
+                    "headings": list(c.headings),
+                    "page": c.page,
+                    "start": c.start,
+                    "end": c.end,
+                    "n_tokens": c.n_tokens,
+                    "ordinal": c.ordinal,
+                    "text_hash": c.text_hash,
+                    "embed_hash": c.embed_hash,
+                    "text": c.text,
+                    FTS_COLUMN: c.indexed_text,
+                    "vector": v,
+                }
+                for c, v in zip(chunks, vectors.tolist(), strict=True)
+            ],
+            schema=_schema(self._dim),
+        )
+
+    def replace_documents(self, sources: Sequence[str], chunks: Sequence[Chunk], vectors: Vectors) -> None:
+        table = self._open()
+        if table is None:
+            if not chunks:
+                return
+            self._table = self._db.create_table(self._name, self._rows(chunks, vectors), mode="create")
+            self._table.create_fts_index(FTS_COLUMN, replace=True, stem=True, remove_stop_words=True)
+            return
+        in_batch = f"source IN ({', '.join(_sql_str(s) for s in sources)})"
+        if not chunks:
+            table.delete(in_batch)
+            return
+        (
+            table.merge_insert("chunk_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(in_batch)
+            .execute(self._rows(chunks, vectors))
+        )
+
+    def delete_sources(self, sources: Sequence[str]) -> None:
+        table = self._open()
+        if table is not None and sources:
+            table.delete(f"source IN ({', '.join(_sql_str(s) for s in sources)})")
+
+    @staticmethod
+    def _hit(row: dict[str, Any], score: float) -> Hit:
+        return Hit(
+            chunk_id=row["chunk_id"],
+            doc_id=row["doc_id"],
+            source=row["source"],
+            title=row["title"] or "",
+            headings=list(row["headings"] or []),
+            page=row["page"],
+            text=row["text"],
+            score=score,
+            start=row["start"],
+            end=row["end"],
+            text_hash=row["text_hash"] or "",
+        )
+
+    def dense(self, vector: Vectors, k: int, where: Where | None = None) -> list[Hit]:
+        table = self._open()
+        if table is None:
+            return []
+        query = table.search(vector.reshape(-1).tolist(), vector_column_name="vector").distance_type("cosine")
+        sql = where_sql(where)
+        if sql:
+            query = query.where(sql, prefilter=True)
+        rows = query.limit(k).select([*_HIT_COLUMNS, "_distance"]).to_list()
+        return [self._hit(r, 1.0 - float(r["_distance"])) for r in rows]
+
+    def lexical(self, query: str, k: int, where: Where | None = None) -> list[Hit]:
+        from lancedb.query import MatchQuery
+
+        table = self._open()
+        if table is None or not query.strip():
+            return []
+        search = table.search(MatchQuery(query, FTS_COLUMN), query_type="fts")
+        sql = where_sql(where)
+        if sql:
+            search = search.where(sql, prefilter=True)
+        rows = search.limit(k).select([*_HIT_COLUMNS, "_score"]).to_list()
+        return [self._hit(r, float(r["_score"])) for r in rows]
+
+    def count(self) -> int:
+        table = self._open()
+        return 0 if table is None else int(table.count_rows())
+
+    def sources(self) -> dict[str, int]:
+        table = self._open()
+        if table is None:
+            return {}
+        counts: dict[str, int] = {}
+        for batch in table.to_lance().to_batches(columns=["source"]):
+            for source in batch.column(0).to_pylist():
+                counts[source] = counts.get(source, 0) + 1
+        return counts
+
+    def reused_vectors(self, embed_hashes: Sequence[str]) -> dict[str, list[float]]:
+        """Vectors already stored for these embedding inputs, so identical text is never embedded twice."""
+        table = self._open()
+        if table is None or not embed_hashes:
+            return {}
+        found: dict[str, list[float]] = {}
+        for begin in range(0, len(embed_hashes), 500):
+            part = ", ".join(_sql_str(h) for h in embed_hashes[begin : begin + 500])
+            rows = table.search().where(f"embed_hash IN ({part})").select(["embed_hash", "vector"]).to_arrow()
+            for h, v in zip(rows.column("embed_hash").to_pylist(), rows.column("vector").to_pylist(), strict=True):
+                found.setdefault(h, v)
+        return found
+
+    def optimize(self) -> None:
+        table = self._open()
+        if table is None:
+            return
+        if table.count_rows() >= ANN_MIN_ROWS and not any(i.index_type.startswith("IVF") for i in table.list_indices()):
+            table.create_index(metric="cosine", vector_column_name="vector")
+        table.optimize()
+
+    def drop(self) -> None:
+        if self._open() is not None or self._name in self._db.table_names():
+            self._db.drop_table(self._name)
+        self._table = None
+
