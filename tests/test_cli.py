@@ -1,0 +1,84 @@
+"""The ``lamina`` command as a user runs it: a real process, real files, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import DOCS
+
+
+def lamina(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lamina", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lamina {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for name in ["test.docx", "REPAIR-2022-INV-001_multipage.pdf", "random.bin"]:
+        shutil.copy(DOCS / name, root / name)
+    return root
+
+
+def test_ingest_collections_documents_search_json(corpus: Path) -> None:
+    out = json.loads(lamina("ingest", str(corpus), "-c", "kb", "--json").stdout)
+    assert (out["ingested"], out["skipped"], out["failed"]) == (2, 1, 0)
+    assert out["errors"][0]["reason"] == "unsupported format"
+
+    cols = json.loads(lamina("collections", "--json").stdout)
+    assert isinstance(cols, list) and cols[0]["name"] == "kb"
+    assert {"name", "documents", "chunks", "embedding_model"} <= cols[0].keys()
+    assert cols[0]["documents"] == 2 and cols[0]["chunks"] > 2
+
+    docs = json.loads(lamina("documents", "-c", "kb", "--json").stdout)
+    assert len(docs["documents"]) == 2
+    assert docs["last_run"]["errors"][0]["source"].endswith("random.bin")
+
+    hits = json.loads(lamina("search", "grand total of the repair", "-c", "kb", "-k", "3", "--json").stdout)
+    assert len(hits) == 3
+    assert {"text", "source", "page", "headings", "score", "chunk_id"} <= hits[0].keys()
+    assert hits[0]["page"] in (1, 2, 3)
+
+    human = lamina("search", "grand total", "-c", "kb", "--mode", "bm25", "--source", "*.pdf").stdout
+    assert "REPAIR-2022-INV-001_multipage.pdf" in human
+
+
+def test_errors_are_one_clean_line(tmp_path: Path) -> None:
+    proc = lamina("search", "x", "-c", "nope", check=False)
+    assert proc.returncode == 1
+    assert "no collection named 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    (tmp_path / "lamina.toml").write_text("[chunking]\nchunk_tokens = 'big'\n")
+    proc = lamina("collections", check=False)
+    assert proc.returncode == 1
+    assert "chunking.chunk_tokens" in proc.stderr and "Traceback" not in proc.stderr
+
+    (tmp_path / "lamina.toml").unlink()
+    proc = lamina("ingest", str(tmp_path / "missing"), "-c", "kb", check=False)
+    assert proc.returncode == 1 and "no such file" in proc.stderr
+
+
+def test_usage_errors_and_help() -> None:
+    assert "ingest" in lamina("--help").stdout
+    proc = lamina("search", "x", "-c", "kb", "--mode", "fuzzy", check=False)
+    assert proc.returncode == 2 and "fuzzy" in proc.stderr
+
+
+def test_demo_runs_offline() -> None:
+    out = lamina("demo").stdout
+    assert "ingestion-faq.html" in out
+    again = lamina("demo").stdout
+    assert "0 ingested, 4 unchanged" in again

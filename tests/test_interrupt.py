@@ -1,0 +1,97 @@
+"""Kill an ingestion (SIGKILL, SIGINT) mid-run, re-run it, and check the end state is exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lamina.data.collection import Workspace
+from lamina.data.store.lance import LanceStore
+
+from .conftest import SCIFACT
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "abstracts"
+    root.mkdir()
+    lines = (SCIFACT / "corpus.jsonl").read_text().splitlines()[:48]
+    for line in lines:
+        doc = json.loads(line)
+        (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
+    return root
+
+
+def _start(folder: Path, data_dir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "LAMINA_DATA_DIR": str(data_dir), "LAMINA_INGEST__BATCH_DOCUMENTS": "4"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lamina", "ingest", str(folder), "-c", "kb", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _documents_recorded(data_dir: Path) -> int:
+    db = data_dir / "registry.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _interrupt_after(proc: subprocess.Popen[str], data_dir: Path, docs: int, sig: int) -> None:
+    deadline = time.monotonic() + 120
+    while _documents_recorded(data_dir) < docs:
+        assert proc.poll() is None, f"ingest ended before it could be interrupted: {proc.communicate()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+
+
+def _chunk_ids(ws: Workspace) -> list[str]:
+    store = ws.collection("kb").store
+    assert isinstance(store, LanceStore)
+    return store.column("chunk_id")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_interrupted_ingest_resumes_to_the_exact_end_state(
+    sig: int, folder: Path, tmp_path: Path, workspace: Workspace
+) -> None:
+    data_dir = tmp_path / "interrupted"
+    proc = _start(folder, data_dir)
+    _interrupt_after(proc, data_dir, 8, sig)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert "re-run the same command" in (proc.stderr.read() if proc.stderr else "")
+    recorded = _documents_recorded(data_dir)
+    assert 8 <= recorded < 48
+
+    resumed = _start(folder, data_dir)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    report = json.loads(out)
+    assert report["unchanged"] >= recorded
+    assert report["unchanged"] + report["ingested"] == 48
+
+    workspace.collection("kb", create=True).ingest([str(folder)])  # the same folder, never interrupted
+    resumed_ws = Workspace(workspace.settings.model_copy(update={"data_dir": data_dir}), embedder=workspace.embedder)
+    got, want = _chunk_ids(resumed_ws), _chunk_ids(workspace)
+    assert len(got) == len(set(got)), "duplicate chunks after resume"
+    assert sorted(got) == sorted(want)
+    assert {d.source: d.chunks for d in resumed_ws.collection("kb").documents()} == resumed_ws.collection(
+        "kb"
+    ).store.sources()
+    last = resumed_ws.registry.require_collection("kb").last_run
+    assert last is not None and last["status"] == "completed"
