@@ -13,7 +13,9 @@ from lamina.config import Settings, load_settings
 from lamina.data.collection import Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 
-SHARED_DATA = Path(os.environ.get("LAMINA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("LAMINA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 DOCS = SHARED_DATA / "docs"
 SCIFACT = SHARED_DATA / "scifact"
 
@@ -49,7 +51,12 @@ def workspace(settings: Settings, embedder: OnnxMiniLM) -> Iterator[Workspace]:
 
 @pytest.fixture(scope="session")
 def scifact_sample() -> dict[str, object]:
-    """200 SciFact abstracts: the judged ones for the first 15 queries plus filler, and those queries."""
+    """The first 20 judged SciFact queries over ~300 abstracts that are hard to tell apart.
+
+    tests/data/scifact_subset.txt lists the judged abstracts of those queries plus the top-10 of
+    dense and of BM25 retrieval over the whole corpus: a small corpus as hard as the full one,
+    where random filler would make every mode look perfect.
+    """
     qrels: dict[str, dict[str, int]] = {}
     for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]:
         qid, did, rel = line.split("\t")
@@ -57,10 +64,10 @@ def scifact_sample() -> dict[str, object]:
     queries = {}
     for line in (SCIFACT / "queries.jsonl").read_text().splitlines():
         q = json.loads(line)
-        if q["_id"] in qrels and len(queries) < 15:
+        if q["_id"] in qrels and len(queries) < 20:
             queries[q["_id"]] = q["text"]
-    wanted = {d for q in queries for d in qrels[q]}
+    subset = Path(__file__).with_name("data") / "scifact_subset.txt"
+    wanted = {line.strip() for line in subset.read_text().splitlines() if line.strip() and line[0] != "#"}
     corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     picked = [c for c in corpus if c["_id"] in wanted]
-    picked += [c for c in corpus if c["_id"] not in wanted][: 200 - len(picked)]
     return {"corpus": picked, "queries": queries, "qrels": {q: qrels[q] for q in queries}}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from lamina.data.chunking import Chunker
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.extract import extract
@@ -60,7 +62,7 @@ def test_long_sections_split_on_sentences_with_overlap(embedder: OnnxMiniLM) -> 
     chunks = Chunker(embedder.count_tokens, chunk_tokens=96, overlap_tokens=24).chunk(_doc(MARKDOWN))
     usage = [c for c in chunks if c.headings == ("Guide", "Usage")]
     assert len(usage) >= 3
-    for a, b in zip(usage, usage[1:], strict=False):
+    for a, b in itertools.pairwise(usage):
         assert b.start < a.end  # overlap carries the tail of the previous chunk
         assert b.text[0].isupper()  # and starts on a sentence boundary
 

@@ -14,12 +14,19 @@ import pytest
 from .conftest import DOCS
 
 
-def lamina(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def lamina(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "lamina", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "lamina", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"lamina {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"lamina {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

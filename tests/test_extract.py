@@ -66,7 +66,9 @@ def test_html_drops_navigation_chrome() -> None:
 
 
 def test_links_are_reduced_to_their_text() -> None:
-    doc = extract(b"# T\n\nSee [the docs](https://example.com/x) and ![a chart](c.png).", source="m", name="m.md")
+    doc = extract(
+        b"# T\n\nSee [the docs](https://example.com/x) and ![a chart](c.png).", source="m", name="m.md"
+    )
     assert "See the docs and a chart." in doc.text
 
 

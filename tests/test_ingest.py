@@ -14,7 +14,13 @@ from lamina.errors import EmbeddingMismatch, LaminaError
 
 from .conftest import DOCS
 
-CORPUS = ["test.docx", "test_blog.html", "REPAIR-2022-INV-001_multipage.pdf", "test_mskanji.csv", "random.bin"]
+CORPUS = [
+    "test.docx",
+    "test_blog.html",
+    "REPAIR-2022-INV-001_multipage.pdf",
+    "test_mskanji.csv",
+    "random.bin",
+]
 
 
 @pytest.fixture
@@ -25,7 +31,9 @@ def folder(tmp_path: Path) -> Path:
         shutil.copy(DOCS / name, root / name)
     for name in CORPUS[3:]:
         shutil.copy(DOCS / name, root / "sub" / name)
-    (root / "notes.md").write_text("# Notes\n\nThe quarterly offsite is in Lisbon this year, on the 4th of May.\n")
+    (root / "notes.md").write_text(
+        "# Notes\n\nThe quarterly offsite is in Lisbon this year, on the 4th of May.\n"
+    )
     (root / "empty.txt").write_text("")
     (root / ".hidden.md").write_text("# Hidden\n\nThis file is hidden and must not be ingested by default.\n")
     return root
@@ -53,7 +61,9 @@ def test_ingest_reports_and_reingest_embeds_nothing(workspace: Workspace, folder
     assert coll.store.count() == first.chunks_written
 
 
-def test_changed_file_replaces_its_chunks_and_sync_removes_gone_ones(workspace: Workspace, folder: Path) -> None:
+def test_changed_file_replaces_its_chunks_and_sync_removes_gone_ones(
+    workspace: Workspace, folder: Path
+) -> None:
     coll = workspace.collection("kb", create=True)
     coll.ingest([str(folder)])
     notes = folder / "notes.md"
@@ -77,7 +87,9 @@ def test_changed_file_replaces_its_chunks_and_sync_removes_gone_ones(workspace: 
 def test_sync_only_touches_the_given_folder(workspace: Workspace, folder: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
-    (other / "keep.md").write_text("# Keep\n\nThis document lives in another folder and must survive a sync.\n")
+    (other / "keep.md").write_text(
+        "# Keep\n\nThis document lives in another folder and must survive a sync.\n"
+    )
     coll = workspace.collection("kb", create=True)
     coll.ingest([str(folder), str(other)])
     report = coll.ingest([str(folder / "sub")], sync=True)
@@ -109,7 +121,7 @@ def test_missing_path_is_an_error_before_anything_runs(workspace: Workspace, tmp
 
 def test_other_embedding_model_is_refused(workspace: Workspace) -> None:
     workspace.registry.create_collection("legacy", "bge-small-en-v1.5/onnx", 384)
-    with pytest.raises(EmbeddingMismatch, match="bge-small-en-v1.5"):
+    with pytest.raises(EmbeddingMismatch, match=r"bge-small-en-v1\.5"):
         workspace.collection("legacy")
 
 
@@ -149,8 +161,10 @@ def test_crash_between_store_commit_and_registry_is_repaired_by_rerun(
     resumed = coll.ingest([str(folder)])
     assert resumed.status == "completed"
     assert (resumed.unchanged, resumed.ingested) == (1, 4)  # first batch kept; the lagging one is redone
-    clean = Workspace(workspace.settings.model_copy(update={"data_dir": folder.parent / "clean"}),
-                      embedder=workspace.embedder)
+    clean = Workspace(
+        workspace.settings.model_copy(update={"data_dir": folder.parent / "clean"}),
+        embedder=workspace.embedder,
+    )
     clean.collection("kb", create=True).ingest([str(folder)])
     assert sorted(_chunk_ids(coll)) == sorted(_chunk_ids(clean.collection("kb")))
 

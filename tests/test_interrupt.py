@@ -34,7 +34,10 @@ def _start(folder: Path, data_dir: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "LAMINA_DATA_DIR": str(data_dir), "LAMINA_INGEST__BATCH_DOCUMENTS": "4"}
     return subprocess.Popen(
         [sys.executable, "-m", "lamina", "ingest", str(folder), "-c", "kb", "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -86,7 +89,9 @@ def test_interrupted_ingest_resumes_to_the_exact_end_state(
     assert report["unchanged"] + report["ingested"] == 48
 
     workspace.collection("kb", create=True).ingest([str(folder)])  # the same folder, never interrupted
-    resumed_ws = Workspace(workspace.settings.model_copy(update={"data_dir": data_dir}), embedder=workspace.embedder)
+    resumed_ws = Workspace(
+        workspace.settings.model_copy(update={"data_dir": data_dir}), embedder=workspace.embedder
+    )
     got, want = _chunk_ids(resumed_ws), _chunk_ids(workspace)
     assert len(got) == len(set(got)), "duplicate chunks after resume"
     assert sorted(got) == sorted(want)

@@ -32,7 +32,9 @@ class _Section(BaseModel):
 
 class IngestSettings(_Section):
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
-    include: list[str] = Field(default_factory=lambda: ["**/*"], description="Globs a folder's files must match.")
+    include: list[str] = Field(
+        default_factory=lambda: ["**/*"], description="Globs a folder's files must match."
+    )
     exclude: list[str] = Field(
         default_factory=lambda: ["**/.*", "**/.*/**", "**/__pycache__/**", "**/node_modules/**"],
         description="Globs that drop a folder's files (hidden files and folders by default).",
@@ -41,14 +43,18 @@ class IngestSettings(_Section):
 
 
 class FetchSettings(_Section):
-    allow_private: bool = Field(False, description="Allow URLs on private, loopback and link-local addresses.")
+    allow_private: bool = Field(
+        False, description="Allow URLs on private, loopback and link-local addresses."
+    )
     max_redirects: int = Field(5, ge=0, le=20)
     max_mb: float = Field(20.0, gt=0)
     timeout_s: float = Field(20.0, gt=0)
 
 
 class ChunkingSettings(_Section):
-    chunk_tokens: int = Field(256, ge=32, le=8192, description="Token budget per chunk (embedder's tokenizer).")
+    chunk_tokens: int = Field(
+        256, ge=32, le=8192, description="Token budget per chunk (embedder's tokenizer)."
+    )
     overlap_tokens: int = Field(32, ge=0)
 
     @model_validator(mode="after")
@@ -60,10 +66,16 @@ class ChunkingSettings(_Section):
 
 class EmbeddingSettings(_Section):
     backend: Literal["onnx", "openai", "sentence-transformers"] = "onnx"
-    model: str = Field("all-MiniLM-L6-v2", description="Model name sent to a remote backend or loaded locally.")
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    model: str = Field(
+        "all-MiniLM-L6-v2", description="Model name sent to a remote backend or loaded locally."
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1"
+    )
     api_key_env: str | None = Field(None, description="Environment variable that holds the API key.")
-    dimensions: int | None = Field(None, ge=1, description="Vector size of a remote model (asked once if unset).")
+    dimensions: int | None = Field(
+        None, ge=1, description="Vector size of a remote model (asked once if unset)."
+    )
     batch_size: int = Field(16, ge=1, le=1024)
     threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
     timeout_s: float = Field(60.0, gt=0)
@@ -82,7 +94,9 @@ class Settings(BaseSettings):
         env_prefix="LAMINA_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    data_dir: Path = Field(default_factory=lambda: Path.home() / ".lamina", description="Where Lamina keeps state.")
+    data_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".lamina", description="Where Lamina keeps state."
+    )
     ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
     fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)  # type: ignore[arg-type]
@@ -132,7 +146,9 @@ def load_settings(**overrides: Any) -> Settings:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
         )
-        source = os.environ.get(CONFIG_ENV) or (DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).is_file() else "")
+        source = os.environ.get(CONFIG_ENV) or (
+            DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).is_file() else ""
+        )
         where = f" (from {source} or LAMINA_* variables)" if source else " (from LAMINA_* variables)"
         raise ConfigError(f"invalid configuration{where}: {problems}") from None
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML

@@ -33,10 +33,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", envvar="LAMINA_DATA_DIR", help="Where Lamina keeps its state.")
+        Path | None,
+        typer.Option("--data-dir", envvar="LAMINA_DATA_DIR", help="Where Lamina keeps its state."),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Configuration file (default ./lamina.toml, or $LAMINA_CONFIG).")
+        Path | None,
+        typer.Option("--config", help="Configuration file (default ./lamina.toml, or $LAMINA_CONFIG)."),
     ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:

@@ -21,7 +21,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts in
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="Files, folders (recursive) and http(s) URLs.")],
     collection: CollectionOpt,
-    sync: Annotated[bool, typer.Option("--sync", help="Delete documents that are gone from these folders.")] = False,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Delete documents that are gone from these folders.")
+    ] = False,
     include: Annotated[
         list[str] | None, typer.Option("--include", "-i", help="Only files matching this glob (repeatable).")
     ] = None,
@@ -29,7 +31,8 @@ def ingest(
         list[str] | None, typer.Option("--exclude", "-x", help="Skip files matching this glob (repeatable).")
     ] = None,
     allow_private: Annotated[
-        bool, typer.Option("--allow-private", help="Allow URLs on private/loopback addresses (SSRF guard off).")
+        bool,
+        typer.Option("--allow-private", help="Allow URLs on private/loopback addresses (SSRF guard off)."),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -75,7 +78,9 @@ def search(
     mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="dense, bm25 or hybrid (RRF).")] = "hybrid",
     k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Number of hits.")] = 10,
     source: Annotated[str | None, typer.Option("--source", help="Only sources matching this glob.")] = None,
-    document: Annotated[str | None, typer.Option("--document", help="Only this document (id or source).")] = None,
+    document: Annotated[
+        str | None, typer.Option("--document", help="Only this document (id or source).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search a collection: dense vectors, BM25, or both fused."""
@@ -90,7 +95,10 @@ def search(
         return
     for rank, hit in enumerate(hits, start=1):
         where = f"p.{hit.page}" if hit.page else " > ".join(hit.headings)
-        console.print(f"[bold cyan]{rank:>2}.[/] [green]{hit.score:.4f}[/] {hit.source}" + (f"  [dim]{where}[/]" if where else ""))
+        console.print(
+            f"[bold cyan]{rank:>2}.[/] [green]{hit.score:.4f}[/] {hit.source}"
+            + (f"  [dim]{where}[/]" if where else "")
+        )
         console.print(f"    {hit.snippet}", highlight=False, markup=False)
 
 
@@ -108,8 +116,12 @@ def collections(as_json: JsonOpt = False) -> None:
         run = c.last_run or {}
         errors = run.get("errors") or []
         table.add_row(
-            c.name, str(c.documents), str(c.chunks), f"{c.embedding_model} ({c.dim}-d)",
-            f"{run.get('status', '-')} {run.get('finished_at') or ''}", str(len(errors)),
+            c.name,
+            str(c.documents),
+            str(c.chunks),
+            f"{c.embedding_model} ({c.dim}-d)",
+            f"{run.get('status', '-')} {run.get('finished_at') or ''}",
+            str(len(errors)),
         )
     console.print(table)
 
@@ -120,11 +132,15 @@ def documents(collection: CollectionOpt, as_json: JsonOpt = False) -> None:
     docs = coll.documents()
     info = state.workspace.registry.require_collection(collection)
     if as_json:
-        print_json({"collection": collection, "documents": [d.to_dict() for d in docs], "last_run": info.last_run})
+        print_json(
+            {"collection": collection, "documents": [d.to_dict() for d in docs], "last_run": info.last_run}
+        )
         return
     table = Table("source", "title", "format", "chunks", "tokens", "updated")
     for d in docs:
-        table.add_row(d.source, (d.title or "")[:50], d.format or "", str(d.chunks), str(d.tokens), d.updated_at)
+        table.add_row(
+            d.source, (d.title or "")[:50], d.format or "", str(d.chunks), str(d.tokens), d.updated_at
+        )
     console.print(table)
     for err in (info.last_run or {}).get("errors", []):
         console.print(f"[yellow]{err['kind']}[/] {err['source']}: {err['reason']}")

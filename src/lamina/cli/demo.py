@@ -32,4 +32,4 @@ def demo(
         where = f"p.{hit.page}" if hit.page else " > ".join(hit.headings)
         console.print(f"[bold cyan]{rank}.[/] {hit.source.rsplit('/', 1)[-1]} [dim]{where}[/]")
         console.print(f"   {hit.snippet}", highlight=False, markup=False)
-    console.print(f"\nTry: lamina search \"your question\" -c {DEMO_COLLECTION} --json")
+    console.print(f'\nTry: lamina search "your question" -c {DEMO_COLLECTION} --json')

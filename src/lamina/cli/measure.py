@@ -28,7 +28,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 def eval_retrieval(
     dataset: DatasetOpt,
     limit_docs: LimitOpt = None,
-    reuse: Annotated[bool, typer.Option("--reuse", help="Keep an existing eval collection (no re-ingest).")] = False,
+    reuse: Annotated[
+        bool, typer.Option("--reuse", help="Keep an existing eval collection (no re-ingest).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 for dense, bm25 and hybrid retrieval, plus ingest time."""
@@ -38,7 +40,9 @@ def eval_retrieval(
     if as_json:
         print_json(result)
         return
-    table = Table("mode", "nDCG@10", "Recall@100", "MRR@10", title=f"{data.name}: {result['queries']} queries")
+    table = Table(
+        "mode", "nDCG@10", "Recall@100", "MRR@10", title=f"{data.name}: {result['queries']} queries"
+    )
     for mode in ("dense", "bm25", "hybrid"):
         m = result[mode]
         table.add_row(mode, f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}")
@@ -72,12 +76,18 @@ def bench_ingest(
     if as_json:
         print_json(result)
         return
-    table = Table("pipeline", "docs/s", "chunks/s", "tokens/s", "seconds", "peak RSS MB", title=f"ingest {data.name}")
+    table = Table(
+        "pipeline", "docs/s", "chunks/s", "tokens/s", "seconds", "peak RSS MB", title=f"ingest {data.name}"
+    )
     for name, r in result.items():
         if isinstance(r, dict):
             table.add_row(
-                f"{name}: {r['embedding_model']}", f"{r['docs_per_s']:.1f}", f"{r.get('chunks_per_s', '-')}",
-                f"{r['tokens_per_s']:,.0f}", f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}",
+                f"{name}: {r['embedding_model']}",
+                f"{r['docs_per_s']:.1f}",
+                f"{r.get('chunks_per_s', '-')}",
+                f"{r['tokens_per_s']:,.0f}",
+                f"{r['seconds']:.1f}",
+                f"{r['peak_rss_mb']:.0f}",
             )
     console.print(table)
     if "speedup_tokens_per_s" in result:

@@ -78,7 +78,9 @@ def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 class Chunker:
-    def __init__(self, count_tokens: TokenCounter, *, chunk_tokens: int = 256, overlap_tokens: int = 32) -> None:
+    def __init__(
+        self, count_tokens: TokenCounter, *, chunk_tokens: int = 256, overlap_tokens: int = 32
+    ) -> None:
         self._count = count_tokens
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens

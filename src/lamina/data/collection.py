@@ -9,7 +9,7 @@ from typing import Literal
 from lamina.config import Settings, load_settings
 from lamina.data.embed import Embedder, make_embedder
 from lamina.data.fusion import collapse_duplicates, reciprocal_rank_fusion
-from lamina.data.ingest import IngestReport, Ingestion, Progress
+from lamina.data.ingest import Ingestion, IngestReport, Progress
 from lamina.data.registry import CollectionInfo, DocumentRecord, Registry, check_name
 from lamina.data.store.base import ChunkStore, Where
 from lamina.data.store.lance import LanceStore
@@ -52,7 +52,12 @@ class Collection:
 
     # retrieve ----------------------------------------------------------------------------------
     def search(
-        self, query: str, k: int | None = None, *, mode: SearchMode = "hybrid", where: Where | None = None,
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        mode: SearchMode = "hybrid",
+        where: Where | None = None,
         candidates: int | None = None,
     ) -> list[Hit]:
         """Top ``k`` chunks for ``query``; hybrid fuses BM25 and dense rankings with RRF."""
@@ -70,7 +75,11 @@ class Collection:
         if mode in ("bm25", "hybrid"):
             rankings.append(self.store.lexical(query, n, where))
             names.append("bm25")
-        hits = rankings[0] if len(rankings) == 1 else reciprocal_rank_fusion(rankings, self.settings.search.rrf_k, names)
+        hits = (
+            rankings[0]
+            if len(rankings) == 1
+            else reciprocal_rank_fusion(rankings, self.settings.search.rrf_k, names)
+        )
         return collapse_duplicates(hits)[:k] if k < n else collapse_duplicates(hits)
 
 
@@ -104,7 +113,8 @@ class Workspace:
                 info = self.registry.create_collection(name, self.embedder.name, self.embedder.dim)
         if info.embedding_model != self.embedder.name or info.dim != self.embedder.dim:
             raise EmbeddingMismatch(
-                f"collection {name!r} was built with embedding model {info.embedding_model!r} ({info.dim}-d), "
+                f"collection {name!r} was built with embedding model {info.embedding_model!r} "
+                f"({info.dim}-d), "
                 f"but the configured embedder is {self.embedder.name!r} ({self.embedder.dim}-d); "
                 "vectors of different models cannot be mixed. Configure the original model "
                 f"or rebuild: lamina drop {name} && lamina ingest ... -c {name}"

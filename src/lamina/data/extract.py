@@ -31,7 +31,9 @@ def _markitdown() -> Any:
     return MarkItDown(enable_plugins=False)
 
 
-def _convert(data: bytes, extension: str, mimetype: str = "", url: str | None = None) -> tuple[str, str | None]:
+def _convert(
+    data: bytes, extension: str, mimetype: str = "", url: str | None = None
+) -> tuple[str, str | None]:
     from markitdown import StreamInfo, UnsupportedFormatException
     from markitdown._exceptions import FileConversionException
 

@@ -59,7 +59,7 @@ def check_target(url: str, allow_private: bool) -> None:
     except socket.gaierror as exc:
         raise FetchRefused(f"{url}: cannot resolve host {host!r} ({exc.strerror})") from None
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if _blocked(ip):
             raise FetchRefused(
                 f"{url}: refusing to fetch from {ip} (private, loopback or link-local address); "
@@ -87,14 +87,18 @@ def fetch(url: str, settings: FetchSettings, *, allow_private: bool | None = Non
                         raise FetchRefused(f"{current}: HTTP {resp.status_code} {resp.reason_phrase}")
                     declared = int(resp.headers.get("content-length") or 0)
                     if declared > max_bytes:
-                        raise FetchRefused(f"{current}: {declared} bytes exceeds fetch.max_mb={settings.max_mb}")
+                        raise FetchRefused(
+                            f"{current}: {declared} bytes exceeds fetch.max_mb={settings.max_mb}"
+                        )
                     body = bytearray()
                     for piece in resp.iter_bytes():
                         body.extend(piece)
                         if len(body) > max_bytes:
                             raise FetchRefused(f"{current}: response exceeds fetch.max_mb={settings.max_mb}")
                         if time.monotonic() > deadline:
-                            raise FetchRefused(f"{current}: took longer than fetch.timeout_s={settings.timeout_s}")
+                            raise FetchRefused(
+                                f"{current}: took longer than fetch.timeout_s={settings.timeout_s}"
+                            )
                     return Fetched(url, current, bytes(body), resp.headers.get("content-type", ""))
             except httpx.TimeoutException:
                 raise FetchRefused(f"{current}: timed out after {settings.timeout_s}s") from None

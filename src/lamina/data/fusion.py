@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from lamina.data.types import Hit
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], k: int = 60, names: Sequence[str] = ()) -> list[Hit]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[Hit]], k: int = 60, names: Sequence[str] = ()
+) -> list[Hit]:
     """Score each chunk by sum(1 / (k + rank)) over the rankings it appears in (Cormack et al., 2009).
 
     Rank-based, so BM25 scores and cosine similarities need no calibration against each other.

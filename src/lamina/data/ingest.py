@@ -64,7 +64,9 @@ class IngestReport:
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("errors", "collection", "run_id", "status")}
+        return {
+            k: v for k, v in self.__dict__.items() if k not in ("errors", "collection", "run_id", "status")
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -108,7 +110,9 @@ class Ingestion:
         self._started = time.perf_counter()
 
     # public entry points ---------------------------------------------------------------------
-    def run_sources(self, inputs: Sequence[str], *, sync: bool = False, allow_private: bool | None = None) -> IngestReport:
+    def run_sources(
+        self, inputs: Sequence[str], *, sync: bool = False, allow_private: bool | None = None
+    ) -> IngestReport:
         ingest = self.c.settings.ingest
         refs = list(discover(inputs, ingest.include, ingest.exclude))
 
@@ -251,7 +255,9 @@ class Ingestion:
         if todo:
             fresh = self.c.embedder.embed([t for _, t in todo])
             reuse.update({k: fresh[i] for i, (k, _) in enumerate(todo)})
-            tokens = sum(min(n, self.c.embedder.max_tokens) for n in self.c.embedder.count_tokens([t for _, t in todo]))
+            tokens = sum(
+                min(n, self.c.embedder.max_tokens) for n in self.c.embedder.count_tokens([t for _, t in todo])
+            )
             self.report.chunks_embedded += len(todo)
             self.report.tokens_embedded += tokens
             self.progress.advance(chunks=len(todo), tokens=tokens)

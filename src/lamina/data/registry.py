@@ -34,7 +34,9 @@ collections = sa.Table(
 documents = sa.Table(
     "documents",
     metadata,
-    sa.Column("collection", sa.String, sa.ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "collection", sa.String, sa.ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("source", sa.String, primary_key=True),
     sa.Column("doc_id", sa.String, nullable=False),
     sa.Column("content_hash", sa.String, nullable=False),
@@ -67,7 +69,8 @@ def now() -> str:
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise LaminaError(
-            f"invalid collection name {name!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit"
+            f"invalid collection name {name!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
         )
     return name
 
@@ -136,7 +139,8 @@ class Registry:
         if info is None:
             known = ", ".join(c.name for c in self.list_collections()) or "none yet"
             raise CollectionNotFound(
-                f"no collection named {name!r} (known: {known}); create one with: lamina ingest PATH -c {name}"
+                f"no collection named {name!r} (known: {known}); "
+                f"create one with: lamina ingest PATH -c {name}"
             )
         return info
 
@@ -144,7 +148,9 @@ class Registry:
         check_name(name)
         with self._engine.begin() as conn:
             conn.execute(
-                sa.insert(collections).values(name=name, embedding_model=embedding_model, dim=dim, created_at=now())
+                sa.insert(collections).values(
+                    name=name, embedding_model=embedding_model, dim=dim, created_at=now()
+                )
             )
         return self.require_collection(name)
 
@@ -176,7 +182,8 @@ class Registry:
                 sa.select(documents).where(documents.c.collection == collection).order_by(documents.c.source)
             ).mappings()
             return {
-                row["source"]: DocumentRecord(**{k: v for k, v in row.items() if k != "collection"}) for row in rows
+                row["source"]: DocumentRecord(**{k: v for k, v in row.items() if k != "collection"})
+                for row in rows
             }
 
     def upsert_documents(self, collection: str, records: Iterable[DocumentRecord]) -> None:
@@ -186,7 +193,8 @@ class Registry:
         with self._engine.begin() as conn:
             conn.execute(
                 sa.delete(documents).where(
-                    documents.c.collection == collection, documents.c.source.in_([v["source"] for v in values])
+                    documents.c.collection == collection,
+                    documents.c.source.in_([v["source"] for v in values]),
                 )
             )
             conn.execute(sa.insert(documents), values)
@@ -196,7 +204,9 @@ class Registry:
             return
         with self._engine.begin() as conn:
             conn.execute(
-                sa.delete(documents).where(documents.c.collection == collection, documents.c.source.in_(sources))
+                sa.delete(documents).where(
+                    documents.c.collection == collection, documents.c.source.in_(sources)
+                )
             )
 
     # runs --------------------------------------------------------------------------------------
@@ -209,11 +219,17 @@ class Registry:
                 .values(status="interrupted")
             )
             result = conn.execute(
-                sa.insert(runs).values(collection=collection, started_at=now(), status="running", stats="{}", errors="[]")
+                sa.insert(runs).values(
+                    collection=collection, started_at=now(), status="running", stats="{}", errors="[]"
+                )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
-    def finish_run(self, run_id: int, status: str, stats: dict[str, Any], errors: list[dict[str, str]]) -> None:
+    def finish_run(
+        self, run_id: int, status: str, stats: dict[str, Any], errors: list[dict[str, str]]
+    ) -> None:
         with self._engine.begin() as conn:
             conn.execute(
                 sa.update(runs)
@@ -223,7 +239,9 @@ class Registry:
 
     def _last_run(self, conn: sa.Connection, collection: str) -> dict[str, Any] | None:
         row = (
-            conn.execute(sa.select(runs).where(runs.c.collection == collection).order_by(runs.c.id.desc()).limit(1))
+            conn.execute(
+                sa.select(runs).where(runs.c.collection == collection).order_by(runs.c.id.desc()).limit(1)
+            )
             .mappings()
             .first()
         )

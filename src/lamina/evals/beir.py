@@ -40,7 +40,11 @@ class BeirDataset:
 
 
 def load_beir(path: Path, split: str = "test", limit_docs: int | None = None) -> BeirDataset:
-    corpus_file, queries_file, qrels_file = path / "corpus.jsonl", path / "queries.jsonl", path / "qrels" / f"{split}.tsv"
+    corpus_file, queries_file, qrels_file = (
+        path / "corpus.jsonl",
+        path / "queries.jsonl",
+        path / "qrels" / f"{split}.tsv",
+    )
     for f in (corpus_file, queries_file, qrels_file):
         if not f.is_file():
             raise LaminaError(f"{path} is not a BEIR dataset: missing {f.relative_to(path)}")

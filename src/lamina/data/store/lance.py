@@ -66,7 +66,18 @@ def _schema(dim: int) -> pa.Schema:
     )
 
 
-_HIT_COLUMNS = ["chunk_id", "doc_id", "source", "title", "headings", "page", "start", "end", "text", "text_hash"]
+_HIT_COLUMNS = [
+    "chunk_id",
+    "doc_id",
+    "source",
+    "title",
+    "headings",
+    "page",
+    "start",
+    "end",
+    "text",
+    "text_hash",
+]
 
 
 class LanceStore:
@@ -170,7 +181,7 @@ class LanceStore:
         table = self._open()
         if table is None or not query.strip():
             return []
-        search = table.search(MatchQuery(query, FTS_COLUMN), query_type="fts")
+        search = table.search(MatchQuery(query, FTS_COLUMN), query_type="fts")  # type: ignore[call-arg]
         sql = where_sql(where)
         if sql:
             search = search.where(sql, prefilter=True)
@@ -203,7 +214,9 @@ class LanceStore:
         for begin in range(0, len(embed_hashes), 500):
             part = ", ".join(_sql_str(h) for h in embed_hashes[begin : begin + 500])
             rows = table.search().where(f"embed_hash IN ({part})").select(["embed_hash", "vector"]).to_arrow()
-            for h, v in zip(rows.column("embed_hash").to_pylist(), rows.column("vector").to_pylist(), strict=True):
+            for h, v in zip(
+                rows.column("embed_hash").to_pylist(), rows.column("vector").to_pylist(), strict=True
+            ):
                 found.setdefault(h, v)
         return found
 
@@ -211,7 +224,9 @@ class LanceStore:
         table = self._open()
         if table is None:
             return
-        if table.count_rows() >= ANN_MIN_ROWS and not any(i.index_type.startswith("IVF") for i in table.list_indices()):
+        if table.count_rows() >= ANN_MIN_ROWS and not any(
+            i.index_type.startswith("IVF") for i in table.list_indices()
+        ):
             table.create_index(metric="cosine", vector_column_name="vector")
         table.optimize()
 
@@ -219,4 +234,3 @@ class LanceStore:
         if self._open() is not None or self._name in self._db.table_names():
             self._db.drop_table(self._name)
         self._table = None
-
