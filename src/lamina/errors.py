@@ -37,3 +37,23 @@ class ExtractionFailed(LaminaError):
 
 class UnsupportedDocument(LaminaError):
     """A document is skipped on purpose: unsupported format, empty, too large, no text."""
+
+
+class UnknownModel(LaminaError):
+    """A model name that the configuration does not declare."""
+
+
+class GenerationFailed(LaminaError):
+    """A model refused or failed a request (prompt too long, bad grammar, HTTP error, timeout)."""
+
+
+class PromptTooLong(LaminaError):
+    """The question (or prompt) alone does not fit in the model's context window."""
+
+
+class TemplateError(LaminaError):
+    """A prompt template is invalid or tried to escape the sandbox."""
+
+
+class StructuredOutputError(LaminaError):
+    """A JSON Schema is invalid, or the model did not produce valid output within the retries."""

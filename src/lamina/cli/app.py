@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from lamina import __version__
-from lamina.cli import data, demo, measure
+from lamina.cli import data, demo, measure, models
 from lamina.cli.context import state
 from lamina.cli.output import err_console
 from lamina.errors import LaminaError
@@ -52,6 +52,9 @@ app.command()(data.search)
 app.command()(data.collections)
 app.command()(data.documents)
 app.command()(data.drop)
+app.command()(models.ask)
+app.command()(models.chat)
+app.command()(models.models)
 app.command()(demo.demo)
 app.add_typer(measure.eval_app, name="eval")
 app.add_typer(measure.bench_app, name="bench")

@@ -110,6 +110,7 @@ class Chunker:
                         text=text,
                         n_tokens=span[2],
                         ordinal=len(chunks),
+                        meta=doc.meta,
                     )
                 )
         return chunks

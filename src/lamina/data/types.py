@@ -32,6 +32,7 @@ class Document:
     format: str = ""
     page_starts: tuple[int, ...] = ()
     size_bytes: int = 0
+    meta: str = ""  # JSON object carried to every chunk (e.g. a few-shot example's output)
 
     @property
     def doc_id(self) -> str:
@@ -57,6 +58,7 @@ class Chunk:
     text: str
     n_tokens: int
     ordinal: int
+    meta: str = ""
 
     @property
     def text_hash(self) -> str:
@@ -100,6 +102,7 @@ class Hit:
     start: int = 0
     end: int = 0
     text_hash: str = ""
+    meta: str = ""
     scores: dict[str, float] = field(default_factory=dict)
 
     @property

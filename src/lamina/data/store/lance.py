@@ -61,6 +61,7 @@ def _schema(dim: int) -> pa.Schema:
             pa.field("embed_hash", pa.string()),
             pa.field("text", pa.string()),
             pa.field(FTS_COLUMN, pa.string()),
+            pa.field("meta", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), dim)),
         ]
     )
@@ -77,6 +78,7 @@ _HIT_COLUMNS = [
     "end",
     "text",
     "text_hash",
+    "meta",
 ]
 
 
@@ -93,10 +95,19 @@ class LanceStore:
     def _open(self) -> Any:
         if self._table is None:
             try:
-                self._table = self._db.open_table(self._name)
+                table = self._db.open_table(self._name)
             except (FileNotFoundError, ValueError):
                 return None
+            self._upgrade(table)
+            self._table = table
         return self._table
+
+    def _upgrade(self, table: Any) -> None:
+        """Add columns that newer Lamina versions store (as empty strings) to tables written by older ones."""
+        have = set(table.schema.names)
+        missing = {f.name: "CAST('' AS STRING)" for f in _schema(self._dim) if f.name not in have}
+        if missing:
+            table.add_columns(missing)
 
     def _rows(self, chunks: Sequence[Chunk], vectors: Vectors) -> pa.Table:
         return pa.Table.from_pylist(
@@ -116,6 +127,7 @@ class LanceStore:
                     "embed_hash": c.embed_hash,
                     "text": c.text,
                     FTS_COLUMN: c.indexed_text,
+                    "meta": c.meta,
                     "vector": v,
                 }
                 for c, v in zip(chunks, vectors.tolist(), strict=True)
@@ -162,6 +174,7 @@ class LanceStore:
             start=row["start"],
             end=row["end"],
             text_hash=row["text_hash"] or "",
+            meta=row["meta"] or "",
         )
 
     def dense(self, vector: Vectors, k: int, where: Where | None = None) -> list[Hit]:

