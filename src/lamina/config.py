@@ -130,7 +130,6 @@ def _builtin_models() -> dict[str, ModelSettings]:
             context_window=4096,
             chat=False,
             temperature=0.0,
-            repeat_penalty=1.2,
             max_tokens=128,
         )
     }

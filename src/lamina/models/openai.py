@@ -91,6 +91,8 @@ class OpenAIModel:
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
             }
+            if request.messages is None:  # /completions has no response_format in OpenAI's API;
+                body["json_schema"] = request.json_schema  # llama.cpp reads this field, others ignore it
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

@@ -33,17 +33,26 @@ def check_schema(schema: Any) -> dict[str, Any]:
     return schema
 
 
+def parse_json(text: str) -> Any:
+    """The JSON value in ``text``, tolerating prose or code fences around it (remote models add them)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+        if not starts:
+            raise
+        value, _ = json.JSONDecoder().raw_decode(text[min(starts) :])
+        return value
+
+
 def _problem(text: str, schema: dict[str, Any]) -> str | None:
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except json.JSONDecodeError as exc:
         return f"not valid JSON ({exc.msg} at position {exc.pos})"
-    error = jsonschema.validators.validator_for(schema)(schema).best_match([*_errors(value, schema)])
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     return None if error is None else f"{error.message} (at {'/'.join(map(str, error.path)) or 'root'})"
-
-
-def _errors(value: Any, schema: dict[str, Any]) -> list[jsonschema.ValidationError]:
-    return list(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
 
 
 def generate_json(
@@ -59,10 +68,12 @@ def generate_json(
         usage = usage + generation.usage
         problem = _problem(generation.text, schema)
         if problem is None:
-            return json.loads(generation.text), usage
-        if generation.finish_reason == "length":
-            problem += "; the output was cut off, so be shorter"
+            return parse_json(generation.text), usage
         last_problem = problem
+        if generation.finish_reason == "length":  # cut off mid-object: give the next attempt more room
+            budget = (current.max_tokens or getattr(getattr(model, "settings", None), "max_tokens", 256)) * 2
+            current = dataclasses.replace(current, max_tokens=budget)
+            problem += "; the output was cut off"
         feedback = f"That output was invalid: {problem}. Reply again with only JSON that matches the schema."
         if current.messages is not None:
             messages = [
@@ -80,7 +91,9 @@ def generate_json(
 
 def generate_model(model: LLM, request: GenerationRequest, output: type[T], *, attempts: int = 3) -> tuple[T, Usage]:
     """Like ``generate_json`` with a pydantic model as the schema; returns an instance."""
-    value, usage = generate_json(model, request, output.model_json_schema(), attempts=attempts)
+    schema = output.model_json_schema()
+    schema.setdefault("additionalProperties", False)  # extra keys only cost tokens: the model drops them anyway
+    value, usage = generate_json(model, request, schema, attempts=attempts)
     try:
         return output.model_validate(value), usage
     except ValidationError as exc:

@@ -38,7 +38,7 @@ def drop_repeated_sentences(text: str) -> str:
     seen: set[str] = set()
     out = []
     for match in _SENTENCE.finditer(text):
-        key = " ".join(_MARKER.sub("", match.group()).split()).lower()
+        key = " ".join(re.sub(r"\W+", " ", _MARKER.sub("", match.group())).split()).lower()
         if key and key in seen:
             continue
         seen.add(key)

@@ -1,0 +1,132 @@
+"""The OpenAI-compatible backend against a real llama.cpp HTTP server on 127.0.0.1.
+
+xllamacpp's engine listens on a loopback port; the remote backend talks to it over HTTP exactly
+as it would to vLLM or Ollama. Only the failure tests use a stand-in server, because they must
+misbehave on purpose (429s, hanging).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lamina.config import ModelSettings
+from lamina.errors import GenerationFailed
+from lamina.models.llamacpp import LlamaCppModel
+from lamina.models.openai import OpenAIModel
+from lamina.models.structured import generate_json
+from lamina.models.types import GenerationRequest
+
+EIFFEL = (
+    "Context: The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.\n"
+    "Question: In which year was the Eiffel Tower completed?\nAnswer:"
+)
+
+
+@pytest.fixture(scope="module")
+def remote(llm: LlamaCppModel) -> OpenAIModel:
+    base = llm.engine.listening_address + "/v1"
+    return OpenAIModel("remote-gemma", ModelSettings(backend="openai", base_url=base, temperature=0, timeout_s=60))
+
+
+def test_completion_over_http_matches_local(remote: OpenAIModel, llm: LlamaCppModel) -> None:
+    request = GenerationRequest(prompt=EIFFEL, max_tokens=16, stop=["\n"])
+    over_http = remote.generate(request)
+    local = llm.generate(request)
+    assert over_http.text == local.text and "1889" in over_http.text
+    assert over_http.usage.prompt_tokens == local.usage.prompt_tokens > 0
+    assert over_http.usage.completion_tokens == local.usage.completion_tokens
+
+
+def test_streaming_over_http(remote: OpenAIModel) -> None:
+    events = list(remote.stream(GenerationRequest(prompt="Once upon a time", max_tokens=10)))
+    final = events[-1].generation
+    assert final is not None and final.usage.completion_tokens == 10
+    assert "".join(e.text for e in events[:-1]) == final.text
+    assert final.first_token_seconds is not None
+
+
+def test_chat_endpoint_and_token_count(remote: OpenAIModel, llm: LlamaCppModel) -> None:
+    g = remote.generate(GenerationRequest(messages=[{"role": "user", "content": "Say hello."}], max_tokens=8))
+    assert g.usage.completion_tokens > 0
+    assert remote.count_tokens("Hello world, how are you?") == llm.count_tokens("Hello world, how are you?")
+
+
+def test_schema_through_response_format(remote: OpenAIModel) -> None:
+    schema = {"type": "object", "properties": {"year": {"type": "integer"}}, "required": ["year"]}
+    value, _ = generate_json(remote, GenerationRequest(prompt=EIFFEL + " JSON:", max_tokens=24), schema)
+    assert isinstance(value["year"], int)
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Answers 429 (Retry-After: 0) twice, then a completion; or hangs, on /hang/."""
+
+    calls = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path.startswith("/hang"):
+            time.sleep(3)
+            return
+        type(self).calls += 1
+        if type(self).calls <= 2:
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps(
+            {"choices": [{"text": " ok", "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[str]:
+    _Flaky.calls = 0
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_429_is_retried_honouring_retry_after(flaky: str) -> None:
+    model = OpenAIModel("flaky", ModelSettings(backend="openai", base_url=flaky + "/v1", max_retries=3))
+    started = time.monotonic()
+    g = model.generate(GenerationRequest(prompt="hi"))
+    assert g.text == " ok" and _Flaky.calls == 3
+    assert time.monotonic() - started < 2  # Retry-After: 0 means no backoff sleep
+
+
+def test_retries_are_bounded(flaky: str) -> None:
+    model = OpenAIModel("flaky", ModelSettings(backend="openai", base_url=flaky + "/v1", max_retries=1))
+    with pytest.raises(GenerationFailed, match=r"HTTP 429.*after 2 attempts"):
+        model.generate(GenerationRequest(prompt="hi"))
+
+
+def test_hanging_remote_times_out_clearly(flaky: str) -> None:
+    model = OpenAIModel(
+        "hang", ModelSettings(backend="openai", base_url=flaky + "/hang/v1", timeout_s=0.5, max_retries=0)
+    )
+    started = time.monotonic()
+    with pytest.raises(GenerationFailed, match="no answer within 0.5s"):
+        model.generate(GenerationRequest(prompt="hi"))
+    assert time.monotonic() - started < 2.5
+
+
+def test_unreachable_remote() -> None:
+    model = OpenAIModel("down", ModelSettings(backend="openai", base_url="http://127.0.0.1:9/v1", max_retries=0))
+    with pytest.raises(GenerationFailed, match="unreachable"):
+        model.generate(GenerationRequest(prompt="hi"))
