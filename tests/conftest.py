@@ -79,7 +79,9 @@ def scifact_sample() -> dict[str, object]:
 def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppModel]:
     """The real default model (gemma-3-270m GGUF from PyPI), loaded once for the whole session."""
     settings = load_settings(data_dir=tmp_path_factory.mktemp("models"))
-    model = LlamaCppModel(settings.default_model, settings.models[settings.default_model], settings.data_dir / "models")
+    model = LlamaCppModel(
+        settings.default_model, settings.models[settings.default_model], settings.data_dir / "models"
+    )
     model.load()
     yield model
     model.close()

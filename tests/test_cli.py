@@ -89,3 +89,40 @@ def test_demo_runs_offline() -> None:
     assert "ingestion-faq.html" in out
     again = lamina("demo").stdout
     assert "0 ingested, 4 unchanged" in again
+
+
+def test_ask_json_and_models() -> None:
+    lamina("demo")  # ingests the samples into "sample" and answers once
+    out = json.loads(
+        lamina("ask", "What happens if an ingestion is interrupted?", "-c", "sample", "--json").stdout
+    )
+    assert {"answer", "citations", "model", "usage"} <= out.keys()
+    assert out["model"] == "gemma-3-270m" and out["usage"]["prompt_tokens"] > 0
+    assert out["citations"] and {"n", "source", "page", "chunk_id", "snippet"} <= out["citations"][0].keys()
+
+    nothing = json.loads(
+        lamina("ask", "What is the boiling point of liquid nitrogen?", "-c", "sample", "--json").stdout
+    )
+    assert nothing["citations"] == [] and "could not find anything relevant" in nothing["answer"]
+
+    direct = json.loads(lamina("ask", "What is the capital of France?", "--no-rag", "--json").stdout)
+    assert direct["citations"] == [] and direct["answer"]
+
+    models = json.loads(lamina("models", "--json").stdout)
+    assert models[0]["name"] == "gemma-3-270m" and models[0]["available"] and models[0]["default"]
+
+    proc = lamina("ask", "x", "-c", "sample", "--model", "gpt-17", check=False)
+    assert proc.returncode == 1 and "configured models: gemma-3-270m" in proc.stderr
+
+
+def test_chat_reads_questions_until_eof() -> None:
+    lamina("demo")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lamina", "chat", "-c", "sample"],
+        input="What does hybrid retrieval do?\nWhich database stores vectors?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Sources") >= 1

@@ -105,13 +105,26 @@ PERSON = {
 }
 
 SENTENCES = [
-    "Alice is 30 and lives in Paris.", "Bob, 45, moved to Berlin last year.", "Carla (22) studies in Rome.",
-    "Dmitri is a 67-year-old from Moscow.", "Eve lives in Oslo; she turned 19.", "Farid, aged 51, is from Cairo.",
-    "Gina is 8 years old and lives in Lima.", "Hiro, 33, works in Tokyo.", "Ines is 27, based in Lisbon.",
-    "Jamal is 40 and lives in Nairobi.", "Kofi (29) is from Accra.", "Lena, 35, lives in Vienna.",
-    "Mateo is 61 and lives in Madrid.", "Nadia, 24, from Warsaw.", "Omar is 55, in Dubai.",
-    "Priya, 31, lives in Mumbai.", "Quentin is 47 and lives in Lyon.", "Rosa, 72, from Havana.",
-    "Sven is 38 and lives in Stockholm.", "Tara, 26, is from Dublin.",
+    "Alice is 30 and lives in Paris.",
+    "Bob, 45, moved to Berlin last year.",
+    "Carla (22) studies in Rome.",
+    "Dmitri is a 67-year-old from Moscow.",
+    "Eve lives in Oslo; she turned 19.",
+    "Farid, aged 51, is from Cairo.",
+    "Gina is 8 years old and lives in Lima.",
+    "Hiro, 33, works in Tokyo.",
+    "Ines is 27, based in Lisbon.",
+    "Jamal is 40 and lives in Nairobi.",
+    "Kofi (29) is from Accra.",
+    "Lena, 35, lives in Vienna.",
+    "Mateo is 61 and lives in Madrid.",
+    "Nadia, 24, from Warsaw.",
+    "Omar is 55, in Dubai.",
+    "Priya, 31, lives in Mumbai.",
+    "Quentin is 47 and lives in Lyon.",
+    "Rosa, 72, from Havana.",
+    "Sven is 38 and lives in Stockholm.",
+    "Tara, 26, is from Dublin.",
 ]
 
 
@@ -121,7 +134,9 @@ def test_structured_output_is_always_schema_valid(llm: LlamaCppModel) -> None:
     valid = 0
     for sentence in SENTENCES:
         value, usage = generate_json(
-            llm, GenerationRequest(prompt=f"Text: {sentence}\nJSON with name, age and city:", max_tokens=64), PERSON
+            llm,
+            GenerationRequest(prompt=f"Text: {sentence}\nJSON with name, age and city:", max_tokens=64),
+            PERSON,
         )
         jsonschema.validate(value, PERSON)
         assert usage.completion_tokens > 0

@@ -92,7 +92,9 @@ def test_repeated_sentences_are_dropped() -> None:
 
 def test_uncited_sentences_are_attributed(embedder: OnnxMiniLM) -> None:
     sources = ["LanceDB stores the vectors on disk.", "The tokenizer truncates input to 256 tokens."]
-    text, used = attribute("Vectors live on disk in LanceDB. Input is cut at 256 tokens.", sources, embedder, 0.35)
+    text, used = attribute(
+        "Vectors live on disk in LanceDB. Input is cut at 256 tokens.", sources, embedder, 0.35
+    )
     assert used == [1, 2]
     assert text == "Vectors live on disk in LanceDB. [1] Input is cut at 256 tokens. [2]"
 

@@ -31,7 +31,9 @@ EIFFEL = (
 @pytest.fixture(scope="module")
 def remote(llm: LlamaCppModel) -> OpenAIModel:
     base = llm.engine.listening_address + "/v1"
-    return OpenAIModel("remote-gemma", ModelSettings(backend="openai", base_url=base, temperature=0, timeout_s=60))
+    return OpenAIModel(
+        "remote-gemma", ModelSettings(backend="openai", base_url=base, temperature=0, timeout_s=60)
+    )
 
 
 def test_completion_over_http_matches_local(remote: OpenAIModel, llm: LlamaCppModel) -> None:
@@ -81,7 +83,10 @@ class _Flaky(BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = json.dumps(
-            {"choices": [{"text": " ok", "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+            {
+                "choices": [{"text": " ok", "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            }
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -121,12 +126,14 @@ def test_hanging_remote_times_out_clearly(flaky: str) -> None:
         "hang", ModelSettings(backend="openai", base_url=flaky + "/hang/v1", timeout_s=0.5, max_retries=0)
     )
     started = time.monotonic()
-    with pytest.raises(GenerationFailed, match="no answer within 0.5s"):
+    with pytest.raises(GenerationFailed, match=r"no answer within 0\.5s"):
         model.generate(GenerationRequest(prompt="hi"))
     assert time.monotonic() - started < 2.5
 
 
 def test_unreachable_remote() -> None:
-    model = OpenAIModel("down", ModelSettings(backend="openai", base_url="http://127.0.0.1:9/v1", max_retries=0))
+    model = OpenAIModel(
+        "down", ModelSettings(backend="openai", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    )
     with pytest.raises(GenerationFailed, match="unreachable"):
         model.generate(GenerationRequest(prompt="hi"))

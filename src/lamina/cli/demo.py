@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from lamina.cli import models
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console
+from lamina.rag.answer import Answerer
 
 DEMO_COLLECTION = "sample"
 DEMO_QUESTION = "How do I resume an ingestion that was interrupted?"
@@ -17,7 +19,7 @@ DEMO_QUESTION = "How do I resume an ingestion that was interrupted?"
 def demo(
     question: Annotated[str, typer.Argument(help="What to ask the sample documents.")] = DEMO_QUESTION,
 ) -> None:
-    """Ingest the bundled sample documents and search them."""
+    """Ingest the bundled sample documents, search them, and answer a question with citations."""
     coll = state.workspace.collection(DEMO_COLLECTION, create=True)
     with as_file(files("lamina") / "samples") as samples:
         console.rule("[bold]1. ingest the bundled sample documents")
@@ -32,4 +34,10 @@ def demo(
         where = f"p.{hit.page}" if hit.page else " > ".join(hit.headings)
         console.print(f"[bold cyan]{rank}.[/] {hit.source.rsplit('/', 1)[-1]} [dim]{where}[/]")
         console.print(f"   {hit.snippet}", highlight=False, markup=False)
-    console.print(f'\nTry: lamina search "your question" -c {DEMO_COLLECTION} --json')
+    model = models.registry().get()
+    console.rule(f"[bold]3. grounded answer from {model.name} (local, llama.cpp)")
+    models.stream_answer(Answerer(coll, model, state.settings.rag), question)
+    console.print(
+        f'\nTry: lamina search "your question" -c {DEMO_COLLECTION} --json  ·  '
+        f'lamina ask "your question" -c {DEMO_COLLECTION}'
+    )

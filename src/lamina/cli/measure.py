@@ -8,11 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from lamina.cli import models
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_json
+from lamina.errors import LaminaError
 from lamina.evals.beir import load_beir
+from lamina.evals.generation import bench_generation
+from lamina.evals.grounding import evaluate_grounding
 from lamina.evals.ingest_bench import bench_baseline, bench_lamina
 from lamina.evals.retrieval import evaluate_retrieval
+from lamina.models.llamacpp import LlamaCppModel
 
 eval_app = typer.Typer(help="Quality evaluations.", no_args_is_help=True)
 bench_app = typer.Typer(help="Performance benchmarks.", no_args_is_help=True)
@@ -92,3 +97,62 @@ def bench_ingest(
     console.print(table)
     if "speedup_tokens_per_s" in result:
         console.print(f"tokens/s speed-up over the baseline: {result['speedup_tokens_per_s']}x")
+
+
+@bench_app.command("generate")
+def bench_generate(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="A configured llamacpp model.")] = None,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=8, help="Tokens generated per request.")
+    ] = 64,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs per path (median reported).")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tokens/s and time to first token, Lamina vs xllamacpp directly; 4 concurrent requests vs sequential."""
+    llm = models.registry().get(model)
+    if not isinstance(llm, LlamaCppModel):
+        raise LaminaError(
+            f"model {llm.name} is not a local llamacpp model; bench generate measures llama.cpp"
+        )
+    result = bench_generation(llm, max_tokens=max_tokens, repeats=repeats)
+    if as_json:
+        print_json(result)
+        return
+    table = Table("path", "tokens/s", "TTFT ms", "tokens", title=f"generation: {llm.name}")
+    for name in ("direct", "lamina"):
+        r = result[name]
+        table.add_row(
+            "xllamacpp direct" if name == "direct" else "lamina",
+            f"{r['tokens_per_s']:.1f}",
+            f"{r['ttft_ms']:.0f}",
+            str(r["completion_tokens"]),
+        )
+    console.print(table)
+    c = result["concurrency"]
+    console.print(
+        f"lamina / direct tokens/s: {result['lamina_vs_direct_tokens_per_s']:.3f}  ·  "
+        f"{c['requests']} concurrent: {c['concurrent_tokens_per_s']:.1f} tok/s vs sequential "
+        f"{c['sequential_tokens_per_s']:.1f} tok/s ({c['speedup']}x)"
+    )
+
+
+@eval_app.command("grounding")
+def eval_grounding(
+    dataset: DatasetOpt,
+    docs: Annotated[int, typer.Option("--docs", min=2, help="How many abstracts to ingest.")] = 20,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Configured model name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest ~20 SciFact abstracts, ask their claims, report how often a gold abstract is cited."""
+    data = load_beir(dataset)
+    result = evaluate_grounding(state.settings, data, models.registry().get(model), max_docs=docs)
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        f"{result['claims']} claims over {result['documents']} abstracts with {result['model']}: "
+        f"cites a gold abstract {result['cites_gold']:.1%} (by the model's own [n] markers "
+        f"{result['cites_gold_by_model_markers']:.1%}); "
+        f"gold abstract in context {result['gold_in_context']:.1%}; "
+        f"'nothing relevant' {result['said_nothing_relevant']:.1%}"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from functools import cached_property
+from functools import cache
 from typing import Annotated
 
 import typer
@@ -15,22 +15,21 @@ from lamina.models.registry import ModelRegistry
 from lamina.rag.answer import Answer, Answerer, ask_directly
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection to answer from.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Configured model name (see: lamina models).")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Configured model name (see: lamina models).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")]
 
 
-class _Models:
-    @cached_property
-    def registry(self) -> ModelRegistry:
-        return ModelRegistry(state.settings)
-
-
-_models = _Models()
+@cache
+def registry() -> ModelRegistry:
+    """One model registry per process: a local model is loaded once, whatever the command."""
+    return ModelRegistry(state.settings)
 
 
 def models(as_json: JsonOpt = False) -> None:
     """List configured models and whether each is available now."""
-    infos = _models.registry.describe()
+    infos = registry().describe()
     if as_json:
         print_json([m.to_dict() for m in infos])
         return
@@ -38,8 +37,12 @@ def models(as_json: JsonOpt = False) -> None:
     for m in infos:
         mark = "[green]yes[/]" if m.available else f"[red]no[/] {m.detail}"
         table.add_row(
-            m.name + (" (default)" if m.default else ""), m.backend, str(m.context_window),
-            "chat" if m.chat else "completion", f"{m.price_input_per_mtok:g} / {m.price_output_per_mtok:g}", mark,
+            m.name + (" (default)" if m.default else ""),
+            m.backend,
+            str(m.context_window),
+            "chat" if m.chat else "completion",
+            f"{m.price_input_per_mtok:g} / {m.price_output_per_mtok:g}",
+            mark,
         )
     console.print(table)
 
@@ -55,24 +58,32 @@ def _print_sources(answer: Answer) -> None:
 
 def _answerer(collection: str, model: str | None, k: int | None, memory_turns: int = 0) -> Answerer:
     coll = state.workspace.collection(collection)
-    return Answerer(coll, _models.registry.get(model), state.settings.rag, k=k, memory_turns=memory_turns)
+    return Answerer(coll, registry().get(model), state.settings.rag, k=k, memory_turns=memory_turns)
 
 
 def ask(
     question: Annotated[str, typer.Argument(help="Your question.")],
-    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Collection to answer from.")] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="Collection to answer from.")
+    ] = None,
     model: ModelOpt = None,
     k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Chunks to retrieve.")] = None,
-    no_rag: Annotated[bool, typer.Option("--no-rag", help="Ask the model directly, without retrieval.")] = False,
+    no_rag: Annotated[
+        bool, typer.Option("--no-rag", help="Ask the model directly, without retrieval.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from a collection, citing its sources as [1], [2]."""
     if no_rag:
-        llm = _models.registry.get(model)
+        llm = registry().get(model)
         for event in ask_directly(llm, question, state.settings.rag.answer_tokens):
             if event.done and event.generation is not None:
                 if as_json:
-                    print_json(Answer(event.generation.text.strip(), [], llm.name, event.generation.usage, False).to_dict())
+                    print_json(
+                        Answer(
+                            event.generation.text.strip(), [], llm.name, event.generation.usage, False
+                        ).to_dict()
+                    )
                 else:
                     console.print()
             elif not as_json:
@@ -85,10 +96,10 @@ def ask(
     if as_json:
         print_json(answerer.ask(question).to_dict())
         return
-    _stream_answer(answerer, question)
+    stream_answer(answerer, question)
 
 
-def _stream_answer(answerer: Answerer, question: str) -> Answer:
+def stream_answer(answerer: Answerer, question: str) -> Answer:
     final: Answer | None = None
     streamed = []
     for piece in answerer.stream(question):
@@ -105,10 +116,14 @@ def _stream_answer(answerer: Answerer, question: str) -> Answer:
     return final
 
 
-def chat(collection: CollectionOpt, model: ModelOpt = None, k: Annotated[int | None, typer.Option("-k")] = None) -> None:
+def chat(
+    collection: CollectionOpt, model: ModelOpt = None, k: Annotated[int | None, typer.Option("-k")] = None
+) -> None:
     """Interactive questions about a collection; an empty line or Ctrl-D ends it."""
     answerer = _answerer(collection, model, k, memory_turns=3)
-    console.print(f"[dim]chatting with {answerer.model.name} about {collection!r}; empty line or Ctrl-D to quit[/]")
+    console.print(
+        f"[dim]chatting with {answerer.model.name} about {collection!r}; empty line or Ctrl-D to quit[/]"
+    )
     while True:
         try:
             question = input("\n> " if sys.stdin.isatty() else "").strip()
@@ -116,4 +131,4 @@ def chat(collection: CollectionOpt, model: ModelOpt = None, k: Annotated[int | N
             break
         if not question:
             break
-        _stream_answer(answerer, question)
+        stream_answer(answerer, question)

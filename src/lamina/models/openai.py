@@ -35,7 +35,9 @@ def _retry_after(resp: httpx.Response) -> float | None:
 
 
 class OpenAIModel:
-    def __init__(self, name: str, settings: ModelSettings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, name: str, settings: ModelSettings, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self._name = name
         self.settings = settings
         self._transport = transport
@@ -58,7 +60,9 @@ class OpenAIModel:
         if self.settings.api_key_env:
             key = os.environ.get(self.settings.api_key_env)
             if not key:
-                raise ModelUnavailable(f"model {self.name}: api_key_env {self.settings.api_key_env} is not set")
+                raise ModelUnavailable(
+                    f"model {self.name}: api_key_env {self.settings.api_key_env} is not set"
+                )
             headers["Authorization"] = f"Bearer {key}"
         assert self.settings.base_url is not None
         return httpx.Client(
@@ -106,18 +110,17 @@ class OpenAIModel:
         """POST with retries; returns a response whose status is 2xx (streaming: not yet read)."""
         attempt = 0
         while True:
+            resp: httpx.Response | None = None
             try:
-                req = self._client.build_request("POST", path, json=body)
-                resp = self._client.send(req, stream=stream)
+                sent = self._client.send(self._client.build_request("POST", path, json=body), stream=stream)
             except httpx.TimeoutException:
                 error = f"no answer within {self.settings.timeout_s}s"
-                resp = None
             except httpx.TransportError as exc:
                 error = f"unreachable ({type(exc).__name__}: {exc})"
-                resp = None
             else:
-                if resp.status_code < 400:
-                    return resp
+                if sent.status_code < 400:
+                    return sent
+                resp = sent
                 if stream:
                     resp.read()
                 error = f"HTTP {resp.status_code}: {resp.text[:300]}"
@@ -168,9 +171,15 @@ class OpenAIModel:
                 if chunk.get("error"):
                     raise GenerationFailed(f"model {self.name}: {chunk['error']}")
                 if chunk.get("usage"):
-                    usage = Usage(chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0))
+                    usage = Usage(
+                        chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0)
+                    )
                 for choice in chunk.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+                    piece = (
+                        (choice.get("delta") or {}).get("content")
+                        if "delta" in choice
+                        else choice.get("text")
+                    )
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
                     if piece:
@@ -179,7 +188,9 @@ class OpenAIModel:
                         pieces.append(piece)
                         yield StreamEvent(text=piece)
         except httpx.TimeoutException:
-            raise GenerationFailed(f"model {self.name}: stream stalled for {self.settings.timeout_s}s") from None
+            raise GenerationFailed(
+                f"model {self.name}: stream stalled for {self.settings.timeout_s}s"
+            ) from None
         finally:
             resp.close()
         yield StreamEvent(

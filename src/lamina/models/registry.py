@@ -85,7 +85,9 @@ class ModelRegistry:
             import httpx
 
             assert spec.base_url is not None
-            resp = httpx.get(spec.base_url.rstrip("/") + "/models", timeout=min(5.0, spec.timeout_s), trust_env=False)
+            resp = httpx.get(
+                spec.base_url.rstrip("/") + "/models", timeout=min(5.0, spec.timeout_s), trust_env=False
+            )
             return resp.status_code < 500, f"HTTP {resp.status_code}"
         except LaminaError as exc:
             return False, str(exc)

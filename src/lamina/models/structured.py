@@ -71,7 +71,9 @@ def generate_json(
             return parse_json(generation.text), usage
         last_problem = problem
         if generation.finish_reason == "length":  # cut off mid-object: give the next attempt more room
-            budget = (current.max_tokens or getattr(getattr(model, "settings", None), "max_tokens", 256)) * 2
+            budget = 2 * (
+                current.max_tokens or int(getattr(getattr(model, "settings", None), "max_tokens", 256))
+            )
             current = dataclasses.replace(current, max_tokens=budget)
             problem += "; the output was cut off"
         feedback = f"That output was invalid: {problem}. Reply again with only JSON that matches the schema."
@@ -89,12 +91,18 @@ def generate_json(
     )
 
 
-def generate_model(model: LLM, request: GenerationRequest, output: type[T], *, attempts: int = 3) -> tuple[T, Usage]:
+def generate_model(
+    model: LLM, request: GenerationRequest, output: type[T], *, attempts: int = 3
+) -> tuple[T, Usage]:
     """Like ``generate_json`` with a pydantic model as the schema; returns an instance."""
     schema = output.model_json_schema()
-    schema.setdefault("additionalProperties", False)  # extra keys only cost tokens: the model drops them anyway
+    schema.setdefault(
+        "additionalProperties", False
+    )  # extra keys only cost tokens: the model drops them anyway
     value, usage = generate_json(model, request, schema, attempts=attempts)
     try:
         return output.model_validate(value), usage
     except ValidationError as exc:
-        raise StructuredOutputError(f"output matched the JSON Schema but not {output.__name__}: {exc}") from None
+        raise StructuredOutputError(
+            f"output matched the JSON Schema but not {output.__name__}: {exc}"
+        ) from None

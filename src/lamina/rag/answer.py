@@ -62,7 +62,12 @@ class Answerer:
     """One collection + one model; ``ask`` and ``stream`` share every step but generation."""
 
     def __init__(
-        self, collection: Collection, model: LLM, settings: RagSettings, k: int | None = None, memory_turns: int = 0
+        self,
+        collection: Collection,
+        model: LLM,
+        settings: RagSettings,
+        k: int | None = None,
+        memory_turns: int = 0,
     ) -> None:
         self.collection = collection
         self.model = model
@@ -82,7 +87,9 @@ class Answerer:
             messages.append({"role": "user", "content": render("rag_chat_user", **variables)})
             return GenerationRequest(messages=messages, max_tokens=self.settings.answer_tokens)
         return GenerationRequest(
-            prompt=render("rag_completion", **variables), max_tokens=self.settings.answer_tokens, stop=COMPLETION_STOP
+            prompt=render("rag_completion", **variables),
+            max_tokens=self.settings.answer_tokens,
+            stop=COMPLETION_STOP,
         )
 
     def prepare(self, question: str) -> tuple[list[Source], GenerationRequest | None]:
@@ -150,5 +157,7 @@ def ask_directly(model: LLM, question: str, max_tokens: int) -> Iterator[StreamE
     if model.is_chat:
         request = GenerationRequest(messages=[{"role": "user", "content": question}], max_tokens=max_tokens)
     else:
-        request = GenerationRequest(prompt=f"Question: {question}\nAnswer:", max_tokens=max_tokens, stop=COMPLETION_STOP)
+        request = GenerationRequest(
+            prompt=f"Question: {question}\nAnswer:", max_tokens=max_tokens, stop=COMPLETION_STOP
+        )
     return model.stream(request)

@@ -36,20 +36,24 @@ def drop_invalid_markers(text: str, valid: int) -> str:
 def drop_repeated_sentences(text: str) -> str:
     """Small models loop; a sentence already said is dropped (the first one stays)."""
     seen: set[str] = set()
-    out = []
+    out: list[str] = []
+    gap_start = 0
     for match in _SENTENCE.finditer(text):
         key = " ".join(re.sub(r"\W+", " ", _MARKER.sub("", match.group())).split()).lower()
         if key and key in seen:
+            gap_start = match.end()
             continue
         seen.add(key)
+        out.append(text[gap_start : match.start()] if out else "")
         out.append(match.group())
+        gap_start = match.end()
     return re.sub(r"\n{2,}", "\n", "".join(out)).strip() if out else text
 
 
 def attribute(
     text: str, sources: Sequence[str], embedder: Embedder, threshold: float
 ) -> tuple[str, list[int]]:
-    """Append ``[n]`` to each sentence that a source supports (cosine >= threshold); return the numbers used."""
+    """Append ``[n]`` to each sentence a source supports (cosine >= threshold); return the numbers used."""
     spans = [m for m in _SENTENCE.finditer(text) if len(m.group().strip()) > 3]
     if not spans or not sources:
         return text, []
@@ -63,7 +67,7 @@ def attribute(
         out.append(text[pos:end])
         if similarity[i, best] >= threshold:
             stripped = out[-1].rstrip()
-            out[-1] = f"{stripped} [{best + 1}]" + out[-1][len(stripped):]
+            out[-1] = f"{stripped} [{best + 1}]" + out[-1][len(stripped) :]
             if best + 1 not in used:
                 used.append(best + 1)
         pos = end
