@@ -33,9 +33,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> OnnxMiniLM:
-    model = OnnxMiniLM()
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxMiniLM:
+    model = OnnxMiniLM(cache_dir=tmp_path_factory.mktemp("model-cache"))
     model.embed(["load once"])
+    assert model.variant == "fused"
     return model
 
 

@@ -44,6 +44,24 @@ def test_long_text_is_cut_at_256_not_128(embedder: OnnxMiniLM) -> None:
     assert embedder.embed([words]).shape == (1, 384)
 
 
+def test_fused_graph_gives_the_same_vectors_and_is_cached(tmp_path: Path) -> None:
+    texts = ["The fused graph must agree with the original.", "word " * 300]
+    original = OnnxMiniLM()
+    fused = OnnxMiniLM(cache_dir=tmp_path)
+    assert np.abs(fused.embed(texts) - original.embed(texts)).max() < 1e-4
+    assert (fused.variant, original.variant) == ("fused", "original")
+    cached = next(tmp_path.glob("minilm-fused-*.onnx"))
+    built_at = cached.stat().st_mtime_ns
+    again = OnnxMiniLM(cache_dir=tmp_path)
+    again.embed(["x"])
+    assert again.variant == "fused" and cached.stat().st_mtime_ns == built_at  # reused, not rebuilt
+
+    cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")  # a damaged cache is rebuilt, not trusted
+    rebuilt = OnnxMiniLM(cache_dir=tmp_path)
+    assert np.abs(rebuilt.embed(texts) - original.embed(texts)).max() < 1e-4
+    assert rebuilt.variant == "fused"
+
+
 def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "model.onnx"
     shutil.copy(model_path(), bad)

@@ -76,7 +76,7 @@ class EmbeddingSettings(_Section):
     dimensions: int | None = Field(
         None, ge=1, description="Vector size of a remote model (asked once if unset)."
     )
-    batch_size: int = Field(16, ge=1, le=1024)
+    batch_size: int = Field(8, ge=1, le=1024, description="Texts per model call (sorted by length first).")
     threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
     timeout_s: float = Field(60.0, gt=0)
 

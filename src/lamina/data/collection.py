@@ -97,7 +97,7 @@ class Workspace:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return self._embedder or make_embedder(self.settings.embedding)
+        return self._embedder or make_embedder(self.settings.embedding, self.settings.data_dir / "models")
 
     def collections(self) -> list[CollectionInfo]:
         return self.registry.list_collections()

@@ -19,7 +19,8 @@ import httpx
 
 from lamina.config import ModelSettings
 from lamina.errors import GenerationFailed, ModelUnavailable
-from lamina.models.types import Generation, GenerationRequest, StreamEvent, Usage
+from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
+from lamina.models.types import Generation, GenerationRequest, StreamEvent
 
 _ENGINES: dict[tuple[str, int, int, int], Any] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -88,23 +89,10 @@ def _check(result: Any) -> dict[str, Any]:
     return result
 
 
-class LlamaCppModel:
+class LlamaCppModel(ConfiguredModel):
     def __init__(self, name: str, settings: ModelSettings, models_dir: Path) -> None:
-        self._name = name
-        self.settings = settings
+        super().__init__(name, settings)
         self._models_dir = models_dir
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def context_window(self) -> int:
-        return self.settings.context_window
-
-    @property
-    def is_chat(self) -> bool:
-        return self.settings.chat
 
     @cached_property
     def path(self) -> Path:
@@ -166,16 +154,7 @@ class LlamaCppModel:
     def generate(self, request: GenerationRequest) -> Generation:
         started = time.perf_counter()
         result = _check(self._handler(request)(self.body(request)))
-        choice = result["choices"][0]
-        text = choice["message"]["content"] if request.messages is not None else choice["text"]
-        usage = result.get("usage") or {}
-        return Generation(
-            text=text or "",
-            model=self.name,
-            finish_reason=choice.get("finish_reason") or "stop",
-            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            seconds=time.perf_counter() - started,
-        )
+        return generation_from_response(result, self.name, request.messages is not None, started)
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
@@ -195,47 +174,18 @@ class LlamaCppModel:
             finally:
                 events.put(None)
 
+        def chunks() -> Iterator[dict[str, Any]]:
+            try:
+                while (item := events.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield _check(item)
+            finally:
+                cancelled.set()
+
         started = time.perf_counter()
         threading.Thread(target=run, name=f"llamacpp-stream-{self.name}", daemon=True).start()
-        pieces: list[str] = []
-        first: float | None = None
-        usage = Usage()
-        finish = "stop"
-        try:
-            while (item := events.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                chunk = _check(item)
-                if chunk.get("usage"):
-                    usage = Usage(
-                        chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0)
-                    )
-                for choice in chunk.get("choices") or []:
-                    piece = (
-                        (choice.get("delta") or {}).get("content")
-                        if "delta" in choice
-                        else choice.get("text")
-                    )
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-                    if piece:
-                        if first is None:
-                            first = time.perf_counter() - started
-                        pieces.append(piece)
-                        yield StreamEvent(text=piece)
-        finally:
-            cancelled.set()
-        yield StreamEvent(
-            done=True,
-            generation=Generation(
-                text="".join(pieces),
-                model=self.name,
-                finish_reason=finish,
-                usage=usage,
-                seconds=time.perf_counter() - started,
-                first_token_seconds=first,
-            ),
-        )
+        yield from events_from_chunks(chunks(), self.name, started)
 
     def close(self) -> None:
         if "_http" in self.__dict__:

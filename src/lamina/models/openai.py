@@ -18,7 +18,8 @@ import httpx
 
 from lamina.config import ModelSettings
 from lamina.errors import GenerationFailed, ModelUnavailable
-from lamina.models.types import Generation, GenerationRequest, StreamEvent, Usage
+from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
+from lamina.models.types import Generation, GenerationRequest, StreamEvent
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 30.0
@@ -34,25 +35,12 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return None
 
 
-class OpenAIModel:
+class OpenAIModel(ConfiguredModel):
     def __init__(
         self, name: str, settings: ModelSettings, transport: httpx.BaseTransport | None = None
     ) -> None:
-        self._name = name
-        self.settings = settings
+        super().__init__(name, settings)
         self._transport = transport
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def context_window(self) -> int:
-        return self.settings.context_window
-
-    @property
-    def is_chat(self) -> bool:
-        return self.settings.chat
 
     @cached_property
     def _client(self) -> httpx.Client:
@@ -139,71 +127,32 @@ class OpenAIModel:
     def generate(self, request: GenerationRequest) -> Generation:
         started = time.perf_counter()
         data = self._send(self._path(request), self.body(request)).json()
-        try:
-            choice = data["choices"][0]
-            text = choice["message"]["content"] if request.messages is not None else choice["text"]
-        except (KeyError, IndexError, TypeError):
-            raise GenerationFailed(f"model {self.name}: unexpected response {str(data)[:200]}") from None
-        usage = data.get("usage") or {}
-        return Generation(
-            text=text or "",
-            model=self.name,
-            finish_reason=choice.get("finish_reason") or "stop",
-            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            seconds=time.perf_counter() - started,
-        )
+        return generation_from_response(data, self.name, request.messages is not None, started)
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         started = time.perf_counter()
         resp = self._send(self._path(request), self.body(request, stream=True), stream=True)
-        pieces: list[str] = []
-        first: float | None = None
-        usage = Usage()
-        finish = "stop"
-        try:
-            for line in resp.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                chunk = json.loads(payload)
-                if chunk.get("error"):
-                    raise GenerationFailed(f"model {self.name}: {chunk['error']}")
-                if chunk.get("usage"):
-                    usage = Usage(
-                        chunk["usage"].get("prompt_tokens", 0), chunk["usage"].get("completion_tokens", 0)
-                    )
-                for choice in chunk.get("choices") or []:
-                    piece = (
-                        (choice.get("delta") or {}).get("content")
-                        if "delta" in choice
-                        else choice.get("text")
-                    )
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-                    if piece:
-                        if first is None:
-                            first = time.perf_counter() - started
-                        pieces.append(piece)
-                        yield StreamEvent(text=piece)
-        except httpx.TimeoutException:
-            raise GenerationFailed(
-                f"model {self.name}: stream stalled for {self.settings.timeout_s}s"
-            ) from None
-        finally:
-            resp.close()
-        yield StreamEvent(
-            done=True,
-            generation=Generation(
-                text="".join(pieces),
-                model=self.name,
-                finish_reason=finish,
-                usage=usage,
-                seconds=time.perf_counter() - started,
-                first_token_seconds=first,
-            ),
-        )
+
+        def chunks() -> Iterator[dict[str, Any]]:
+            try:
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        return
+                    chunk: dict[str, Any] = json.loads(payload)
+                    if chunk.get("error"):
+                        raise GenerationFailed(f"model {self.name}: {chunk['error']}")
+                    yield chunk
+            except httpx.TimeoutException:
+                raise GenerationFailed(
+                    f"model {self.name}: stream stalled for {self.settings.timeout_s}s"
+                ) from None
+            finally:
+                resp.close()
+
+        yield from events_from_chunks(chunks(), self.name, started)
 
     def count_tokens(self, text: str) -> int:
         """The server's own tokenizer where it has one (llama.cpp, vLLM ``/tokenize``), else an estimate."""

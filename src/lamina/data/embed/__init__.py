@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lamina.config import EmbeddingSettings
 from lamina.data.embed.base import Embedder
 from lamina.errors import ConfigError
 
 
-def make_embedder(settings: EmbeddingSettings) -> Embedder:
+def make_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Embedder:
+    """``cache_dir`` keeps derived model files (the fused ONNX graph) between runs."""
     if settings.backend == "onnx":
         from lamina.data.embed.onnx import OnnxMiniLM
 
-        return OnnxMiniLM(threads=settings.threads, batch_size=settings.batch_size)
+        return OnnxMiniLM(threads=settings.threads, batch_size=settings.batch_size, cache_dir=cache_dir)
     if settings.backend == "openai":
         from lamina.data.embed.openai import OpenAIEmbedder
 
