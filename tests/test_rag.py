@@ -120,3 +120,17 @@ def test_few_shot_selects_the_most_similar_examples(workspace: object, llm: Llam
     assert prompt.endswith("Input: The waiter was impolite and the soup was cold.\nOutput:")
     out = llm.generate(GenerationRequest(prompt=prompt, max_tokens=4, stop=["\n"])).text
     assert out.strip() == "negative"
+
+
+def test_one_call_answer_function(sample_collection: Collection, llm: LlamaCppModel) -> None:
+    from lamina.rag.answer import answer
+
+    result = answer("Which database stores the vectors?", collection=sample_collection, model=llm, k=4)
+    assert result.grounded and result.model == llm.name
+    by_name = answer(
+        "Which database stores the vectors?",
+        collection="sample",
+        model=llm,
+        workspace=sample_collection.workspace,
+    )
+    assert by_name.answer == result.answer

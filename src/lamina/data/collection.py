@@ -24,6 +24,7 @@ class Collection:
     def __init__(self, info: CollectionInfo, workspace: Workspace) -> None:
         self.info = info
         self.name = info.name
+        self.workspace = workspace
         self.settings = workspace.settings
         self.registry = workspace.registry
         self.embedder = workspace.embedder

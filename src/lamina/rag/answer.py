@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lamina.config import RagSettings
-from lamina.data.collection import Collection
+from lamina.data.collection import Collection, Workspace
 from lamina.data.types import Hit
 from lamina.models.base import LLM
 from lamina.models.prompts import RAG_SYSTEM, render
+from lamina.models.registry import ModelRegistry
 from lamina.models.types import Generation, GenerationRequest, Message, StreamEvent, Usage
 from lamina.rag.citations import attribute, cited_numbers, drop_invalid_markers, drop_repeated_sentences
 from lamina.rag.context import Source, pack
@@ -161,3 +162,31 @@ def ask_directly(model: LLM, question: str, max_tokens: int) -> Iterator[StreamE
             prompt=f"Question: {question}\nAnswer:", max_tokens=max_tokens, stop=COMPLETION_STOP
         )
     return model.stream(request)
+
+
+def answer(
+    question: str,
+    *,
+    collection: str | Collection,
+    model: str | LLM | None = None,
+    k: int | None = None,
+    workspace: Workspace | None = None,
+) -> Answer:
+    """One-call grounded answer: ``answer("How do refunds work?", collection="handbook")``.
+
+    Names are resolved through ``workspace`` (default: the configuration in ``lamina.toml`` and
+    ``LAMINA_*``); a local model is loaded once per process and reused by later calls.
+    """
+    ws = workspace or (collection.workspace if isinstance(collection, Collection) else Workspace())
+    coll = collection if isinstance(collection, Collection) else ws.collection(collection)
+    llm = model if model is not None and not isinstance(model, str) else _registry(ws).get(model)
+    return Answerer(coll, llm, ws.settings.rag, k=k).ask(question)
+
+
+_REGISTRIES: dict[int, ModelRegistry] = {}
+
+
+def _registry(ws: Workspace) -> ModelRegistry:
+    if id(ws.settings) not in _REGISTRIES:
+        _REGISTRIES[id(ws.settings)] = ModelRegistry(ws.settings)
+    return _REGISTRIES[id(ws.settings)]
