@@ -131,6 +131,7 @@ def test_one_call_answer_function(sample_collection: Collection, llm: LlamaCppMo
         "Which database stores the vectors?",
         collection="sample",
         model=llm,
+        k=4,
         workspace=sample_collection.workspace,
     )
     assert by_name.answer == result.answer
