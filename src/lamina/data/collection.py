@@ -81,7 +81,7 @@ class Collection:
             if len(rankings) == 1
             else reciprocal_rank_fusion(rankings, self.settings.search.rrf_k, names)
         )
-        return collapse_duplicates(hits)[:k] if k < n else collapse_duplicates(hits)
+        return collapse_duplicates(hits)[:k]
 
 
 class Workspace:

@@ -183,10 +183,12 @@ def answer(
     return Answerer(coll, llm, ws.settings.rag, k=k).ask(question)
 
 
-_REGISTRIES: dict[int, ModelRegistry] = {}
+_REGISTRIES: dict[int, tuple[object, ModelRegistry]] = {}
 
 
 def _registry(ws: Workspace) -> ModelRegistry:
-    if id(ws.settings) not in _REGISTRIES:
-        _REGISTRIES[id(ws.settings)] = ModelRegistry(ws.settings)
-    return _REGISTRIES[id(ws.settings)]
+    """One registry (so one loaded model) per settings object; the identity check guards id reuse."""
+    entry = _REGISTRIES.get(id(ws.settings))
+    if entry is None or entry[0] is not ws.settings:
+        entry = _REGISTRIES[id(ws.settings)] = (ws.settings, ModelRegistry(ws.settings))
+    return entry[1]
