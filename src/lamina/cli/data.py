@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lamina.cli.context import state
-from lamina.cli.output import IngestProgress, console, err_console, print_json
+from lamina.cli.output import IngestProgress, console, err_console, print_hits, print_json
 from lamina.data.collection import SearchMode
 from lamina.data.ingest import IngestReport
 from lamina.data.store.base import Where
@@ -93,13 +93,7 @@ def search(
     if not hits:
         console.print("no hits")
         return
-    for rank, hit in enumerate(hits, start=1):
-        where = f"p.{hit.page}" if hit.page else " > ".join(hit.headings)
-        console.print(
-            f"[bold cyan]{rank:>2}.[/] [green]{hit.score:.4f}[/] {hit.source}"
-            + (f"  [dim]{where}[/]" if where else "")
-        )
-        console.print(f"    {hit.snippet}", highlight=False, markup=False)
+    print_hits(hits)
 
 
 def collections(as_json: JsonOpt = False) -> None:
@@ -130,7 +124,7 @@ def documents(collection: CollectionOpt, as_json: JsonOpt = False) -> None:
     """List a collection's documents, and the errors of its last ingestion run."""
     coll = state.workspace.collection(collection)
     docs = coll.documents()
-    info = state.workspace.registry.require_collection(collection)
+    info = coll.info
     if as_json:
         print_json(
             {"collection": collection, "documents": [d.to_dict() for d in docs], "last_run": info.last_run}

@@ -9,7 +9,7 @@ import typer
 
 from lamina.cli import models
 from lamina.cli.context import state
-from lamina.cli.output import IngestProgress, console, err_console
+from lamina.cli.output import IngestProgress, console, err_console, print_hits
 from lamina.rag.answer import Answerer
 
 DEMO_COLLECTION = "sample"
@@ -30,10 +30,7 @@ def demo(
         f"{report.chunks_written} chunks, {report.tokens_embedded:,} tokens embedded in {report.seconds:.1f}s"
     )
     console.rule(f"[bold]2. hybrid search: {question}")
-    for rank, hit in enumerate(coll.search(question, k=3), start=1):
-        where = f"p.{hit.page}" if hit.page else " > ".join(hit.headings)
-        console.print(f"[bold cyan]{rank}.[/] {hit.source.rsplit('/', 1)[-1]} [dim]{where}[/]")
-        console.print(f"   {hit.snippet}", highlight=False, markup=False)
+    print_hits(coll.search(question, k=3))
     model = models.registry().get()
     console.rule(f"[bold]3. grounded answer from {model.name} (local, llama.cpp)")
     models.stream_answer(Answerer(coll, model, state.settings.rag), question)

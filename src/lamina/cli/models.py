@@ -11,6 +11,7 @@ from rich.table import Table
 
 from lamina.cli.context import state
 from lamina.cli.output import console, err_console, print_json
+from lamina.data.types import location
 from lamina.models.registry import ModelRegistry
 from lamina.rag.answer import Answer, Answerer, ask_directly
 
@@ -52,7 +53,7 @@ def _print_sources(answer: Answer) -> None:
         return
     console.print("\n[bold]Sources[/]")
     for c in answer.citations:
-        where = f"p. {c.page}" if c.page else " > ".join(c.headings)
+        where = location(c.page, c.headings)
         console.print(f"  [{c.n}] {c.source}" + (f" [dim]({where})[/]" if where else ""), highlight=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -18,8 +19,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lamina.data.types import Hit
+
 console = Console(soft_wrap=not sys.stdout.isatty())  # pipes get whole lines, not 80 columns
 err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+
+
+def print_hits(hits: Sequence[Hit]) -> None:
+    """Ranked hits as a person reads them: rank, score, source, page or heading path, snippet."""
+    for rank, hit in enumerate(hits, start=1):
+        where = f"  [dim]{hit.location}[/]" if hit.location else ""
+        console.print(
+            f"[bold cyan]{rank:>2}.[/] [green]{hit.score:.4f}[/] {hit.source}{where}", highlight=False
+        )
+        console.print(f"    {hit.snippet}", highlight=False, markup=False)
 
 
 def print_json(data: Any) -> None:

@@ -12,6 +12,11 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 
 
+def location(page: int | None, headings: list[str] | tuple[str, ...]) -> str:
+    """Where in its document a chunk sits, for people: its page if known, else its heading path."""
+    return f"p. {page}" if page else " > ".join(headings)
+
+
 def doc_id_for(source: str) -> str:
     """A document's identity is its source: the same path or URL is the same document."""
     return sha256_hex(source)[:16]
@@ -104,6 +109,10 @@ class Hit:
     text_hash: str = ""
     meta: str = ""
     scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        return location(self.page, self.headings)
 
     @property
     def snippet(self) -> str:

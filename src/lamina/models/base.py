@@ -56,6 +56,19 @@ class ConfiguredModel:
     def is_chat(self) -> bool:
         return self.settings.chat
 
+    def sampling(self, request: GenerationRequest) -> dict[str, Any]:
+        """The request's sampling parameters, each unset one taken from the model's configuration."""
+        s = self.settings
+        params: dict[str, Any] = {
+            "max_tokens": request.max_tokens or s.max_tokens,
+            "temperature": s.temperature if request.temperature is None else request.temperature,
+            "top_p": request.top_p or s.top_p,
+            "stop": request.stop if request.stop is not None else s.stop,
+        }
+        if request.seed is not None:
+            params["seed"] = request.seed
+        return params
+
 
 def _usage(data: dict[str, Any]) -> Usage:
     usage = data.get("usage") or {}

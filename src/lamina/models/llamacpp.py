@@ -117,16 +117,7 @@ class LlamaCppModel(ConfiguredModel):
 
     def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
         """The OpenAI-shaped request body llama.cpp gets (public so benchmarks can send the same)."""
-        s = self.settings
-        body: dict[str, Any] = {
-            "max_tokens": request.max_tokens or s.max_tokens,
-            "temperature": s.temperature if request.temperature is None else request.temperature,
-            "top_p": request.top_p or s.top_p,
-            "repeat_penalty": s.repeat_penalty,
-            "stop": request.stop if request.stop is not None else s.stop,
-        }
-        if request.seed is not None:
-            body["seed"] = request.seed
+        body: dict[str, Any] = {**self.sampling(request), "repeat_penalty": self.settings.repeat_penalty}
         if request.messages is not None:
             body["messages"] = request.messages
             if request.json_schema is not None:

@@ -62,18 +62,9 @@ class OpenAIModel(ConfiguredModel):
         )
 
     def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
-        s = self.settings
-        body: dict[str, Any] = {
-            "model": s.model or self.name,
-            "max_tokens": request.max_tokens or s.max_tokens,
-            "temperature": s.temperature if request.temperature is None else request.temperature,
-            "top_p": request.top_p or s.top_p,
-        }
-        stop = request.stop if request.stop is not None else s.stop
-        if stop:
-            body["stop"] = stop
-        if request.seed is not None:
-            body["seed"] = request.seed
+        body: dict[str, Any] = {"model": self.settings.model or self.name, **self.sampling(request)}
+        if not body["stop"]:  # some servers reject an empty list
+            del body["stop"]
         if request.messages is not None:
             body["messages"] = request.messages
         else:

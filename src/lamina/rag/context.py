@@ -24,7 +24,7 @@ class Source:
 
     @property
     def title(self) -> str:
-        where = f"p. {self.hit.page}" if self.hit.page else " > ".join(self.hit.headings)
+        where = self.hit.location
         name = self.hit.title or self.hit.source.rsplit("/", 1)[-1]
         return f"{name}, {where}" if where else name
 
