@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
 
 import lamina
 from lamina.config import Settings, load_settings
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
+from lamina.evals.stub_upstream import StubUpstream
 from lamina.models.llamacpp import LlamaCppModel
+from tests.serve_harness import LaminaServer
 
 SHARED_DATA = Path(
     os.environ.get("LAMINA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -96,3 +101,64 @@ def sample_collection(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMi
     coll = ws.collection("sample", create=True)
     coll.ingest([str(Path(lamina.__file__).parent / "samples")])
     return coll
+
+
+# the server --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models folder (GGUF, fused embedder graph) shared by every test server."""
+    return tmp_path_factory.mktemp("shared-models")
+
+
+@pytest.fixture(scope="session")
+def stub() -> Iterator[StubUpstream]:
+    """A stand-in OpenAI upstream, for the tests that must break something on purpose."""
+    with StubUpstream("ok") as upstream:
+        yield upstream
+
+
+def stub_model_config(stub: StubUpstream, name: str = "stub", timeout_s: float = 3.0) -> str:
+    return (
+        f'[models.{name}]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub"\nchat = true\n'
+        f"timeout_s = {timeout_s}\nmax_retries = 0\n"
+    )
+
+
+@dataclass
+class RunningServer:
+    server: LaminaServer
+    keys: dict[str, str]  # name -> key
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def client(self, key: str = "admin") -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=self.keys[key], max_retries=0, timeout=120)
+
+    def http(self, key: str | None = "admin") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
+        return httpx.Client(base_url=self.server.root, headers=headers, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path, stub: StubUpstream
+) -> Iterator[RunningServer]:
+    """One real server for the API tests: the default model, the stub, keys of two tenants."""
+    server = LaminaServer(
+        tmp_path_factory.mktemp("served"),
+        models_dir,
+        config="[serve]\nmax_inflight = 3\nmax_upload_mb = 1\nmax_request_mb = 3\n\n"
+        + stub_model_config(stub),
+    )
+    store = server.keys()
+    keys = {
+        "admin": store.create("admin", admin=True)[1],
+        "alice": store.create("alice", tenant="a")[1],
+        "bob": store.create("bob", tenant="b")[1],
+        "stub-only": store.create("stub-only", tenant="a", models=["stub"])[1],
+    }
+    store.engine.dispose()
+    with server:
+        yield RunningServer(server, keys)

@@ -126,3 +126,16 @@ def test_chat_reads_questions_until_eof() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("Sources") >= 1
+
+
+def test_ask_prints_the_answer_once_then_its_sources() -> None:
+    lamina("demo")
+    question = "Which database stores the vectors?"
+    printed = lamina("ask", question, "-c", "sample").stdout
+    answer = json.loads(lamina("ask", question, "-c", "sample", "--json").stdout)
+    text, _, sources = printed.partition("\nSources\n")
+    assert text.strip() == answer["answer"]  # streamed once, and it is the final (cited) text
+    assert "with citations" not in printed and printed.count(answer["answer"]) == 1
+    assert [f"[{c['n']}]" for c in answer["citations"]] == [
+        line.split()[0] for line in sources.splitlines() if line.strip()
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lamina.config import RagSettings
@@ -10,11 +11,14 @@ from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.store.lance import LanceStore
 from lamina.data.types import Hit
 from lamina.errors import PromptTooLong
+from lamina.evals.grounding import _equal_error
 from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.prompts import FENCE_NOTE
-from lamina.rag.answer import Answer, Answerer
-from lamina.rag.citations import attribute, cited_numbers, drop_invalid_markers, drop_repeated_sentences
-from lamina.rag.context import pack
+from lamina.models.types import Usage
+from lamina.rag.answer import LAZY_STOP, Answer, Answerer
+from lamina.rag.assemble import AnswerAssembler, split_stops
+from lamina.rag.citations import cited_numbers, drop_invalid_markers
+from lamina.rag.context import Source, pack
 from lamina.rag.fewshot import Example, FewShotExamples
 
 
@@ -41,7 +45,32 @@ def test_streaming_answer_ends_with_the_cited_result(answerer: Answerer) -> None
     parts = list(answerer.stream("Which database stores the vectors?"))
     final = parts[-1]
     assert isinstance(final, Answer)
-    assert all(isinstance(p, str) for p in parts[:-1]) and len(parts) > 2
+    assert all(isinstance(p, str) for p in parts[:-1]) and len(parts) >= 2
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which database stores the vectors?",
+        "What happens if an ingestion is interrupted?",
+        "How are documents split into chunks?",
+    ],
+)
+def test_streamed_text_is_the_answer_and_never_empty(answerer: Answerer, question: str) -> None:
+    parts = list(answerer.stream(question))  # the built-in gemma runs at temperature 0
+    final = parts[-1]
+    assert isinstance(final, Answer) and final.grounded
+    shown = "".join(p for p in parts[:-1] if isinstance(p, str))
+    assert shown == final.answer and final.answer.strip()
+    assert shown == answerer.ask(question).answer
+    assert set(cited_numbers(final.answer)) == {c.n for c in final.citations}
+
+
+def test_the_engine_never_gets_a_stop_that_leading_whitespace_would_trigger(answerer: Answerer) -> None:
+    _, request = answerer.prepare("How do I resume an ingestion?")
+    assert request is not None and request.stop
+    assert all(s.strip() for s in request.stop) and "\n\n" in LAZY_STOP
+    assert split_stops(["\n\n", "\nQuestion:", '"""']) == (["\nQuestion:", '"""'], ["\n\n"])
 
 
 def test_nothing_relevant_says_so_without_guessing(answerer: Answerer) -> None:
@@ -85,20 +114,6 @@ def test_markers_pointing_nowhere_are_dropped() -> None:
     assert drop_invalid_markers(text, 3) == "Ingestion resumes [2]. It uses LanceDB. Both [1] hold."
 
 
-def test_repeated_sentences_are_dropped() -> None:
-    text = "It is fast. It is fast [1]. It is cheap.\nIt is fast."
-    assert drop_repeated_sentences(text) == "It is fast. It is cheap."
-
-
-def test_uncited_sentences_are_attributed(embedder: OnnxMiniLM) -> None:
-    sources = ["LanceDB stores the vectors on disk.", "The tokenizer truncates input to 256 tokens."]
-    text, used = attribute(
-        "Vectors live on disk in LanceDB. Input is cut at 256 tokens.", sources, embedder, 0.35
-    )
-    assert used == [1, 2]
-    assert text == "Vectors live on disk in LanceDB. [1] Input is cut at 256 tokens. [2]"
-
-
 def test_few_shot_selects_the_most_similar_examples(workspace: object, llm: LlamaCppModel) -> None:
     from lamina.data.collection import Workspace
     from lamina.models.types import GenerationRequest
@@ -135,3 +150,120 @@ def test_one_call_answer_function(sample_collection: Collection, llm: LlamaCppMo
         workspace=sample_collection.workspace,
     )
     assert by_name.answer == result.answer
+
+
+# the assembler --------------------------------------------------------------------------------------
+SOURCES = [
+    "LanceDB stores the vectors on disk, next to the BM25 index.",
+    "The tokenizer truncates input to 256 tokens before embedding.",
+    "Ingestion can be resumed: unchanged files are skipped by their SHA-256.",
+]
+
+
+def _assembler(
+    embedder: OnnxMiniLM, question: str = "Where are the vectors stored?", **settings: float
+) -> AnswerAssembler:
+    sources = [Source(i + 1, _hit(i + 1, text), text) for i, text in enumerate(SOURCES)]
+    return AnswerAssembler(question, sources, embedder, RagSettings(**settings), LAZY_STOP)  # type: ignore[arg-type]
+
+
+def _run(
+    assembler: AnswerAssembler, pieces: list[str], truncated: bool = False, shown_before: str = ""
+) -> tuple[str, Answer]:
+    shown = shown_before + "".join(assembler.feed(p) for p in pieces)
+    tail, answer = assembler.finish("test-model", Usage(10, 5), truncated=truncated)
+    assert shown + tail == answer.answer  # the answer is exactly what was shown
+    return shown + tail, answer
+
+
+def test_a_leading_blank_line_does_not_end_the_answer(embedder: OnnxMiniLM) -> None:
+    assembler = _assembler(embedder)
+    text, answer = _run(assembler, ["\n\n", "LanceDB keeps the vectors on disk.", "\n\nQuestion: why?"])
+    assert text == "LanceDB keeps the vectors on disk. [1]"
+    assert assembler.stopped and not answer.extractive and answer.attributed
+    assert [c.n for c in answer.citations] == [1]
+
+
+def test_a_lazy_stop_ends_generation_once_content_began(embedder: OnnxMiniLM) -> None:
+    raw = " \nVectors live in LanceDB [1].\nThey are on disk.\n\nQuestion: Who are you?\nAnswer: nobody."
+    assembler = _assembler(embedder)
+    shown, consumed = [], ""
+    for char in raw:
+        consumed += char
+        shown.append(assembler.feed(char))
+        if assembler.stopped:
+            break
+    assert consumed.endswith("disk.\n\n")  # stopped at the blank line after the content, not before
+    assert assembler.feed("More text.") == ""
+    text, _ = _run(assembler, [], shown_before="".join(shown))
+    assert text == "Vectors live in LanceDB [1].\nThey are on disk. [1]"
+    assert assembler.model_cited == {1}
+
+
+def test_pieces_split_anywhere_give_the_same_answer(embedder: OnnxMiniLM) -> None:
+    raw = "\n1. LanceDB stores vectors [1]. [2]\n2. e.g. H. pylori is fine. It is 1.5 mg [9].\nIt ends"
+    whole, _ = _run(_assembler(embedder), [raw], truncated=True)
+    by_char, _ = _run(_assembler(embedder), list(raw), truncated=True)
+    by_three, _ = _run(_assembler(embedder), [raw[i : i + 3] for i in range(0, len(raw), 3)], truncated=True)
+    assert whole == by_char == by_three
+    assert whole.startswith("LanceDB stores vectors [1]. [2]\n")
+    assert "[9]" not in whole and "It ends" not in whole  # no source 9; cut off by the token limit
+
+
+def test_repeated_sentences_are_dropped(embedder: OnnxMiniLM) -> None:
+    assembler = _assembler(embedder, attribution_threshold=1.0)
+    text, _ = _run(assembler, ["It is fast [1]. It is fast. It is cheap [2].\nAnswer: It is fast [1]."])
+    assert text == "It is fast [1]. It is cheap [2]."
+    assert assembler.dropped["repeated"] == 2
+
+
+def test_markers_pointing_nowhere_are_dropped_and_uncited_sentences_attributed(
+    embedder: OnnxMiniLM,
+) -> None:
+    text, answer = _run(
+        _assembler(embedder), ["Vectors live on disk in LanceDB [7]. Input is cut at 256 tokens."]
+    )
+    assert text == "Vectors live on disk in LanceDB. [1] Input is cut at 256 tokens. [2]"
+    assert answer.attributed and [c.n for c in answer.citations] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\n[1]\n[2]\n[3]\n[4]\n[5]\n[6]",  # markers only: the model is looping
+        "\n[1] Structure of the LanceDB vector store: ",  # a lead-in whose content never came
+        " Yes.",  # no content to cite
+        "\n1. Answer: 2. Answer: 3. Answer: 4.",
+        " Where are the vectors stored?\nAnswer: Where are the vectors stored?",  # the question back
+        "",
+        "\n\n",
+    ],
+)
+def test_degenerate_output_becomes_an_extractive_answer(embedder: OnnxMiniLM, raw: str) -> None:
+    assembler = _assembler(embedder)
+    text, answer = _run(assembler, [raw])
+    assert answer.extractive and not answer.attributed and answer.grounded
+    assert answer.citations and set(cited_numbers(text)) == {c.n for c in answer.citations}
+    assert text.startswith("LanceDB stores the vectors on disk, next to the BM25 index. [1]")
+    assert assembler.kept == 0
+    data = answer.to_dict()
+    assert data["extractive"] is True and data["citations"][0]["score"] == 1.0
+
+
+def test_a_loop_stops_generation(embedder: OnnxMiniLM) -> None:
+    assembler = _assembler(embedder)
+    shown = ""
+    for _ in range(20):
+        shown += assembler.feed("\nThe vectors are stored in LanceDB.")
+        if assembler.stopped:
+            break
+    assert assembler.stopped
+    text, answer = _run(assembler, [], shown_before=shown)
+    assert text == "The vectors are stored in LanceDB. [1]" and not answer.extractive
+
+
+def test_min_similarity_is_calibrated_at_the_equal_error_point() -> None:
+    answerable = np.array([0.2, 0.33, 0.4, 0.5, 0.6])
+    off_topic = np.array([0.0, 0.1, 0.15, 0.21, 0.25])
+    threshold, refused, answered = _equal_error(answerable, off_topic)
+    assert threshold == pytest.approx(0.23) and refused == answered == 0.2

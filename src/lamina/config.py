@@ -140,12 +140,39 @@ def _builtin_models() -> dict[str, ModelSettings]:
 class RagSettings(_Section):
     k: int = Field(6, ge=1, le=100, description="Chunks retrieved per question.")
     min_similarity: float = Field(
-        0.3, ge=-1, le=1, description="Below this best dense similarity, say nothing relevant was found."
+        0.22,  # equal error rate on held-out SciFact claims: lamina eval min-similarity
+        ge=-1,
+        le=1,
+        description="Below this best dense similarity, say nothing relevant was found.",
     )
     attribution_threshold: float = Field(
         0.35, ge=-1, le=1, description="Least similarity to cite a sentence."
     )
     answer_tokens: int = Field(160, ge=8)
+    extractive_sentences: int = Field(
+        2, ge=1, le=20, description="Sentences quoted from the sources when the model gives nothing usable."
+    )
+
+
+class ServeSettings(_Section):
+    """``lamina serve``: the OpenAI-compatible server."""
+
+    host: str = Field("127.0.0.1", description="Address to bind; loopback unless you mean otherwise.")
+    port: int = Field(8080, ge=0, le=65535)
+    max_inflight: int = Field(
+        8, ge=1, le=1024, description="Generations running at once per model; beyond it, 429."
+    )
+    drain_s: float = Field(30.0, ge=0, description="SIGTERM: how long in-flight requests may finish.")
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest file one upload may carry.")
+    max_request_mb: float = Field(200.0, gt=0, description="Largest upload request (all files).")
+    max_body_kb: float = Field(
+        2048.0, gt=0, description="Largest JSON request body (chat, completions, search)."
+    )
+    rag_models: dict[str, str] = Field(
+        default_factory=dict, description="Model answering a collection's rag:NAME model (default_model)."
+    )
+    request_log: bool = Field(True, description="Record every API request in the request log.")
+    log_flush_s: float = Field(0.5, gt=0, description="Request log: how often queued rows are written.")
 
 
 class Settings(BaseSettings):
@@ -166,6 +193,7 @@ class Settings(BaseSettings):
     models: dict[str, ModelSettings] = Field(default_factory=dict, description="Extra or overridden models.")
     default_model: str = DEFAULT_MODEL
     rag: RagSettings = Field(default_factory=RagSettings)  # type: ignore[arg-type]
+    serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _with_builtin_models(self) -> Settings:
@@ -198,6 +226,11 @@ class Settings(BaseSettings):
     @property
     def vectors_dir(self) -> Path:
         return self.data_dir / "vectors"
+
+    @property
+    def gateway_url(self) -> str:
+        """Keys, jobs and the request log: the server's own state, apart from the data registry."""
+        return f"sqlite:///{self.data_dir / 'gateway.db'}"
 
 
 def _config_file() -> Path | None:

@@ -57,3 +57,7 @@ class TemplateError(LaminaError):
 
 class StructuredOutputError(LaminaError):
     """A JSON Schema is invalid, or the model did not produce valid output within the retries."""
+
+
+class IngestCancelled(LaminaError):
+    """An ingestion run was cancelled on request; whole batches written before it stay."""

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from lamina import __version__
-from lamina.cli import data, demo, measure, models
+from lamina.cli import data, demo, measure, models, serve
 from lamina.cli.context import state
 from lamina.cli.output import err_console
 from lamina.errors import LaminaError
@@ -56,6 +56,9 @@ app.command()(models.ask)
 app.command()(models.chat)
 app.command()(models.models)
 app.command()(demo.demo)
+app.command()(serve.serve)
+app.add_typer(serve.keys_app, name="keys")
+app.command()(serve.logs)
 app.add_typer(measure.eval_app, name="eval")
 app.add_typer(measure.bench_app, name="bench")
 

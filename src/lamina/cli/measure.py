@@ -14,7 +14,7 @@ from lamina.cli.output import IngestProgress, console, err_console, print_json
 from lamina.errors import LaminaError
 from lamina.evals.beir import load_beir
 from lamina.evals.generation import bench_generation
-from lamina.evals.grounding import evaluate_grounding
+from lamina.evals.grounding import calibrate_min_similarity, evaluate_grounding
 from lamina.evals.ingest_bench import bench_baseline, bench_lamina
 from lamina.evals.retrieval import evaluate_retrieval
 from lamina.models.llamacpp import LlamaCppModel
@@ -139,20 +139,94 @@ def bench_generate(
 @eval_app.command("grounding")
 def eval_grounding(
     dataset: DatasetOpt,
-    docs: Annotated[int, typer.Option("--docs", min=2, help="How many abstracts to ingest.")] = 20,
+    docs: Annotated[
+        int, typer.Option("--max-docs", "--docs", min=2, help="How many abstracts to ingest.")
+    ] = 20,
+    claims: Annotated[
+        int | None, typer.Option("--claims", min=1, help="Ask only the first N claims that fit.")
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Configured model name.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest ~20 SciFact abstracts, ask their claims, report how often a gold abstract is cited."""
     data = load_beir(dataset)
-    result = evaluate_grounding(state.settings, data, models.registry().get(model), max_docs=docs)
+    llm = models.registry().get(model)
+    result = evaluate_grounding(state.settings, data, llm, max_docs=docs, max_claims=claims)
     if as_json:
         print_json(result)
         return
+    c = result["counts"]
     console.print(
         f"{result['claims']} claims over {result['documents']} abstracts with {result['model']}: "
         f"cites a gold abstract {result['cites_gold']:.1%} (by the model's own [n] markers "
         f"{result['cites_gold_by_model_markers']:.1%}); "
         f"gold abstract in context {result['gold_in_context']:.1%}; "
-        f"'nothing relevant' {result['said_nothing_relevant']:.1%}"
+        f"'nothing relevant' {result['nothing_relevant']:.1%}\n"
+        f"empty answers {c['empty_answers']} ({result['empty_answers']:.1%}); model output empty "
+        f"{c['model_empty']} ({result['model_empty']:.1%}), degenerate {c['model_degenerate']} "
+        f"({result['model_degenerate']:.1%}; of which citing nothing {c['model_unsupported']}); "
+        f"extractive answers {c['extractive']} "
+        f"({result['extractive']:.1%}); {result['seconds']}s"
     )
+
+
+@eval_app.command("min-similarity")
+def eval_min_similarity(dataset: DatasetOpt, as_json: JsonOpt = False) -> None:
+    """Calibrate rag.min_similarity on SciFact claims the grounding eval does not ask (equal error rate)."""
+    result = calibrate_min_similarity(state.settings, load_beir(dataset))
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        f"{result['held_out_claims']} held-out claims: rag.min_similarity = {result['threshold']} "
+        f"refuses {result['answerable_refused']:.1%} of them over their gold abstracts and answers "
+        f"{result['off_topic_answered']:.1%} of them over the unrelated sample documents\n"
+        f"best similarity, answerable: {result['answerable_best_similarity']}\n"
+        f"best similarity, off-topic:  {result['off_topic_best_similarity']}",
+        highlight=False,
+    )
+
+
+@bench_app.command("gateway")
+def bench_gateway_command(
+    duration_s: Annotated[
+        float, typer.Option("--duration", min=1, help="Seconds per open-loop phase.")
+    ] = 5.0,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Open-loop rate (req/s) for the fixed-rate phase.")
+    ] = 200.0,
+    delay_ms: Annotated[float, typer.Option(min=0, help="The stub upstream's delay before answering.")] = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Latency Lamina adds over a stub upstream (auth and request log on): direct vs through Lamina."""
+    import tempfile
+
+    from lamina.evals.gateway_bench import bench_gateway, start_lamina_gateway
+    from lamina.evals.stub_upstream import StubUpstream
+
+    with (
+        StubUpstream("ok", delay_ms=delay_ms) as stub,
+        tempfile.TemporaryDirectory(prefix="lamina-bench-gateway-") as tmp,
+        start_lamina_gateway(stub.base_url, Path(tmp), extra_toml="[serve]\nmax_inflight = 1024\n") as (
+            url,
+            key,
+        ),
+    ):
+        result = bench_gateway(
+            stub.base_url, url, "stub-key", key, "stub", "stub", duration_s=duration_s, rate=rate
+        )
+    if as_json:
+        print_json(result)
+        return
+    table = Table("phase", "direct p50/p95/p99 ms", "Lamina p50/p95/p99 ms", "added p50/p95/p99 ms")
+    for phase in ("sequential", "open_loop", "stream_ttft"):
+        r = result[phase]
+        table.add_row(phase, *(_triple(r[side]) for side in ("direct", "gateway", "added")))
+    console.print(table)
+    console.print(
+        f"highest rate with added p99 under 20 ms: {result['max_rate']['max_sustained_rate']} req/s"
+    )
+
+
+def _triple(stats: dict[str, Any]) -> str:
+    return " / ".join("-" if stats[p] is None else f"{stats[p]:.2f}" for p in ("p50_ms", "p95_ms", "p99_ms"))

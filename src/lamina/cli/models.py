@@ -101,18 +101,15 @@ def ask(
 
 
 def stream_answer(answerer: Answerer, question: str) -> Answer:
+    """Print the answer once, as it is generated (the streamed text is the final text), then its sources."""
     final: Answer | None = None
-    streamed = []
     for piece in answerer.stream(question):
         if isinstance(piece, Answer):
             final = piece
         else:
-            streamed.append(piece)
             console.print(piece, end="", highlight=False, markup=False)
     console.print()
     assert final is not None
-    if final.attributed:  # markers were added after generation: show the cited version
-        console.print(f"\n[dim]with citations:[/] {final.answer}", highlight=False)
     _print_sources(final)
     return final
 

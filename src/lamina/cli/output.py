@@ -75,3 +75,6 @@ class IngestProgress:
         elapsed = self._bar.tasks[0].elapsed or 0.0
         rate = f"{self._tokens / elapsed:,.0f}" if elapsed > 0 and self._tokens else "-"
         self._bar.update(self._task, advance=documents, chunks=f"{self._chunks:,}", rate=rate)
+
+    def file(self, source: str, state: str, detail: str = "") -> None:
+        pass  # the summary and `lamina documents` report per-file outcomes

@@ -51,6 +51,11 @@ class Collection:
     def documents(self) -> list[DocumentRecord]:
         return list(self.registry.documents(self.name).values())
 
+    def delete_documents(self, sources: Sequence[str]) -> None:
+        """Remove documents' chunks, then their records (the registry never claims more than the store)."""
+        self.store.delete_sources(sources)
+        self.registry.delete_documents(self.name, sources)
+
     # retrieve ----------------------------------------------------------------------------------
     def search(
         self,

@@ -23,7 +23,7 @@ from lamina.data.fetch import fetch
 from lamina.data.registry import DocumentRecord
 from lamina.data.sources import SourceRef, discover, scope_of
 from lamina.data.types import Chunk, Document, sha256_hex
-from lamina.errors import ExtractionFailed, FetchRefused, UnsupportedDocument
+from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, UnsupportedDocument
 
 if TYPE_CHECKING:
     from lamina.data.collection import Collection
@@ -38,12 +38,22 @@ class Progress(Protocol):
 
     def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None: ...
 
+    def file(self, source: str, state: str, detail: str = "") -> None:
+        """One source's state: extracting, embedding, done, unchanged, skipped or failed (with why).
+
+        It may raise ``IngestCancelled`` to stop the run; the batch under way is then not written.
+        """
+        ...
+
 
 class _NoProgress:
     def start(self, total: int | None) -> None:
         pass
 
     def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None:
+        pass
+
+    def file(self, source: str, state: str, detail: str = "") -> None:
         pass
 
 
@@ -142,6 +152,8 @@ class Ingestion:
             finish()
             self.c.store.optimize()
             status = "completed"
+        except IngestCancelled:
+            status = "cancelled"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
@@ -171,6 +183,7 @@ class Ingestion:
         else:
             self.report.failed += 1
         self.report.errors.append({"source": source, "kind": kind, "reason": reason})
+        self.progress.file(source, kind, reason)
 
     def _is_unchanged(self, source: str, content_hash: str) -> bool:
         known = self.known.get(source)
@@ -181,14 +194,15 @@ class Ingestion:
         if isinstance(item, tuple):
             self._record_error(item[0].location, item[1])
             return None
-        if isinstance(item, Document):
-            if self._is_unchanged(item.source, item.content_hash):
-                self.report.unchanged += 1
-                return None
-            return item
-        if self._is_unchanged(item.ref.location, sha256_hex(item.data)):
+        source = item.source if isinstance(item, Document) else item.ref.location
+        content_hash = item.content_hash if isinstance(item, Document) else sha256_hex(item.data)
+        if self._is_unchanged(source, content_hash):
             self.report.unchanged += 1
+            self.progress.file(source, "unchanged")
             return None
+        if isinstance(item, Document):
+            return item
+        self.progress.file(source, "extracting")
         try:
             return extract(
                 item.data,
@@ -222,6 +236,8 @@ class Ingestion:
             chunks_by_doc.append(chunks)
         if not docs:
             return
+        for doc in docs:
+            self.progress.file(doc.source, "embedding")
         all_chunks = [c for chunks in chunks_by_doc for c in chunks]
         vectors = self._vectors(all_chunks)
         self.c.store.replace_documents([d.source for d in docs], all_chunks, vectors)
@@ -244,6 +260,8 @@ class Ingestion:
         )
         self.report.ingested += len(docs)
         self.report.chunks_written += len(all_chunks)
+        for doc, chunks in zip(docs, chunks_by_doc, strict=True):
+            self.progress.file(doc.source, "done", f"{len(chunks)} chunks")
         self.progress.advance(documents=len(docs))
 
     def _vectors(self, chunks: list[Chunk]) -> np.ndarray:

@@ -114,14 +114,20 @@ class DocumentRecord:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def open_database(url: str, schema: sa.MetaData) -> sa.Engine:
+    """An engine for ``url`` with ``schema``'s tables made; SQLite gets WAL and a busy timeout."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    if url.startswith("sqlite"):
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    schema.create_all(engine)
+    return engine
+
+
 class Registry:
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self._engine = sa.create_engine(url)
-        if url.startswith("sqlite"):
-            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self._engine)
+        self._engine = open_database(url, metadata)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -261,5 +267,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -110,6 +110,11 @@ class LlamaCppModel(ConfiguredModel):
         """Load now rather than on the first request."""
         _ = self.engine
 
+    @property
+    def openai_base_url(self) -> str:
+        """llama.cpp's own OpenAI-compatible server on a loopback port: the engine as an HTTP upstream."""
+        return str(self.engine.listening_address).rstrip("/") + "/v1"
+
     def count_tokens(self, text: str) -> int:
         resp = self._http.post("/tokenize", json={"content": text, "add_special": True})
         resp.raise_for_status()
@@ -118,6 +123,10 @@ class LlamaCppModel(ConfiguredModel):
     def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
         """The OpenAI-shaped request body llama.cpp gets (public so benchmarks can send the same)."""
         body: dict[str, Any] = {**self.sampling(request), "repeat_penalty": self.settings.repeat_penalty}
+        if body["temperature"] == 0:
+            # A prompt found in llama.cpp's cache is evaluated in other batch shapes, which flips greedy
+            # choices (ggml-org/llama.cpp#4902): temperature 0 must give the same text every time.
+            body["cache_prompt"] = False
         if request.messages is not None:
             body["messages"] = request.messages
             if request.json_schema is not None:

@@ -71,3 +71,16 @@ def render(template: str, **variables: Any) -> str:
         raise TemplateError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
     except UndefinedError as exc:
         raise TemplateError(f"template uses an undefined variable: {exc.message}") from None
+
+
+CHAT_AS_COMPLETION = """{% for m in messages %}{% if m.role == "system" %}{{ m.content }}
+
+{% elif m.role == "user" %}User: {{ m.content }}
+{% else %}Assistant: {{ m.content }}
+{% endif %}{% endfor %}Assistant:"""
+CHAT_AS_COMPLETION_STOP = ["\nUser:", "\nAssistant:"]
+
+
+def chat_as_completion(messages: list[dict[str, str]]) -> str:
+    """A conversation as a plain transcript, for completion-only (base) models that have no chat template."""
+    return render(CHAT_AS_COMPLETION, messages=messages)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Generator, Iterator
 
 from lamina.config import RagSettings
 from lamina.data.collection import Collection, Workspace
@@ -13,54 +11,21 @@ from lamina.models.base import LLM
 from lamina.models.prompts import RAG_SYSTEM, render
 from lamina.models.registry import ModelRegistry
 from lamina.models.types import Generation, GenerationRequest, Message, StreamEvent, Usage
-from lamina.rag.citations import attribute, cited_numbers, drop_invalid_markers, drop_repeated_sentences
+from lamina.rag.assemble import AnswerAssembler, LazyStop, split_stops
 from lamina.rag.context import Source, pack
+from lamina.rag.types import Answer, Citation
+
+__all__ = ["Answer", "Answerer", "Citation", "answer", "ask_directly"]
 
 NOTHING_RELEVANT = "I could not find anything relevant to this question in the collection {name!r}."
-COMPLETION_STOP = ["\n\n", "\nQuestion:", '"""']  # base models drift into new questions
-
-
-@dataclass
-class Citation:
-    n: int
-    source: str
-    title: str
-    page: int | None
-    headings: list[str]
-    chunk_id: str
-    snippet: str
-
-    @classmethod
-    def of(cls, source: Source) -> Citation:
-        h = source.hit
-        return cls(source.n, h.source, h.title, h.page, h.headings, h.chunk_id, h.snippet)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Answer:
-    answer: str
-    citations: list[Citation]
-    model: str
-    usage: Usage = field(default_factory=Usage)
-    grounded: bool = True  # False: nothing relevant was retrieved, or --no-rag
-    attributed: bool = False  # True: the model gave no markers and sentences were matched to sources
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "answer": self.answer,
-            "citations": [c.to_dict() for c in self.citations],
-            "model": self.model,
-            "usage": self.usage.to_dict(),
-            "grounded": self.grounded,
-            "attributed": self.attributed,
-        }
+# Base models drift into new questions and quote the context's fences; "\n\n" is applied lazily
+# (only once the answer has begun), the rest by the engine: see ``split_stops``.
+COMPLETION_STOP = ["\n\n", "\nQuestion:", "\nAnswer:", '"""']
+ENGINE_STOP, LAZY_STOP = split_stops(COMPLETION_STOP)
 
 
 class Answerer:
-    """One collection + one model; ``ask`` and ``stream`` share every step but generation."""
+    """One collection + one model; ``ask`` and ``stream`` are one path through an ``AnswerAssembler``."""
 
     def __init__(
         self,
@@ -90,78 +55,133 @@ class Answerer:
         return GenerationRequest(
             prompt=render("rag_completion", **variables),
             max_tokens=self.settings.answer_tokens,
-            stop=COMPLETION_STOP,
+            stop=ENGINE_STOP,
         )
 
     def prepare(self, question: str) -> tuple[list[Source], GenerationRequest | None]:
         """Retrieve and pack; ``None`` as the request means nothing relevant was found."""
         query = f"{self.history[-1][0]} {question}" if self.memory_turns and self.history else question
         hits = self.collection.search(query, k=self.k, mode="hybrid")
-        if _best_similarity(hits) < self.settings.min_similarity:
+        if best_similarity(hits) < self.settings.min_similarity:
             return [], None
         frame = self._request(question, [])
-        frame_text = frame.prompt or "\n".join(m["content"] for m in frame.messages or [])
-        sources = pack(self.model, hits, self.model.count_tokens(frame_text), self.settings.answer_tokens)
+        frame_tokens = self.model.count_tokens(_prompt_text(frame))
+        sources = pack(self.model, hits, frame_tokens, self.settings.answer_tokens)
         return sources, self._request(question, sources)
 
-    # results -------------------------------------------------------------------------------------
-    def finish(self, generation: Generation, sources: list[Source], question: str) -> Answer:
-        text = drop_invalid_markers(drop_repeated_sentences(generation.text.strip()), len(sources))
-        numbers = [n for n in cited_numbers(text) if 1 <= n <= len(sources)]
-        attributed = False
-        if not numbers and text:
-            text, numbers = attribute(
-                text, [s.text for s in sources], self.collection.embedder, self.settings.attribution_threshold
-            )
-            attributed = bool(numbers)
-        by_number = {s.n: s for s in sources}
-        if self.memory_turns:
-            self.history.append((question, text))
-        return Answer(
-            answer=text,
-            citations=[Citation.of(by_number[n]) for n in sorted(numbers)],
-            model=self.model.name,
-            usage=generation.usage,
-            attributed=attributed,
-        )
+    def assembler(self, question: str, sources: list[Source]) -> AnswerAssembler:
+        """What turns this model's raw text into the answer (lazy stops only for completion models)."""
+        lazy = [] if self.model.is_chat else LAZY_STOP
+        return AnswerAssembler(question, sources, self.collection.embedder, self.settings, lazy)
 
+    # results -------------------------------------------------------------------------------------
     def nothing_relevant(self) -> Answer:
         return Answer(NOTHING_RELEVANT.format(name=self.collection.name), [], self.model.name, grounded=False)
 
     def ask(self, question: str) -> Answer:
-        sources, request = self.prepare(question)
-        if request is None:
-            return self.nothing_relevant()
-        return self.finish(self.model.generate(request), sources, question)
+        """The answer ``stream`` would give, text included, without showing it piece by piece."""
+        return _last(self.stream(question))
 
     def stream(self, question: str) -> Iterator[str | Answer]:
-        """Yields text pieces as they are generated, then the final ``Answer``."""
+        """Yields the answer's text pieces as they become final, then the ``Answer`` (same text)."""
         sources, request = self.prepare(question)
+        yield from self.respond(question, sources, request)
+
+    def respond(
+        self,
+        question: str,
+        sources: list[Source],
+        request: GenerationRequest | None,
+        assembler: AnswerAssembler | None = None,
+    ) -> Iterator[str | Answer]:
+        """Generate for a prepared request; the model is cancelled as soon as the assembler stops."""
         if request is None:
             answer = self.nothing_relevant()
             yield answer.answer
             yield answer
             return
-        for event in self.model.stream(request):
-            if event.done and event.generation is not None:
-                yield self.finish(event.generation, sources, question)
-            elif event.text:
-                yield event.text
+        assembler = assembler or self.assembler(question, sources)
+        usage: Usage | None = None
+        truncated = False
+        consumed: list[str] = []
+        events = self.model.stream(request)
+        try:
+            for event in events:
+                if event.generation is not None:
+                    usage, truncated = event.generation.usage, event.generation.finish_reason == "length"
+                if event.text:
+                    consumed.append(event.text)
+                    if shown := assembler.feed(event.text):
+                        yield shown
+                    if assembler.stopped:
+                        break
+        finally:
+            if isinstance(events, Generator):
+                events.close()  # stops the engine when the assembler stopped (or our reader went away)
+        if usage is None:
+            usage = estimate_usage(self.model, request, "".join(consumed))
+        tail, answer = assembler.finish(self.model.name, usage, truncated=truncated)
+        if tail:
+            yield tail
+        if self.memory_turns:
+            self.history.append((question, answer.answer))
+        yield answer
 
 
-def _best_similarity(hits: list[Hit]) -> float:
+def _last(parts: Iterator[str | Answer]) -> Answer:
+    *_, final = parts
+    assert isinstance(final, Answer)
+    return final
+
+
+def best_similarity(hits: list[Hit]) -> float:
+    """The gate for "nothing relevant": the best dense similarity among the hits (-1 for none)."""
     return max((h.scores.get("dense", -1.0) for h in hits), default=-1.0)
+
+
+def _prompt_text(request: GenerationRequest) -> str:
+    return request.prompt or "\n".join(m["content"] for m in request.messages or [])
+
+
+def estimate_usage(model: LLM, request: GenerationRequest, completion: str) -> Usage:
+    """Usage of a stream cut short (no final usage arrives): counted with the model's tokenizer."""
+    prompt = _prompt_text(request)
+    prompt_tokens = model.count_tokens(prompt)
+    return Usage(prompt_tokens, max(model.count_tokens(prompt + completion) - prompt_tokens, 0))
 
 
 def ask_directly(model: LLM, question: str, max_tokens: int) -> Iterator[StreamEvent]:
     """``--no-rag``: the question straight to the model, no retrieval, nothing cited."""
     if model.is_chat:
         request = GenerationRequest(messages=[{"role": "user", "content": question}], max_tokens=max_tokens)
-    else:
-        request = GenerationRequest(
-            prompt=f"Question: {question}\nAnswer:", max_tokens=max_tokens, stop=COMPLETION_STOP
-        )
-    return model.stream(request)
+        return model.stream(request)
+    prompt = f"Question: {question}\nAnswer:"
+    request = GenerationRequest(prompt=prompt, max_tokens=max_tokens, stop=ENGINE_STOP)
+    return _lazily_stopped(model, request, LazyStop(LAZY_STOP))
+
+
+def _lazily_stopped(model: LLM, request: GenerationRequest, stop: LazyStop) -> Iterator[StreamEvent]:
+    """The model's stream with leading whitespace dropped and cut at a lazy stop (the engine cancelled)."""
+    events = model.stream(request)
+    generation: Generation | None = None
+    consumed: list[str] = []
+    try:
+        for event in events:
+            generation = event.generation or generation
+            if event.text:
+                consumed.append(event.text)
+                if shown := stop.feed(event.text):
+                    yield StreamEvent(text=shown)
+                if stop.stopped:
+                    break
+    finally:
+        if isinstance(events, Generator):
+            events.close()
+    if tail := stop.flush():
+        yield StreamEvent(text=tail)
+    usage = generation.usage if generation else estimate_usage(model, request, "".join(consumed))
+    finish = generation.finish_reason if generation else "stop"
+    yield StreamEvent(done=True, generation=Generation(stop.text, model.name, finish, usage))
 
 
 def answer(

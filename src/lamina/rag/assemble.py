@@ -1,0 +1,282 @@
+"""Raw model text in, the answer a reader sees out: one push-style assembler for every path.
+
+``lamina ask``, ``Answerer.ask`` and the server all feed the model's raw text through the same
+``AnswerAssembler``, piece by piece or all at once, so what a stream shows is byte for byte the final
+answer. It needs no model object (only the embedder, for citations), so a server can drive it from a
+worker thread while the model streams elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from lamina.config import RagSettings
+from lamina.data.embed.base import Embedder, Vectors
+from lamina.models.types import Usage
+from lamina.rag.citations import MARKER, cited_numbers, drop_invalid_markers
+from lamina.rag.context import Source
+from lamina.rag.sentences import (
+    degenerate,
+    fragment,
+    key,
+    sentence_end,
+    split_sentences,
+    strip_scaffolding,
+    terminated,
+    word_count,
+)
+from lamina.rag.types import Answer, Citation
+
+NO_ANSWER = "I could not find an answer to this in the retrieved sources."
+MAX_DROPPED_RUN = 4  # this many unusable sentences in a row: the model is looping, stop it
+EXTRACT_MIN_WORDS = 4
+
+
+def split_stops(stops: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(stops the engine may apply, lazy stops Lamina applies once content began).
+
+    A stop made only of whitespace ("\\n\\n") would fire on the blank line a base model often opens
+    with, ending the answer before it starts; those are lazy. The rest can be left to the engine.
+    """
+    engine = [s for s in stops if s.strip()]
+    return engine, [s for s in stops if s and not s.strip()]
+
+
+class LazyStop:
+    """Cuts text at the first stop that starts once content has begun; leading whitespace is dropped.
+
+    Text is released only when no stop can still begin inside it, so nothing shown is ever taken back.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self._hold = max((len(s) for s in self.stops), default=1) - 1
+        self._raw = ""
+        self._released = 0
+        self.stopped = False
+
+    @property
+    def text(self) -> str:
+        """Everything released so far: the model's text without leading whitespace, cut at the stop."""
+        start = len(self._raw) - len(self._raw.lstrip())
+        return self._raw[start : self._released] if self._released > start else ""
+
+    def feed(self, piece: str) -> str:
+        """Take raw text; return the text now safe to pass on (possibly "")."""
+        if self.stopped:
+            return ""
+        self._raw += piece
+        start = len(self._raw) - len(self._raw.lstrip())
+        if start == len(self._raw):
+            return ""  # only whitespace so far
+        self._released = max(self._released, start)
+        found = [p for s in self.stops if (p := self._raw.find(s, start)) >= 0]
+        if found:
+            self.stopped = True
+            end = min(found)
+        else:
+            end = max(len(self._raw) - self._hold, self._released)
+        out = self._raw[self._released : end]
+        self._released = end
+        return out
+
+    def flush(self) -> str:
+        """The generation ended: release what was held back."""
+        if self.stopped or not self._raw.strip():
+            return ""
+        out = self._raw[self._released :]
+        self._released = len(self._raw)
+        return out
+
+
+class AnswerAssembler:
+    """Raw model text in, whole cleaned sentences out, each cited where a source supports it.
+
+    A sentence is shown once it is certainly finished: leading whitespace stripped, scaffolding
+    ("1.", "Answer:", a leading "[n]" that only numbers a list) removed, repeated and degenerate
+    sentences (see ``sentences.degenerate``) dropped, markers pointing at no source removed, and a
+    sentence without a valid marker attributed to the source it is most similar to (" [n]" appended)
+    when that similarity reaches ``settings.attribution_threshold``. Uncited sentences wait for the
+    first cited one, so an answer that cites nothing is never shown. Sources are embedded once, lazily.
+
+    The output depends only on the text fed, never on how it was split into pieces. Not thread-safe:
+    one caller feeds it (from any one thread at a time), then calls ``finish`` once.
+    """
+
+    def __init__(
+        self,
+        question: str,
+        sources: list[Source],
+        embedder: Embedder,
+        settings: RagSettings,
+        lazy_stop: Sequence[str],
+    ) -> None:
+        self.question = question
+        self.sources = sources
+        self.embedder = embedder
+        self.settings = settings
+        self._stop = LazyStop(lazy_stop)
+        self._text = ""  # released model text
+        self._pos = 0  # where the next sentence starts in _text
+        self._newline = False  # a line break since the last sentence kept
+        self._out: list[str] = []  # every piece shown
+        self._held: list[tuple[str, bool]] = []  # uncited sentences (and line break before) not shown yet
+        self._seen: set[str] = set()
+        self._dropped_run = 0
+        self._looping = False
+        self._source_vectors: Vectors | None = None
+        self.kept = 0  # sentences of the model's own that were shown
+        self.dropped: Counter[str] = Counter()  # degenerate / repeated / truncated / unsupported
+        self.model_cited: set[int] = set()  # source numbers the model's own valid markers cite
+        self.attributed: set[int] = set()  # source numbers Lamina added to uncited sentences
+
+    @property
+    def stopped(self) -> bool:
+        """A lazy stop was reached (or the model is looping): the caller should stop generating."""
+        return self._stop.stopped or self._looping
+
+    @property
+    def model_text(self) -> str:
+        """The model's text as used: leading whitespace dropped, cut at the lazy stop."""
+        return self._stop.text
+
+    def feed(self, piece: str) -> str:
+        """Take raw model text; return the text that is now final and may be shown (possibly "")."""
+        if self.stopped:
+            return ""
+        self._text += self._stop.feed(piece)
+        return self._sentences(final=self._stop.stopped)
+
+    def finish(self, model: str, usage: Usage, *, truncated: bool = False) -> tuple[str, Answer]:
+        """Flush what remains and build the ``Answer`` (its text is every piece returned, joined).
+
+        ``truncated``: the generation hit its token limit, so an unfinished last sentence is dropped.
+        Uncited sentences still held (no sentence ever cited a source) are dropped as unsupported.
+        With nothing usable from the model, the answer is extractive: the sources' sentences most
+        similar to the question, each cited.
+        """
+        tail = ""
+        if not self._looping:
+            self._text += self._stop.flush()
+            tail = self._sentences(final=True, truncated=truncated)
+        if self._held:
+            self.dropped["unsupported"] += len(self._held)
+            self._held.clear()
+        extractive = not self._out and bool(self.sources)
+        if not self._out:
+            tail = self._show(self._extract() if self.sources else NO_ANSWER, False)
+        text = "".join(self._out)
+        valid = {s.n: s for s in self.sources}
+        numbers = sorted(n for n in set(cited_numbers(text)) if n in valid)
+        return tail, Answer(
+            answer=text,
+            citations=[Citation.of(valid[n]) for n in numbers],
+            model=model,
+            usage=usage,
+            grounded=bool(self.sources),
+            attributed=bool(self.attributed) and not extractive,
+            extractive=extractive,
+        )
+
+    # sentences -----------------------------------------------------------------------------------
+    def _sentences(self, *, final: bool, truncated: bool = False) -> str:
+        """Show the sentences that became certain; ``final``: the text will not grow any more.
+
+        Uncited sentences are held until some sentence cites a source, so an answer that would
+        cite nothing is never shown; ``finish`` replaces it with an extractive one.
+        """
+        shown: list[str] = []
+        text = self._text
+        while not self._looping:
+            while self._pos < len(text) and text[self._pos].isspace():
+                self._newline |= text[self._pos] == "\n"
+                self._pos += 1
+            end = sentence_end(text, self._pos, final=final)
+            if end is None:
+                break
+            raw, self._pos = text[self._pos : end], end
+            if truncated and end == len(text) and not terminated(raw):
+                self.dropped["truncated"] += 1
+                continue
+            sentence, cited = self._clean(raw)
+            if not sentence:
+                continue
+            self._held.append((sentence, self._newline))
+            self._newline = False
+            if cited or self._out:
+                shown += [self._show(s, newline) for s, newline in self._held]
+                self.kept += len(self._held)
+                self._held.clear()
+        return "".join(shown)
+
+    def _clean(self, raw: str) -> tuple[str, bool]:
+        """(the sentence to show, "" when it is dropped; whether it cites a source)."""
+        sentence = drop_invalid_markers(strip_scaffolding(raw), len(self.sources))
+        sentence_key = key(sentence)
+        reason = (
+            "degenerate"
+            if degenerate(sentence, self.question)
+            else "repeated"
+            if sentence_key in self._seen
+            else ""
+        )
+        if reason:
+            self.dropped[reason] += 1
+            self._dropped_run += 1
+            self._looping = self._dropped_run >= MAX_DROPPED_RUN
+            return "", False
+        self._seen.add(sentence_key)
+        self._dropped_run = 0
+        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
+        if numbers:
+            self.model_cited.update(numbers)
+            return sentence, True
+        best, similarity = self._support(sentence)
+        if similarity >= self.settings.attribution_threshold:
+            self.attributed.add(best)
+            return f"{sentence} [{best}]", True
+        return sentence, False
+
+    def _show(self, sentence: str, newline: bool) -> str:
+        """Join a sentence onto what was shown: on a new line where the model broke the line."""
+        piece = (("\n" if newline else " ") if self._out else "") + sentence
+        self._out.append(piece)
+        return piece
+
+    # sources -------------------------------------------------------------------------------------
+    def _support(self, sentence: str) -> tuple[int, float]:
+        """The source most similar to ``sentence`` (its number) and that similarity."""
+        if not self.sources:
+            return 0, -1.0
+        if self._source_vectors is None:
+            self._source_vectors = self.embedder.embed([s.text for s in self.sources])
+        vector = self.embedder.embed([MARKER.sub("", sentence).strip()])[0]
+        similarity = self._source_vectors @ vector
+        best = int(np.argmax(similarity))
+        return self.sources[best].n, float(similarity[best])
+
+    def _extract(self) -> str:
+        """The sources' sentences that best match the question, each with its ``[n]``."""
+        candidates: list[tuple[int, str]] = []
+        seen: set[str] = set()
+        for source in self.sources:
+            for sentence in split_sentences(source.text):
+                sentence_key = key(sentence)
+                if (
+                    sentence_key not in seen
+                    and not sentence.endswith("…")  # the cut end of a trimmed source
+                    and word_count(sentence) >= EXTRACT_MIN_WORDS
+                    and not degenerate(sentence)
+                    and not fragment(sentence)
+                ):
+                    seen.add(sentence_key)
+                    candidates.append((source.n, " ".join(MARKER.sub("", sentence).split())))
+        if not candidates:
+            candidates = [(self.sources[0].n, self.sources[0].hit.snippet)]
+        vectors = self.embedder.embed([self.question] + [text for _, text in candidates])
+        similarity = vectors[1:] @ vectors[0]
+        best = np.argsort(-similarity, kind="stable")[: self.settings.extractive_sentences]
+        return " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in best)

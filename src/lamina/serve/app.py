@@ -1,0 +1,84 @@
+"""The ASGI app: routers, the gateway middleware, errors in OpenAI's shape, start-up and shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from lamina import __version__
+from lamina.serve import errors
+from lamina.serve.middleware import GatewayMiddleware
+from lamina.serve.native import admin, collections
+from lamina.serve.openai import routes as openai_routes
+from lamina.serve.state import ServerState
+
+UPLOAD_SUFFIX = "/documents"
+SESSION_COOKIE = "lamina_session"
+
+
+def build_app(state: ServerState) -> FastAPI:
+    """One app over one ``ServerState``; tests build it with their own state and embedder."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            state.draining = True
+            await state.stop()
+
+    app = FastAPI(
+        title="Lamina",
+        version=__version__,
+        summary="OpenAI-compatible gateway with grounded answers over your documents.",
+        lifespan=lifespan,
+    )
+    app.state.lamina = state
+    app.state.ready = False
+    errors.install(app)
+    app.include_router(openai_routes.router)
+    app.include_router(collections.router)
+    app.include_router(admin.router)
+    serve = state.settings.serve
+
+    def body_limit(path: str) -> int:
+        if path.endswith(UPLOAD_SUFFIX):
+            return int(serve.max_request_mb * 1024 * 1024)
+        return int(serve.max_body_kb * 1024)
+
+    app.add_middleware(
+        GatewayMiddleware,
+        request_log=lambda: state.request_log,
+        body_limit=body_limit,
+        draining=lambda: state.draining,
+    )
+
+    @app.get("/health", tags=["Health"], summary="200 once the server is up and not draining")
+    async def health() -> JSONResponse:
+        if state.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/login", include_in_schema=False)
+    async def login(request: Request, key: str = "") -> Response:
+        """The link ``lamina serve`` prints: keeps the key in an HttpOnly cookie, then goes home."""
+        principal = await state.auth.verify(key) if key else None
+        if principal is None:
+            return HTMLResponse("<h1>Invalid or revoked key</h1>", status_code=401)
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(
+            SESSION_COOKIE, key, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        )
+        return resp
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> dict[str, Any]:
+        return {"name": "Lamina", "version": __version__, "api": "/v1", "docs": "/docs"}
+
+    return app

@@ -1,0 +1,63 @@
+"""The server's own state in one SQL database (SQLite by default): keys, ingest jobs, request log.
+
+Kept apart from the data registry so that the data layer never learns about keys or tenants.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from lamina.data.registry import open_database
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("key_hash", sa.String, nullable=False, unique=True),
+    sa.Column("prefix", sa.String, nullable=False),  # first characters, to recognise a key in lists
+    sa.Column("tenant", sa.String, nullable=False),
+    sa.Column("admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("models", sa.Text),  # JSON list of allowed model names; NULL = all
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("revoked_at", sa.String),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("tenant", sa.String, nullable=False, index=True),
+    sa.Column("collection", sa.String, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("items", sa.Text, nullable=False),  # JSON list of per-file records
+    sa.Column("report", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("updated_at", sa.String, nullable=False),
+)
+
+request_log = sa.Table(
+    "request_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.String, nullable=False, index=True),
+    sa.Column("request_id", sa.String, nullable=False),
+    sa.Column("key_name", sa.String),
+    sa.Column("tenant", sa.String),
+    sa.Column("method", sa.String, nullable=False),
+    sa.Column("route", sa.String, nullable=False),
+    sa.Column("model", sa.String),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("completion_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("embedding_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("error_type", sa.String),
+)
+
+
+def connect(url: str) -> sa.Engine:
+    return open_database(url, metadata)

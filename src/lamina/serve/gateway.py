@@ -1,0 +1,230 @@
+"""Models as deployments behind the gateway: name -> (model-layer object, upstream, in-flight limit).
+
+The model layer object (``LLM``) knows the tokenizer, window and chat-or-not; the upstream carries
+the traffic. A completion-only model asked for a chat completion gets the conversation as a plain
+transcript, so every model answers both endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lamina.config import ModelSettings, Settings
+from lamina.errors import UnknownModel
+from lamina.models.base import LLM
+from lamina.models.llamacpp import LlamaCppModel
+from lamina.models.prompts import CHAT_AS_COMPLETION_STOP, chat_as_completion
+from lamina.models.registry import ModelRegistry
+from lamina.models.types import GenerationRequest, Usage
+from lamina.serve.errors import too_many
+from lamina.serve.middleware import on_exit
+from lamina.serve.upstream import HttpUpstream, Upstream
+
+Kind = Literal["chat", "completion"]
+
+
+@dataclass
+class Piece:
+    """One streamed step: the delta to pass on (``content``, ``tool_calls``…), a finish reason, usage."""
+
+    delta: dict[str, Any] = field(default_factory=dict)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        content = self.delta.get("content")
+        return content if isinstance(content, str) else ""
+
+
+@dataclass
+class Result:
+    """A whole (non-streamed) generation, as a chat message whatever the upstream endpoint was."""
+
+    message: dict[str, Any]
+    finish_reason: str
+    usage: Usage
+
+    @property
+    def text(self) -> str:
+        content = self.message.get("content")
+        return content if isinstance(content, str) else ""
+
+
+class Slot:
+    """One of a deployment's in-flight places; releasing twice is harmless."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.model = deployment.name
+        self._held = True
+
+    async def release(self) -> None:
+        if self._held:
+            self._held = False
+            self.deployment.inflight -= 1
+
+
+class Deployment:
+    def __init__(
+        self, name: str, spec: ModelSettings, llm: LLM, upstream: Upstream, max_inflight: int
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.llm = llm
+        self.upstream = upstream
+        self.max_inflight = max_inflight
+        self.inflight = 0
+
+    def slot(self, request_state: Any) -> Slot:
+        """Bounded generations per model; beyond the bound a 429 at once, never an unbounded queue.
+
+        The slot is given back when the request is over, or earlier by ``Slot.release``.
+        """
+        if self.inflight >= self.max_inflight:
+            raise too_many(
+                f"model {self.name} is busy ({self.inflight} requests in flight); retry shortly",
+                1.0,
+                code="model_busy",
+            )
+        self.inflight += 1
+        slot = Slot(self)
+        on_exit(request_state, slot.release)
+        return slot
+
+    def body(self, kind: Kind, params: dict[str, Any], *, stream: bool) -> tuple[str, dict[str, Any]]:
+        """The upstream path and body: the model's defaults under the request's own parameters."""
+        s = self.spec
+        body: dict[str, Any] = {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p}
+        if s.stop:
+            body["stop"] = list(s.stop)
+        if s.backend == "llamacpp":
+            body["repeat_penalty"] = s.repeat_penalty
+        body.update({k: v for k, v in params.items() if v is not None})
+        body["model"] = s.model or self.name
+        path = "/chat/completions"
+        if kind == "completion":
+            path = "/completions"
+        elif not s.chat:  # a base model: the conversation as a transcript
+            path = "/completions"
+            body["prompt"] = chat_as_completion(body.pop("messages"))
+            stop = body.get("stop") or []
+            body["stop"] = [*([stop] if isinstance(stop, str) else stop), *CHAT_AS_COMPLETION_STOP]
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}  # always: the gateway accounts tokens
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return path, body
+
+    async def generate(self, kind: Kind, params: dict[str, Any]) -> Result:
+        path, body = self.body(kind, params, stream=False)
+        data = await self.upstream.post(path, body)
+        choice = (data.get("choices") or [{}])[0]
+        if "message" in choice:
+            message = dict(choice["message"])
+        else:
+            message = {"role": "assistant", "content": choice.get("text") or ""}
+        message.setdefault("role", "assistant")
+        if self.transcript(kind) and isinstance(message.get("content"), str):
+            message["content"] = message["content"].lstrip()
+        return Result(message, choice.get("finish_reason") or "stop", _usage(data.get("usage")))
+
+    def transcript(self, kind: Kind) -> bool:
+        """A chat request to a base model: its answer follows "Assistant:" with a space to drop."""
+        return kind == "chat" and not self.spec.chat
+
+    async def stream(self, kind: Kind, params: dict[str, Any]) -> AsyncGenerator[Piece, None]:
+        """Pieces of one generation; the upstream connection closes when the caller stops iterating."""
+        path, body = self.body(kind, params, stream=True)
+        strip = self.transcript(kind)  # until the first visible text, as ``generate`` does
+        async with aclosing(self.upstream.stream(path, body)) as chunks:
+            async for chunk in chunks:
+                usage = _usage(chunk["usage"]) if chunk.get("usage") else None
+                choices = chunk.get("choices") or []
+                if not choices:
+                    if usage is not None:
+                        yield Piece(usage=usage)
+                    continue
+                choice = choices[0]
+                if "delta" in choice:
+                    delta = {
+                        k: v for k, v in (choice.get("delta") or {}).items() if k != "role" and v is not None
+                    }
+                else:
+                    delta = {"content": choice["text"]} if choice.get("text") else {}
+                if strip and isinstance(delta.get("content"), str):
+                    delta["content"] = delta["content"].lstrip()
+                    strip = not delta["content"]
+                    if strip:
+                        del delta["content"]
+                yield Piece(delta, choice.get("finish_reason"), usage)
+
+
+def request_params(request: GenerationRequest) -> dict[str, Any]:
+    """A model-layer request (as the RAG pipeline builds it) in OpenAI's body form."""
+    params: dict[str, Any] = {
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop,
+        "seed": request.seed,
+    }
+    if request.messages is not None:
+        params["messages"] = list(request.messages)
+    else:
+        params["prompt"] = request.prompt
+    return params
+
+
+def _usage(data: Any) -> Usage:
+    if not isinstance(data, dict):
+        return Usage()
+    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+
+
+class ModelGateway:
+    """Every configured model as a deployment; local ones are loaded on first use (the default at start)."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._deployments: dict[str, Deployment] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.settings.models)
+
+    def spec(self, name: str) -> ModelSettings:
+        if name not in self.settings.models:
+            raise UnknownModel(f"model {name!r} does not exist; see GET /v1/models")
+        return self.settings.models[name]
+
+    async def get(self, name: str) -> Deployment:
+        found = self._deployments.get(name)
+        if found is not None:
+            return found
+        spec = self.spec(name)
+        async with self._lock:
+            if name not in self._deployments:
+                llm = self.registry.get(name)
+                if isinstance(llm, LlamaCppModel):
+                    await asyncio.to_thread(llm.load)
+                    upstream: Upstream = HttpUpstream(llm.openai_base_url, timeout_s=spec.timeout_s)
+                else:
+                    upstream = HttpUpstream.for_model(name, spec)
+                self._deployments[name] = Deployment(
+                    name, spec, llm, upstream, self.settings.serve.max_inflight
+                )
+        return self._deployments[name]
+
+    async def aclose(self) -> None:
+        for dep in self._deployments.values():
+            await dep.upstream.aclose()
+        self._deployments.clear()

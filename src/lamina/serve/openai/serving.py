@@ -1,0 +1,95 @@
+"""Steps every generation request goes through: resolve the model, check the key may use it, take
+an in-flight slot, and map upstream failures to the status a client can act on.
+
+A stream is *primed* before the response starts: its first piece is awaited first, so a model that
+is down or refuses the request gives a real HTTP error, not a 200 followed by an error event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+
+from fastapi import Request
+
+from lamina.errors import UnknownModel
+from lamina.models.types import Usage
+from lamina.serve.errors import APIError
+from lamina.serve.gateway import Deployment, Piece
+from lamina.serve.keys import Principal
+from lamina.serve.state import ServerState
+from lamina.serve.upstream import UpstreamError
+
+RAG_PREFIX = "rag:"
+
+
+async def deployment_for(state: ServerState, principal: Principal, model: str) -> Deployment:
+    if not principal.may_use(model) or model not in state.gateway.names:
+        # a model the key may not use is as absent as one that does not exist
+        raise APIError(
+            404,
+            f"model {model!r} does not exist or this key may not use it; see GET /v1/models",
+            "not_found_error",
+            param="model",
+            code="model_not_found",
+        )
+    try:
+        return await state.gateway.get(model)
+    except UnknownModel:
+        raise APIError(404, f"model {model!r} does not exist", "not_found_error", param="model") from None
+
+
+def upstream_error(exc: UpstreamError, model: str) -> APIError:
+    """What the client is told when the model failed (never the upstream's credentials or URL)."""
+    if exc.status == 429:
+        return APIError(
+            429,
+            f"model {model} is rate limited upstream; retry later",
+            "rate_limit_error",
+            code="upstream_rate_limited",
+            headers={"Retry-After": str(round(exc.retry_after or 1))},
+        )
+    if 400 <= exc.status < 500 and exc.status not in (401, 403, 404, 408):
+        return APIError(400, f"model {model} refused the request: {exc}", param="messages")
+    if exc.status >= 500 or exc.status in (401, 403, 404, 408):
+        return APIError(502, f"model {model} failed: {exc}", "upstream_error", code="upstream_failed")
+    return APIError(
+        503, f"model {model} is unavailable: {exc}", "upstream_error", code="upstream_unavailable"
+    )
+
+
+class Metered:
+    """Notes tokens and time to first token in ``request.state`` for the request log."""
+
+    def __init__(self, request: Request, model: str) -> None:
+        self.state = request.state
+        self.started = time.perf_counter()
+        self.state.model = model
+        self.usage = Usage()
+
+    def first_token(self) -> None:
+        if getattr(self.state, "ttft_ms", None) is None:
+            self.state.ttft_ms = round((time.perf_counter() - self.started) * 1000, 3)
+
+    def record(self, usage: Usage | None) -> None:
+        if usage is not None:
+            self.usage = usage
+            self.state.prompt_tokens = usage.prompt_tokens
+            self.state.completion_tokens = usage.completion_tokens
+
+    def failed(self, error_type: str) -> None:
+        self.state.error_type = error_type
+
+
+async def primed(
+    pieces: AsyncGenerator[Piece, None], model: str
+) -> tuple[Piece | None, AsyncGenerator[Piece, None]]:
+    """The first piece (or None for an empty stream) and the rest; upstream errors become HTTP errors."""
+    try:
+        first = await anext(pieces)
+    except StopAsyncIteration:
+        return None, pieces
+    except UpstreamError as exc:
+        await pieces.aclose()
+        raise upstream_error(exc, model) from None
+    return first, pieces

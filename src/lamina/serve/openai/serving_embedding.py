@@ -1,0 +1,89 @@
+"""``/v1/embeddings`` with the collection embedder, and ``/v1/models``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+
+from lamina.serve.errors import APIError, bad_request
+from lamina.serve.keys import Principal
+from lamina.serve.openai.protocol import EmbeddingRequest
+from lamina.serve.openai.serving import RAG_PREFIX
+from lamina.serve.state import ServerState
+
+CREATED = 1_700_000_000  # models have no creation time here; OpenAI's schema wants a number
+
+
+def embedding_names(state: ServerState) -> list[str]:
+    """The embedder answers to its full name (with variant) and to the configured model name."""
+    return list(dict.fromkeys([state.tenants.embedder.name, state.settings.embedding.model]))
+
+
+async def embeddings(
+    request: Request, state: ServerState, principal: Principal, body: EmbeddingRequest
+) -> dict[str, Any]:
+    names = embedding_names(state)
+    if body.model not in names or not principal.may_use(body.model):
+        raise APIError(
+            404,
+            f"embedding model {body.model!r} does not exist; use {names[0]!r}",
+            "not_found_error",
+            param="model",
+            code="model_not_found",
+        )
+    embedder = state.tenants.embedder
+    if body.dimensions is not None and body.dimensions != embedder.dim:
+        raise bad_request(
+            f"{body.model} gives {embedder.dim}-d vectors; dimensions cannot change", param="dimensions"
+        )
+    texts = body.texts
+    vectors, counts = await asyncio.to_thread(lambda: (embedder.embed(texts), embedder.count_tokens(texts)))
+    tokens = sum(min(n, embedder.max_tokens) for n in counts)
+    request.state.model = body.model
+    request.state.embedding_tokens = tokens
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": body.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return [float(x) for x in vector]
+
+
+async def list_models(state: ServerState, principal: Principal) -> dict[str, Any]:
+    """Chat models, the embedder, and one ``rag:NAME`` model per collection the key may read."""
+    data: list[dict[str, Any]] = []
+    for name, spec in state.settings.models.items():
+        if principal.may_use(name):
+            kind = "chat" if spec.chat else "completion"
+            data.append(_model(name, kind, default=name == state.settings.default_model))
+    for name in embedding_names(state)[:1]:
+        if principal.may_use(name):
+            data.append(_model(name, "embedding"))
+    if principal.may_use(state.settings.default_model):
+        infos = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collections)
+        data += [_model(RAG_PREFIX + c.name, "rag", collection=c.name) for c in infos]
+    return {"object": "list", "data": data}
+
+
+def _model(model_id: str, kind: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": CREATED,
+        "owned_by": "lamina",
+        "kind": kind,
+        **extra,
+    }

@@ -1,0 +1,232 @@
+"""Grounded chat: ``/v1/chat/completions`` with ``collection`` (or a ``rag:NAME`` model).
+
+Retrieval and packing run in worker threads; generation goes through the same deployment as any
+other request (limits, accounting). Raw model text passes through the answer assembler, so what
+streams is exactly the final answer, citation markers included; the citations themselves arrive in
+the last content chunk, before the usage chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from lamina.data.types import doc_id_for
+from lamina.models.types import Usage
+from lamina.rag.answer import Answer, Answerer
+from lamina.serve.errors import bad_request
+from lamina.serve.gateway import Deployment, Kind, Slot, request_params
+from lamina.serve.keys import Principal
+from lamina.serve.middleware import on_exit
+from lamina.serve.openai.protocol import ChatCompletionRequest
+from lamina.serve.openai.serving import Metered, primed, upstream_error
+from lamina.serve.openai.serving_generate import chat_response
+from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
+from lamina.serve.state import ServerState
+from lamina.serve.upstream import UpstreamError
+
+MEMORY_TURNS = 3
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+async def grounded_chat(
+    request: Request,
+    state: ServerState,
+    principal: Principal,
+    dep: Deployment,
+    body: ChatCompletionRequest,
+    collection: str,
+) -> JSONResponse | StreamingResponse:
+    meter = Metered(request, dep.name)
+    question, history = _conversation(body)
+    coll = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collection, collection)
+    answerer = Answerer(coll, dep.llm, state.settings.rag, k=body.k, memory_turns=MEMORY_TURNS)
+    answerer.history = history
+    sources, gen_request = await asyncio.to_thread(answerer.prepare, question)
+    links = _Links(str(request.base_url), collection, state.tenants.uploads_dir(principal.tenant, collection))
+    if gen_request is None:  # nothing relevant: said without calling the model
+        answer = answerer.nothing_relevant()
+        return _answer_response(body, dep.name, answer, links, meter)
+    params = request_params(gen_request)
+    params.update(
+        {k: v for k, v in body.sampling().items() if k in ("temperature", "seed", "top_p") and v is not None}
+    )
+    if body.max_tokens or body.max_completion_tokens:
+        params["max_tokens"] = body.max_tokens or body.max_completion_tokens
+    kind: Kind = "chat" if gen_request.messages is not None else "completion"
+    assembler = answerer.assembler(question, sources)
+    slot = dep.slot(request.state)
+    pieces = dep.stream(kind, params)
+    on_exit(request.state, pieces.aclose)
+    first, rest = await primed(pieces, dep.name)
+    meter.first_token()
+
+    received = 0
+
+    async def texts() -> AsyncIterator[str]:
+        """Shown text as the model produces it; stops the model at a lazy stop."""
+        nonlocal received
+        pending = [first] if first is not None else []
+        while True:
+            piece = pending.pop() if pending else await anext(rest, None)
+            if piece is None:
+                return
+            meter.record(piece.usage)
+            if piece.text:
+                received += 1
+                shown = await asyncio.to_thread(assembler.feed, piece.text)
+                if shown:
+                    yield shown
+                if assembler.stopped:
+                    await rest.aclose()
+                    return
+
+    async def final() -> tuple[str, Answer]:
+        await slot.release()
+        usage = meter.usage
+        if usage.completion_tokens == 0:  # stopped early: llama.cpp sent no usage; count it ourselves
+            usage = await asyncio.to_thread(_count_usage, dep, gen_request.prompt or "", received)
+            meter.record(usage)
+        return await asyncio.to_thread(assembler.finish, dep.name, usage)
+
+    if not body.stream:
+        try:
+            async for _ in texts():
+                pass
+        except UpstreamError as exc:
+            raise upstream_error(exc, dep.name) from None
+        _, answer = await final()
+        return _answer_response(body, dep.name, answer, links, meter)
+    writer = ChunkWriter("chat", dep.name, include_usage=body.include_usage)
+    return StreamingResponse(
+        _stream(writer, texts(), final, links, meter, slot),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+async def _stream(
+    writer: ChunkWriter,
+    texts: AsyncIterator[str],
+    final: Callable[[], Awaitable[tuple[str, Answer]]],
+    links: _Links,
+    meter: Metered,
+    slot: Slot,
+) -> AsyncIterator[bytes]:
+    yield writer.role()
+    try:
+        async for text in texts:
+            yield writer.delta({"content": text})
+        tail, answer = await final()
+    except UpstreamError as exc:
+        await slot.release()
+        meter.failed("upstream_error")
+        yield error_event(f"model {slot.model} failed mid-stream: {exc}")
+        return
+    yield writer.delta({"content": tail, **links.grounding(answer)}, "stop")
+    if writer.include_usage:
+        yield writer.usage(answer.usage)
+    yield DONE
+
+
+def _conversation(body: ChatCompletionRequest) -> tuple[str, list[tuple[str, str]]]:
+    """The question (the last user message) and earlier (question, answer) turns, for follow-ups."""
+    messages = body.messages
+    if messages[-1].role != "user" or not messages[-1].text.strip():
+        raise bad_request("the last message must be the user's question", param="messages")
+    history: list[tuple[str, str]] = []
+    asked: str | None = None
+    for m in messages[:-1]:
+        if m.role == "user":
+            asked = m.text
+        elif m.role == "assistant" and asked is not None:
+            history.append((asked, m.text))
+            asked = None
+    return messages[-1].text, history
+
+
+def _count_usage(dep: Deployment, prompt: str, pieces: int) -> Usage:
+    """llama.cpp streams a token a piece; the prompt is counted with the model's own tokenizer."""
+    return Usage(dep.llm.count_tokens(prompt) if prompt else 0, pieces)
+
+
+class _Links:
+    """Where a citation points: the original file's content URL, at the cited page."""
+
+    def __init__(self, base_url: str, collection: str, uploads: Path) -> None:
+        self.base = base_url.rstrip("/")
+        self.collection = collection
+        self.uploads = str(uploads).rstrip("/") + "/"
+
+    def source_name(self, source: str) -> str:
+        return source.removeprefix(self.uploads)
+
+    def url(self, source: str, page: int | None) -> str:
+        url = f"{self.base}/v1/collections/{quote(self.collection)}/documents/{doc_id_for(source)}/content"
+        return url + (f"#page={page}" if page else "")
+
+    def citations(self, answer: Answer) -> list[dict[str, Any]]:
+        out = []
+        for c in answer.citations:
+            d = c.to_dict()
+            d.update(
+                source=self.source_name(c.source),
+                document_id=doc_id_for(c.source),
+                url=self.url(c.source, c.page),
+            )
+            out.append(d)
+        return out
+
+    def grounding(self, answer: Answer) -> dict[str, Any]:
+        """What a message carries besides its text: citations, OpenAI-style annotations, how it was made."""
+        citations = self.citations(answer)
+        by_n = {c["n"]: c for c in citations}
+        annotations = [
+            {
+                "type": "url_citation",
+                "url_citation": {
+                    "start_index": m.start(),
+                    "end_index": m.end(),
+                    "url": by_n[int(m.group(1))]["url"],
+                    "title": by_n[int(m.group(1))]["title"] or by_n[int(m.group(1))]["source"],
+                },
+            }
+            for m in _MARKER.finditer(answer.answer)
+            if int(m.group(1)) in by_n
+        ]
+        return {
+            "citations": citations,
+            "annotations": annotations,
+            "grounding": {
+                "collection": self.collection,
+                "grounded": answer.grounded,
+                "extractive": getattr(answer, "extractive", False),
+                "attributed": answer.attributed,
+            },
+        }
+
+
+def _answer_response(
+    body: ChatCompletionRequest, model: str, answer: Answer, links: _Links, meter: Metered
+) -> JSONResponse | StreamingResponse:
+    meter.record(answer.usage)
+    message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
+    if not body.stream:
+        return JSONResponse(chat_response("chat", model, message, "stop", answer.usage.to_dict()))
+    writer = ChunkWriter("chat", model, include_usage=body.include_usage)
+
+    async def events() -> AsyncIterator[bytes]:
+        yield writer.role()
+        yield writer.delta({"content": answer.answer, **links.grounding(answer)}, "stop")
+        if writer.include_usage:
+            yield writer.usage(answer.usage)
+        yield DONE
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -1,0 +1,63 @@
+"""Everything one running server holds, built once at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from lamina.config import Settings
+from lamina.data.embed.base import Embedder
+from lamina.models.registry import ModelRegistry
+from lamina.serve import db
+from lamina.serve.auth import Authenticator
+from lamina.serve.gateway import ModelGateway
+from lamina.serve.jobs import JobManager
+from lamina.serve.keys import KeyStore
+from lamina.serve.requestlog import RequestLog
+from lamina.serve.tenants import Tenants
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    engine: sa.Engine
+    keys: KeyStore
+    auth: Authenticator
+    tenants: Tenants
+    gateway: ModelGateway
+    jobs: JobManager
+    request_log: RequestLog
+    draining: bool = False
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, settings: Settings, *, auth: bool = True, embedder: Embedder | None = None) -> ServerState:
+        engine = db.connect(settings.gateway_url)
+        keys = KeyStore(engine)
+        tenants = Tenants(settings, embedder)
+        return cls(
+            settings=settings,
+            engine=engine,
+            keys=keys,
+            auth=Authenticator(keys, enabled=auth),
+            tenants=tenants,
+            gateway=ModelGateway(settings, ModelRegistry(settings)),
+            jobs=JobManager(engine, tenants),
+            request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
+        )
+
+    async def start(self) -> None:
+        """Load what the first request would otherwise wait for: the embedder and the default model."""
+        await asyncio.to_thread(self.jobs.start)
+        self.request_log.start()
+        await asyncio.to_thread(self.tenants.embedder.embed, ["warm up"])
+        await self.gateway.get(self.settings.default_model)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.jobs.stop)
+        await self.request_log.stop()
+        await self.gateway.aclose()
+        self.tenants.close()
+        self.engine.dispose()

@@ -1,0 +1,137 @@
+"""Every model is an OpenAI-compatible upstream: llama.cpp's own loopback server for a local GGUF
+(a *managed* upstream), or a remote vLLM/Ollama/OpenAI endpoint. One async client serves both, so
+routing, limits and accounting are written once, and moving a model to vLLM is configuration.
+
+A stream that ends without ``[DONE]``, or carries an error event, raises ``UpstreamError``: the
+caller must never turn a cut stream into a clean ``finish_reason: "stop"``. Closing the iterator
+closes the connection, and llama.cpp then frees the slot (a client that disconnects cancels work).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol
+
+import httpx
+
+from lamina.config import ModelSettings
+from lamina.errors import ModelUnavailable
+
+
+class UpstreamError(Exception):
+    """An upstream failed: ``status`` is its HTTP status, or 0 when it could not be reached or cut off."""
+
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Upstream(Protocol):
+    """What the gateway needs of a model endpoint: one JSON call, and one stream of JSON chunks."""
+
+    base_url: str
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def stream(self, path: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpUpstream:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            transport=transport,
+            trust_env=False,
+        )
+
+    @classmethod
+    def for_model(cls, name: str, spec: ModelSettings) -> HttpUpstream:
+        """A remote model's endpoint, with its key read from ``api_key_env``."""
+        key = None
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise ModelUnavailable(f"model {name}: api_key_env {spec.api_key_env} is not set")
+        assert spec.base_url is not None
+        return cls(spec.base_url, api_key=key, timeout_s=spec.timeout_s)
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            resp = await self._client.post(path, json=body)
+        except httpx.TimeoutException:
+            raise UpstreamError("the model did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"the model is unreachable ({type(exc).__name__})") from None
+        if resp.status_code >= 400:
+            raise _status_error(resp, resp.text)
+        try:
+            data: dict[str, Any] = resp.json()
+        except ValueError:
+            raise UpstreamError("the model answered with invalid JSON", resp.status_code) from None
+        return data
+
+    async def stream(self, path: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        try:
+            async with self._client.stream("POST", path, json=body) as resp:
+                if resp.status_code >= 400:
+                    raise _status_error(resp, (await resp.aread()).decode(errors="replace"))
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        return
+                    try:
+                        chunk: dict[str, Any] = json.loads(payload)
+                    except ValueError:
+                        raise UpstreamError("the model sent an invalid stream event") from None
+                    if chunk.get("error"):
+                        raise UpstreamError(f"the model failed mid-stream: {_message(chunk)}")
+                    yield chunk
+        except httpx.TimeoutException:
+            raise UpstreamError("the model stalled: no data within the timeout") from None
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"the model's stream broke off ({type(exc).__name__})") from None
+        raise UpstreamError("the model's stream ended before it was complete")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _message(data: Any) -> str:
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or err)[:300]
+    return str(err or data)[:300]
+
+
+def _status_error(resp: httpx.Response, text: str) -> UpstreamError:
+    try:
+        detail = _message(json.loads(text))
+    except ValueError:
+        detail = text[:300]
+    retry = resp.headers.get("retry-after")
+    try:
+        retry_after = float(retry) if retry is not None else None
+    except ValueError:
+        retry_after = None
+    return UpstreamError(
+        f"the model answered HTTP {resp.status_code}: {detail}", resp.status_code, retry_after
+    )

@@ -1,0 +1,120 @@
+"""A real ``lamina serve`` in a subprocess on a free loopback port, for tests that drive it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from lamina.config import load_settings
+from lamina.serve import db
+from lamina.serve.keys import KeyStore
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LaminaServer:
+    """``with LaminaServer(data_dir, models_dir, config=...) as server:`` -> a ready server."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        models_dir: Path,
+        *,
+        config: str = "",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        startup_timeout_s: float = 180.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        models = data_dir / "models"  # one GGUF and fused embedder graph for every test server
+        if not models.exists():
+            models.symlink_to(models_dir, target_is_directory=True)
+        self.config_path = data_dir / "lamina.toml"
+        self.config_path.write_text(config)
+        self.args = args
+        self.extra_env = env or {}
+        self.startup_timeout_s = startup_timeout_s
+        self.port = free_port()
+        self.log_path = data_dir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root + "/v1"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAMINA_")}
+        env.update(LAMINA_DATA_DIR=str(self.data_dir), LAMINA_CONFIG=str(self.config_path), **self.extra_env)
+        return env
+
+    def keys(self) -> KeyStore:
+        settings = load_settings(data_dir=self.data_dir)
+        return KeyStore(db.connect(settings.gateway_url))
+
+    def start(self) -> Self:
+        cmd = [sys.executable, "-m", "lamina", "serve", "--port", str(self.port), *self.args]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+            )
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lamina serve exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                if httpx.get(self.root + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError(f"lamina serve did not become healthy:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+def sse_events(lines: list[str]) -> list[str]:
+    """The ``data:`` payloads of a server-sent event stream, in order."""
+    return [line[5:].strip() for line in lines if line.startswith("data:")]
