@@ -22,6 +22,7 @@ from lamina.errors import GenerationFailed, ModelUnavailable
 from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
 from lamina.models.types import Generation, GenerationRequest, StreamEvent
 
+PROMPT_CACHE_MIB = 256
 _ENGINES: dict[tuple[str, int, int, int], Any] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -67,6 +68,7 @@ def _engine(path: Path, n_ctx: int, threads: int, parallel: int) -> Any:
             params.cpuparams_batch.n_threads = threads
         params.verbosity = 0
         params.warmup = False
+        params.cache_ram_mib = PROMPT_CACHE_MIB  # llama.cpp's default (8 GiB) reads as a leak in a server
         params.port = 0  # listens on a free loopback port: used for /tokenize
         try:
             engine = xllamacpp.Server(params)

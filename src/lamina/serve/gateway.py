@@ -105,6 +105,8 @@ class Deployment:
         if s.backend == "llamacpp":
             body["repeat_penalty"] = s.repeat_penalty
         body.update({k: v for k, v in params.items() if v is not None})
+        if s.backend == "llamacpp" and body["temperature"] == 0:
+            body["cache_prompt"] = False  # as LlamaCppModel.body: temperature 0 repeats exactly
         body["model"] = s.model or self.name
         path = "/chat/completions"
         if kind == "completion":

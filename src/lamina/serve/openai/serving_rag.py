@@ -9,6 +9,7 @@ the last content chunk, before the usage chunk.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -69,16 +70,18 @@ async def grounded_chat(
     meter.first_token()
 
     received = 0
+    finish_reason: str | None = None
 
     async def texts() -> AsyncIterator[str]:
         """Shown text as the model produces it; stops the model at a lazy stop."""
-        nonlocal received
+        nonlocal received, finish_reason
         pending = [first] if first is not None else []
         while True:
             piece = pending.pop() if pending else await anext(rest, None)
             if piece is None:
                 return
             meter.record(piece.usage)
+            finish_reason = piece.finish_reason or finish_reason
             if piece.text:
                 received += 1
                 shown = await asyncio.to_thread(assembler.feed, piece.text)
@@ -94,7 +97,9 @@ async def grounded_chat(
         if usage.completion_tokens == 0:  # stopped early: llama.cpp sent no usage; count it ourselves
             usage = await asyncio.to_thread(_count_usage, dep, gen_request.prompt or "", received)
             meter.record(usage)
-        return await asyncio.to_thread(assembler.finish, dep.name, usage)
+        return await asyncio.to_thread(
+            functools.partial(assembler.finish, dep.name, usage, truncated=finish_reason == "length")
+        )
 
     if not body.stream:
         try:
@@ -207,7 +212,7 @@ class _Links:
             "grounding": {
                 "collection": self.collection,
                 "grounded": answer.grounded,
-                "extractive": getattr(answer, "extractive", False),
+                "extractive": answer.extractive,
                 "attributed": answer.attributed,
             },
         }
