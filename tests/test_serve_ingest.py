@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DOCS, RunningServer
+from tests.conftest import DOCS, SCIFACT, RunningServer
 from tests.serve_harness import sse_events
 from tests.test_serve_tenants import _wait_job
 
@@ -117,3 +117,22 @@ def test_delete_document(served: RunningServer) -> None:
         assert http.delete(f"/v1/collections/deletes/documents/{doc['id']}").status_code == 200
         assert http.get("/v1/collections/deletes/documents").json()["data"] == []
         assert http.get(doc["content_url"]).status_code == 404
+
+
+def test_cancel_a_job(served: RunningServer) -> None:
+    corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[100:160]]
+    files = [("files", (f"{d['_id']}.md", f"# {d['title']}\n\n{d['text']}\n".encode())) for d in corpus]
+    with served.http("alice") as http:
+        http.post("/v1/collections", json={"name": "cancelled"})
+        job = http.post("/v1/collections/cancelled/documents", files=files).json()
+        cancelled = http.delete(f"/v1/jobs/{job['id']}")
+        assert cancelled.status_code == 200
+        final = _wait_job(http, job["id"])
+        assert final["state"] == "cancelled" and final["resumable"]
+        assert final["counts"].get("done", 0) < len(files)
+        assert http.delete(f"/v1/jobs/{job['id']}").status_code == 409  # already ended
+        with served.http("bob") as bob:
+            assert bob.get(f"/v1/jobs/{job['id']}").status_code == 404  # another tenant's job
+        assert http.post(f"/v1/jobs/{job['id']}/resume").status_code == 202
+        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert len(http.get("/v1/collections/cancelled/documents").json()["data"]) == len(files)

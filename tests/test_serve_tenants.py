@@ -86,8 +86,10 @@ def test_admin_sees_every_tenant(served: RunningServer, alice_collection: str) -
 def test_key_limited_to_models(served: RunningServer) -> None:
     client = served.client("stub-only")
     assert {m.id for m in client.models.list().data} == {"stub"}
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.PermissionDeniedError):
+        client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8", input="hi")
     r = client.chat.completions.create(model="stub", messages=[{"role": "user", "content": "hi"}])
     assert r.choices[0].message.content
 

@@ -12,7 +12,6 @@ from collections.abc import AsyncGenerator
 
 from fastapi import Request
 
-from lamina.errors import UnknownModel
 from lamina.models.types import Usage
 from lamina.serve.errors import APIError
 from lamina.serve.gateway import Deployment, Piece
@@ -24,19 +23,23 @@ RAG_PREFIX = "rag:"
 
 
 async def deployment_for(state: ServerState, principal: Principal, model: str) -> Deployment:
-    if not principal.may_use(model) or model not in state.gateway.names:
-        # a model the key may not use is as absent as one that does not exist
+    if model not in state.gateway.names:
         raise APIError(
             404,
-            f"model {model!r} does not exist or this key may not use it; see GET /v1/models",
+            f"model {model!r} does not exist; see GET /v1/models",
             "not_found_error",
             param="model",
             code="model_not_found",
         )
-    try:
-        return await state.gateway.get(model)
-    except UnknownModel:
-        raise APIError(404, f"model {model!r} does not exist", "not_found_error", param="model") from None
+    if not principal.may_use(model):
+        raise APIError(
+            403,
+            f"this key may not use model {model!r}",
+            "permission_error",
+            param="model",
+            code="model_not_allowed",
+        )
+    return await state.gateway.get(model)
 
 
 def upstream_error(exc: UpstreamError, model: str) -> APIError:

@@ -27,7 +27,9 @@ async def embeddings(
     request: Request, state: ServerState, principal: Principal, body: EmbeddingRequest
 ) -> dict[str, Any]:
     names = embedding_names(state)
-    if body.model not in names or not principal.may_use(body.model):
+    if body.model in names and not principal.may_use(body.model):
+        raise APIError(403, f"this key may not use model {body.model!r}", "permission_error", param="model")
+    if body.model not in names:
         raise APIError(
             404,
             f"embedding model {body.model!r} does not exist; use {names[0]!r}",
