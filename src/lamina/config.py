@@ -172,6 +172,7 @@ class ServeSettings(_Section):
         default_factory=dict, description="Model answering a collection's rag:NAME model (default_model)."
     )
     request_log: bool = Field(True, description="Record every API request in the request log.")
+    public_metrics: bool = Field(False, description="Serve /metrics without a key (for a local scraper).")
     log_flush_s: float = Field(0.5, gt=0, description="Request log: how often queued rows are written.")
 
 

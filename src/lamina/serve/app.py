@@ -8,12 +8,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from lamina import __version__
 from lamina.serve import errors
 from lamina.serve.middleware import GatewayMiddleware
 from lamina.serve.native import admin, collections
 from lamina.serve.openai import routes as openai_routes
+from lamina.serve.requestlog import LogRecord
 from lamina.serve.state import ServerState
 
 UPLOAD_SUFFIX = "/documents"
@@ -52,9 +54,13 @@ def build_app(state: ServerState) -> FastAPI:
             return int(serve.max_request_mb * 1024 * 1024)
         return int(serve.max_body_kb * 1024)
 
+    def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
+        state.request_log.add(record)
+        state.metrics.observe(record, request_state.get("upstream_ms"))
+
     app.add_middleware(
         GatewayMiddleware,
-        request_log=lambda: state.request_log,
+        on_record=on_record,
         body_limit=body_limit,
         draining=lambda: state.draining,
     )
@@ -64,6 +70,12 @@ def build_app(state: ServerState) -> FastAPI:
         if state.draining:
             return JSONResponse({"status": "draining"}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/metrics", tags=["Health"], summary="Prometheus metrics (a key unless serve.public_metrics)")
+    async def metrics(request: Request) -> Response:
+        if not serve.public_metrics:
+            await state.auth(request)
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/login", include_in_schema=False)
     async def login(request: Request, key: str = "") -> Response:

@@ -226,6 +226,9 @@ class ModelGateway:
                 )
         return self._deployments[name]
 
+    def running(self) -> dict[str, int]:
+        return {name: dep.inflight for name, dep in self._deployments.items()}
+
     async def aclose(self) -> None:
         for dep in self._deployments.values():
             await dep.upstream.aclose()

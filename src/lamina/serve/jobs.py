@@ -14,6 +14,7 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,9 +108,12 @@ class _JobProgress:
 
 
 class JobManager:
-    def __init__(self, engine: sa.Engine, tenants: Tenants) -> None:
+    def __init__(
+        self, engine: sa.Engine, tenants: Tenants, on_finished: Callable[[Job], None] | None = None
+    ) -> None:
         self.engine = engine
         self.tenants = tenants
+        self.on_finished = on_finished
         self._jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -229,6 +233,8 @@ class JobManager:
 
     def _finish(self, job: Job, state: str, error: str | None = None) -> None:
         job.state, job.error = state, error
+        if self.on_finished is not None:
+            self.on_finished(job)
         if state in ("cancelled", "interrupted", "failed"):
             for item in job.items:
                 if item.state in ("queued", "extracting", "embedding"):

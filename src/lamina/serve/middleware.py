@@ -1,4 +1,4 @@
-"""The one ASGI middleware every request passes: request id, body cap, draining, request log.
+"""The one ASGI middleware every request passes: request id, body cap, draining, request record.
 
 Written as plain ASGI (not BaseHTTPMiddleware) so that it adds little latency and never buffers a
 stream. Handlers leave what the log needs (principal, model, tokens, time to first token) in
@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lamina.serve.requestlog import LogRecord, RequestLog
+from lamina.serve.requestlog import LogRecord
 
 LOGGED_PREFIX = "/v1/"
 
@@ -40,12 +40,12 @@ class GatewayMiddleware:
         self,
         app: ASGIApp,
         *,
-        request_log: Callable[[], RequestLog | None],
+        on_record: Callable[[LogRecord, dict[str, Any]], None],
         body_limit: Callable[[str], int],
         draining: Callable[[], bool],
     ) -> None:
         self.app = app
-        self.request_log = request_log
+        self.on_record = on_record
         self.body_limit = body_limit
         self.draining = draining
 
@@ -80,9 +80,8 @@ class GatewayMiddleware:
         finally:
             for cleanup in state.get("cleanup", ()):
                 await cleanup()
-            log = self.request_log()
-            if log is not None and path.startswith(LOGGED_PREFIX):
-                log.add(_record(scope, state, request_id, status, started, finished))
+            if path.startswith(LOGGED_PREFIX):
+                self.on_record(_record(scope, state, request_id, status, started, finished), state)
 
     def _refusal(self, scope: Scope, path: str) -> tuple[int, str, str, str] | None:
         if self.draining() and path not in ("/health", "/ready"):

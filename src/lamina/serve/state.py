@@ -15,6 +15,7 @@ from lamina.serve.auth import Authenticator
 from lamina.serve.gateway import ModelGateway
 from lamina.serve.jobs import JobManager
 from lamina.serve.keys import KeyStore
+from lamina.serve.metrics import Metrics
 from lamina.serve.requestlog import RequestLog
 from lamina.serve.tenants import Tenants
 
@@ -29,6 +30,7 @@ class ServerState:
     gateway: ModelGateway
     jobs: JobManager
     request_log: RequestLog
+    metrics: Metrics
     draining: bool = False
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -37,15 +39,20 @@ class ServerState:
         engine = db.connect(settings.gateway_url)
         keys = KeyStore(engine)
         tenants = Tenants(settings, embedder)
+        gateway = ModelGateway(settings, ModelRegistry(settings))
+        metrics = Metrics(gateway.running)
         return cls(
             settings=settings,
             engine=engine,
             keys=keys,
             auth=Authenticator(keys, enabled=auth),
             tenants=tenants,
-            gateway=ModelGateway(settings, ModelRegistry(settings)),
-            jobs=JobManager(engine, tenants),
+            gateway=gateway,
+            jobs=JobManager(
+                engine, tenants, on_finished=lambda job: metrics.observe_job(job.tenant, job.report or {})
+            ),
             request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
+            metrics=metrics,
         )
 
     async def start(self) -> None:

@@ -67,8 +67,13 @@ class Metered:
     def __init__(self, request: Request, model: str) -> None:
         self.state = request.state
         self.started = time.perf_counter()
+        self.upstream_began = self.started
         self.state.model = model
         self.usage = Usage()
+
+    def upstream(self, seconds: float) -> None:
+        """Time the model itself took: what is left of the latency is the gateway's overhead."""
+        self.state.upstream_ms = getattr(self.state, "upstream_ms", 0.0) + seconds * 1000
 
     def first_token(self) -> None:
         if getattr(self.state, "ttft_ms", None) is None:

@@ -25,15 +25,19 @@ async def generate(
     meter = Metered(request, dep.name)
     slot = dep.slot(request.state)
     if not body.stream:
+        began = time.perf_counter()
         try:
             result = await dep.generate(kind, body.sampling())
         except UpstreamError as exc:
             raise upstream_error(exc, dep.name) from None
+        finally:
+            meter.upstream(time.perf_counter() - began)
         meter.record(result.usage)
         usage = result.usage.to_dict()
         return JSONResponse(_response(kind, dep.name, result.message, result.finish_reason, usage))
     pieces = dep.stream(kind, body.sampling())
     on_exit(request.state, pieces.aclose)  # a stream that never starts still frees the upstream
+    meter.upstream_began = time.perf_counter()
     first, rest = await primed(pieces, dep.name)
     meter.first_token()
     writer = ChunkWriter(kind, dep.name, include_usage=body.include_usage)
@@ -59,6 +63,7 @@ async def _stream(
         yield error_event(f"model {slot.model} failed mid-stream: {exc}")
         return
     finally:
+        meter.upstream(time.perf_counter() - meter.upstream_began)
         await slot.release()
     yield writer.delta({}, finish or "stop")
     if writer.include_usage:

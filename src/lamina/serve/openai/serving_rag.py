@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ async def grounded_chat(
     slot = dep.slot(request.state)
     pieces = dep.stream(kind, params)
     on_exit(request.state, pieces.aclose)
+    meter.upstream_began = time.perf_counter()
     first, rest = await primed(pieces, dep.name)
     meter.first_token()
 
@@ -92,6 +94,7 @@ async def grounded_chat(
                     return
 
     async def final() -> tuple[str, Answer]:
+        meter.upstream(time.perf_counter() - meter.upstream_began)
         await slot.release()
         usage = meter.usage
         if usage.completion_tokens == 0:  # stopped early: llama.cpp sent no usage; count it ourselves

@@ -1,0 +1,117 @@
+"""Prometheus metrics, named after vLLM's where they mean the same (``lamina:`` for ``vllm:``).
+
+Per-request metrics come from the same record the request log gets, once a request is over, so
+the two never disagree. Gauges (requests running per model) are read live from the gateway at
+scrape time. Labels are bounded: route template, model, status, key name and tenant; never a key,
+never user text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lamina.serve.requestlog import LogRecord
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+class _Running(Collector):
+    def __init__(self, running: Callable[[], dict[str, int]]) -> None:
+        self.running = running
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "lamina:num_requests_running", "Generations in flight per model.", labels=["model"]
+        )
+        for model, n in sorted(self.running().items()):
+            gauge.add_metric([model], n)
+        yield gauge
+
+
+class Metrics:
+    def __init__(self, running: Callable[[], dict[str, int]]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "lamina:requests",
+            "API requests by route, model and status.",
+            ["route", "model", "status", "key_name", "tenant"],
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "lamina:e2e_request_latency_seconds",
+            "Whole request, first byte in to last byte out.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "lamina:time_to_first_token_seconds",
+            "Time to the first generated token.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "lamina:gateway_overhead_seconds",
+            "Time spent in Lamina, the upstream model's time excluded.",
+            ["model"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "lamina:prompt_tokens", "Prompt tokens.", ["model", "tenant"], registry=r
+        )
+        self.generation_tokens = Counter(
+            "lamina:generation_tokens", "Generated tokens.", ["model", "tenant"], registry=r
+        )
+        self.embedding_tokens = Counter(
+            "lamina:embedding_tokens", "Tokens embedded for /v1/embeddings.", ["model", "tenant"], registry=r
+        )
+        self.ingest_documents = Counter(
+            "lamina:ingest_documents",
+            "Documents through ingest jobs, by outcome.",
+            ["tenant", "outcome"],
+            registry=r,
+        )
+        self.ingest_chunks = Counter(
+            "lamina:ingest_chunks", "Chunks written by ingest jobs.", ["tenant"], registry=r
+        )
+        self.ingest_tokens = Counter(
+            "lamina:ingest_embedded_tokens", "Tokens embedded by ingest jobs.", ["tenant"], registry=r
+        )
+        r.register(_Running(running))
+
+    def observe(self, rec: LogRecord, upstream_ms: float | None) -> None:
+        model = rec.model or ""
+        tenant = rec.tenant or ""
+        self.requests.labels(rec.route, model, str(rec.status), rec.key_name or "", tenant).inc()
+        if not model:
+            return
+        self.e2e.labels(model).observe(rec.latency_ms / 1000)
+        if rec.ttft_ms is not None:
+            self.ttft.labels(model).observe(rec.ttft_ms / 1000)
+        if upstream_ms is not None:
+            self.overhead.labels(model).observe(max(0.0, rec.latency_ms - upstream_ms) / 1000)
+        if rec.prompt_tokens:
+            self.prompt_tokens.labels(model, tenant).inc(rec.prompt_tokens)
+        if rec.completion_tokens:
+            self.generation_tokens.labels(model, tenant).inc(rec.completion_tokens)
+        if rec.embedding_tokens:
+            self.embedding_tokens.labels(model, tenant).inc(rec.embedding_tokens)
+
+    def observe_job(self, tenant: str, report: dict[str, Any]) -> None:
+        for outcome in ("ingested", "unchanged", "skipped", "failed", "deleted"):
+            if report.get(outcome):
+                self.ingest_documents.labels(tenant, outcome).inc(report[outcome])
+        self.ingest_chunks.labels(tenant).inc(report.get("chunks_written", 0))
+        self.ingest_tokens.labels(tenant).inc(report.get("tokens_embedded", 0))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

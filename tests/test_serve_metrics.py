@@ -1,0 +1,46 @@
+"""Prometheus metrics on a real server, parsed with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import RunningServer
+
+
+def _samples(served: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with served.http("alice") as http:
+        text = http.get("/metrics").text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items())
+
+
+def test_metrics_move_after_requests(served: RunningServer) -> None:
+    before = _samples(served)
+    client = served.client("alice")
+    client.chat.completions.create(model="stub", messages=[{"role": "user", "content": "hi"}])
+    client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8", input="hello there")
+    after = _samples(served)
+    ok = {"route": "/v1/chat/completions", "model": "stub", "status": "200", "tenant": "a"}
+    assert _total(after, "lamina:requests_total", **ok) == _total(before, "lamina:requests_total", **ok) + 1
+    assert _total(after, "lamina:generation_tokens_total", model="stub") > _total(
+        before, "lamina:generation_tokens_total", model="stub"
+    )
+    assert _total(after, "lamina:embedding_tokens_total", tenant="a") > _total(
+        before, "lamina:embedding_tokens_total", tenant="a"
+    )
+    assert _total(after, "lamina:e2e_request_latency_seconds_count", model="stub") >= 1
+    assert _total(after, "lamina:gateway_overhead_seconds_count", model="stub") >= 1
+    assert ("lamina:num_requests_running", (("model", "gemma-3-270m"),)) in after
+    assert all("lam_" not in str(key) for key in after)
+
+
+def test_metrics_need_a_key_by_default(served: RunningServer) -> None:
+    assert httpx.get(served.server.root + "/metrics").status_code == 401
