@@ -72,6 +72,8 @@ class LaminaServer:
         return KeyStore(db.connect(settings.gateway_url))
 
     def start(self) -> Self:
+        if self.proc is not None and self.proc.poll() is None:
+            return self  # already running: never a second process on the same port
         cmd = [sys.executable, "-m", "lamina", "serve", "--port", str(self.port), *self.args]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

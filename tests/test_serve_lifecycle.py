@@ -164,8 +164,7 @@ def test_killed_mid_job_is_interrupted_then_resumes_exact(
             time.sleep(0.05)
         assert job["state"] == "running", job
         server.stop(signal.SIGKILL)
-    server.port = server.port  # same data directory, same port is fine once the old one is gone
-    with server.start(), httpx.Client(base_url=server.root, headers=headers, timeout=60) as http:
+    with server, httpx.Client(base_url=server.root, headers=headers, timeout=60) as http:
         job = http.get(f"/v1/jobs/{job_id}").json()
         assert job["state"] == "interrupted" and job["resumable"]
         assert http.post(f"/v1/jobs/{job_id}/resume").status_code == 202
