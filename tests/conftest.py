@@ -121,6 +121,7 @@ def stub_model_config(stub: StubUpstream, name: str = "stub", timeout_s: float =
     return (
         f'[models.{name}]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub"\nchat = true\n'
         f"timeout_s = {timeout_s}\nmax_retries = 0\n"
+        "price_input_per_mtok = 1000.0\nprice_output_per_mtok = 2000.0\n"
     )
 
 

@@ -44,3 +44,29 @@ def test_metrics_move_after_requests(served: RunningServer) -> None:
 
 def test_metrics_need_a_key_by_default(served: RunningServer) -> None:
     assert httpx.get(served.server.root + "/metrics").status_code == 401
+
+
+def test_requests_are_priced_and_summed(served: RunningServer) -> None:
+    r = served.client("bob").chat.completions.create(
+        model="stub", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert r.usage is not None
+    expected = (r.usage.prompt_tokens * 1000 + r.usage.completion_tokens * 2000) / 1_000_000
+    with served.http("bob") as http:
+        rows = http.get("/v1/usage", params={"by": "key"}).json()["data"]
+        assert {row["key"] for row in rows} == {"bob"}  # a tenant sees its own usage only
+        assert rows[0]["spend_usd"] >= expected > 0
+        log = http.get("/v1/logs", params={"limit": 10}).json()["data"]
+        chat = next(row for row in log if row["route"] == "/v1/chat/completions")
+        assert chat["cost_usd"] == expected
+        by_model = http.get("/v1/usage", params={"by": "model"}).json()["data"]
+        assert any(row["model"] == "stub" and row["requests"] >= 1 for row in by_model)
+        assert http.get("/v1/usage", params={"by": "colour"}).status_code == 400
+    with served.http("admin") as admin:
+        tenants = {row["tenant"] for row in admin.get("/v1/usage", params={"by": "tenant"}).json()["data"]}
+        assert "b" in tenants
+
+
+def test_ready(served: RunningServer) -> None:
+    resp = httpx.get(served.server.root + "/ready")
+    assert resp.status_code == 200 and resp.json()["status"] == "ready"

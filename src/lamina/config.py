@@ -79,6 +79,7 @@ class EmbeddingSettings(_Section):
     batch_size: int = Field(8, ge=1, le=1024, description="Texts per model call (sorted by length first).")
     threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
     timeout_s: float = Field(60.0, gt=0)
+    price_per_mtok: float = Field(0.0, ge=0, description="Price per million embedded tokens (0 = local).")
 
 
 class SearchSettings(_Section):

@@ -59,6 +59,7 @@ app.command()(demo.demo)
 app.command()(serve.serve)
 app.add_typer(serve.keys_app, name="keys")
 app.command()(serve.logs)
+app.command()(serve.usage)
 app.add_typer(measure.eval_app, name="eval")
 app.add_typer(measure.bench_app, name="bench")
 

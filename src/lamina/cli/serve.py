@@ -1,4 +1,4 @@
-"""Deployment commands: ``serve``, ``keys``, ``logs``."""
+"""Deployment commands: ``serve``, ``keys``, ``logs``, ``usage``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from rich.table import Table
 from lamina.cli.context import state
 from lamina.cli.output import console, err_console, print_json
 from lamina.serve import db
+from lamina.serve.costs import GROUPS
+from lamina.serve.costs import usage as usage_rows
 from lamina.serve.keys import DEFAULT_TENANT, KeyStore
 from lamina.serve.requestlog import recent
 from lamina.serve.state import ServerState
@@ -140,5 +142,35 @@ def logs(
             f"{r['prompt_tokens'] + r['embedding_tokens']}/{r['completion_tokens']}",
             f"{r['latency_ms']:.1f}",
             f"{r['ttft_ms']:.0f}" if r["ttft_ms"] is not None else "",
+        )
+    console.print(table)
+
+
+def usage(
+    by: Annotated[str, typer.Option("--by", help="Group by key, tenant or model.")] = "model",
+    since: Annotated[
+        str | None, typer.Option(help="Only requests at or after this ISO time, e.g. 2026-11-01.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Requests, tokens, spend and cache hits from the request log."""
+    if by not in GROUPS:
+        err_console.print(f"error: --by must be one of {', '.join(GROUPS)}")
+        raise typer.Exit(2)
+    rows = usage_rows(db.connect(state.settings.gateway_url), by, since=since)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(by, "requests", "prompt", "completion", "embedding", "spend USD", "cache hits", "errors")
+    for r in rows:
+        table.add_row(
+            str(r[by] or "-"),
+            str(r["requests"]),
+            f"{r['prompt_tokens']:,}",
+            f"{r['completion_tokens']:,}",
+            f"{r['embedding_tokens']:,}",
+            f"{r['spend_usd']:.4f}",
+            str(r["cache_hits"]),
+            str(r["errors"]),
         )
     console.print(table)

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from lamina import __version__
 from lamina.serve import errors
+from lamina.serve.costs import price
 from lamina.serve.middleware import GatewayMiddleware
 from lamina.serve.native import admin, collections
 from lamina.serve.openai import routes as openai_routes
@@ -54,7 +55,10 @@ def build_app(state: ServerState) -> FastAPI:
             return int(serve.max_request_mb * 1024 * 1024)
         return int(serve.max_body_kb * 1024)
 
+    embedder_names = {state.settings.embedding.model}
+
     def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
+        record.cost_usd = price(state.settings, record, embedder_names | {state.tenants.embedder.name})
         state.request_log.add(record)
         state.metrics.observe(record, request_state.get("upstream_ms"))
 
@@ -70,6 +74,17 @@ def build_app(state: ServerState) -> FastAPI:
         if state.draining:
             return JSONResponse({"status": "draining"}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get(
+        "/ready", tags=["Health"], summary="200 when the default model answers and the server is not draining"
+    )
+    async def ready() -> JSONResponse:
+        if state.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        problems = await state.gateway.unreachable()
+        if problems:
+            return JSONResponse({"status": "unavailable", "models": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["Health"], summary="Prometheus metrics (a key unless serve.public_metrics)")
     async def metrics(request: Request) -> Response:

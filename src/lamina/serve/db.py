@@ -55,6 +55,8 @@ request_log = sa.Table(
     sa.Column("embedding_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("ttft_ms", sa.Float),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
+    sa.Column("cached", sa.Boolean, nullable=False, default=False),
     sa.Column("error_type", sa.String),
 )
 

@@ -226,6 +226,14 @@ class ModelGateway:
                 )
         return self._deployments[name]
 
+    async def unreachable(self) -> dict[str, str]:
+        """Loaded models whose upstream does not answer ``GET /models`` (a cheap liveness probe)."""
+        problems: dict[str, str] = {}
+        for name, dep in list(self._deployments.items()):
+            if not await dep.upstream.alive():
+                problems[name] = "upstream not answering"
+        return problems
+
     def running(self) -> dict[str, int]:
         return {name: dep.inflight for name, dep in self._deployments.items()}
 

@@ -71,6 +71,7 @@ class Metrics:
         self.generation_tokens = Counter(
             "lamina:generation_tokens", "Generated tokens.", ["model", "tenant"], registry=r
         )
+        self.spend = Counter("lamina:spend_usd", "Spend in USD.", ["model", "key_name", "tenant"], registry=r)
         self.embedding_tokens = Counter(
             "lamina:embedding_tokens", "Tokens embedded for /v1/embeddings.", ["model", "tenant"], registry=r
         )
@@ -99,6 +100,8 @@ class Metrics:
             self.ttft.labels(model).observe(rec.ttft_ms / 1000)
         if upstream_ms is not None:
             self.overhead.labels(model).observe(max(0.0, rec.latency_ms - upstream_ms) / 1000)
+        if rec.cost_usd:
+            self.spend.labels(model, rec.key_name or "", tenant).inc(rec.cost_usd)
         if rec.prompt_tokens:
             self.prompt_tokens.labels(model, tenant).inc(rec.prompt_tokens)
         if rec.completion_tokens:

@@ -140,4 +140,5 @@ def _record(
         embedding_tokens=int(state.get("embedding_tokens", 0)),
         ttft_ms=state.get("ttft_ms"),
         error_type=error_type,
+        cached=bool(state.get("cached", False)),
     )

@@ -35,6 +35,8 @@ class LogRecord:
     embedding_tokens: int = 0
     ttft_ms: float | None = None
     error_type: str | None = None
+    cost_usd: float = 0.0
+    cached: bool = False
 
 
 class RequestLog:

@@ -38,6 +38,8 @@ class Upstream(Protocol):
 
     def stream(self, path: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]: ...
 
+    async def alive(self) -> bool: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -110,6 +112,13 @@ class HttpUpstream:
         except httpx.TransportError as exc:
             raise UpstreamError(f"the model's stream broke off ({type(exc).__name__})") from None
         raise UpstreamError("the model's stream ended before it was complete")
+
+    async def alive(self) -> bool:
+        try:
+            resp = await self._client.get("/models", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code < 500
 
     async def aclose(self) -> None:
         await self._client.aclose()

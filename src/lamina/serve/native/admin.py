@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from lamina.errors import LaminaError
 from lamina.serve.auth import require_admin
+from lamina.serve.costs import usage
 from lamina.serve.deps import authenticated, server_state
 from lamina.serve.errors import APIError, bad_request, not_found
 from lamina.serve.jobs import TERMINAL, Job
@@ -118,6 +119,19 @@ async def revoke_key(name: str, state: StateDep, principal: PrincipalDep) -> dic
         raise not_found("key", name, param="name")
     state.auth.forget()
     return {"name": name, "revoked": True}
+
+
+@router.get("/usage", summary="Requests, tokens, spend and cache hits by key, tenant or model")
+async def usage_route(
+    state: StateDep,
+    principal: PrincipalDep,
+    by: Annotated[Literal["key", "tenant", "model"], Query()] = "model",
+    since: Annotated[str | None, Query(description="ISO time, e.g. 2026-11-01")] = None,
+) -> dict[str, Any]:
+    await state.request_log.flush()
+    tenant = None if principal.admin else principal.tenant
+    rows = await asyncio.to_thread(usage, state.engine, by, since=since, tenant=tenant)
+    return {"object": "list", "by": by, "data": rows}
 
 
 @router.get("/logs", summary="The request log, newest first (admins see every tenant)")
