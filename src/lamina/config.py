@@ -88,6 +88,14 @@ class SearchSettings(_Section):
     candidates: int = Field(100, ge=1, description="Hits each mode contributes before fusion.")
 
 
+class EndpointSettings(_Section):
+    """Another server of the same model (``[[models.NAME.endpoints]]``): traffic is split by weight."""
+
+    base_url: str
+    weight: float = Field(1.0, gt=0)
+    api_key_env: str | None = None
+
+
 class ModelSettings(_Section):
     """One entry of the model registry: ``[models.NAME]`` in lamina.toml."""
 
@@ -110,8 +118,23 @@ class ModelSettings(_Section):
     price_output_per_mtok: float = Field(0.0, ge=0)
     threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = all cores.")
     parallel: int = Field(4, ge=1, le=64, description="llama.cpp slots (concurrent requests).")
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10)
+    timeout_s: float = Field(120.0, gt=0, description="Longest a whole request may take.")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    first_token_timeout_s: float | None = Field(
+        None, gt=0, description="Longest wait for the first token (default: timeout_s)."
+    )
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries before the first byte (connection, 429, 5xx)."
+    )
+    weight: float = Field(1.0, gt=0, description="Share of traffic for base_url among the endpoints.")
+    endpoints: list[EndpointSettings] = Field(
+        default_factory=list, description="More servers of this model (openai backend)."
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Models to try, in order, when this one's endpoints all fail."
+    )
+    breaker_failures: int = Field(5, ge=1, description="Failures in a row that open an endpoint's breaker.")
+    breaker_cooldown_s: float = Field(30.0, gt=0, description="How long an open breaker sends no traffic.")
 
     @model_validator(mode="after")
     def _backend_needs(self) -> ModelSettings:
@@ -119,6 +142,8 @@ class ModelSettings(_Section):
             raise ValueError("a llamacpp model needs `path` (a GGUF file) or `package`")
         if self.backend == "openai" and not self.base_url:
             raise ValueError("an openai model needs `base_url`")
+        if self.backend == "llamacpp" and self.endpoints:
+            raise ValueError("`endpoints` are for openai models; a local model has one engine")
         return self
 
 
@@ -200,6 +225,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _with_builtin_models(self) -> Settings:
         self.models = {**_builtin_models(), **self.models}
+        for name, spec in self.models.items():
+            unknown = [f for f in spec.fallbacks if f not in self.models or f == name]
+            if unknown:
+                raise ValueError(
+                    f"models.{name}.fallbacks: {', '.join(unknown)} is not another configured model"
+                )
         if self.default_model not in self.models:
             raise ValueError(
                 f"default_model {self.default_model!r} is not among models: {', '.join(self.models)}"

@@ -8,12 +8,14 @@ transcript, so every model answers both endpoints.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from lamina.config import ModelSettings, Settings
+from lamina.config import EndpointSettings, ModelSettings, Settings
 from lamina.errors import UnknownModel
 from lamina.models.base import LLM
 from lamina.models.llamacpp import LlamaCppModel
@@ -22,9 +24,11 @@ from lamina.models.registry import ModelRegistry
 from lamina.models.types import GenerationRequest, Usage
 from lamina.serve.errors import too_many
 from lamina.serve.middleware import on_exit
-from lamina.serve.upstream import HttpUpstream, Upstream
+from lamina.serve.routing import Breaker, Endpoint, backoff, pick, retryable
+from lamina.serve.upstream import HttpUpstream, UpstreamError, api_key
 
 Kind = Literal["chat", "completion"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,15 +74,47 @@ class Slot:
 
 
 class Deployment:
+    """One model name: its endpoints (each behind a breaker), retries before the first byte, a limit."""
+
     def __init__(
-        self, name: str, spec: ModelSettings, llm: LLM, upstream: Upstream, max_inflight: int
+        self, name: str, spec: ModelSettings, llm: LLM, endpoints: list[Endpoint], max_inflight: int
     ) -> None:
         self.name = name
         self.spec = spec
         self.llm = llm
-        self.upstream = upstream
+        self.endpoints = endpoints
         self.max_inflight = max_inflight
         self.inflight = 0
+        self._rng = random.Random()
+
+    @property
+    def first_token_timeout(self) -> float:
+        return self.spec.first_token_timeout_s or self.spec.timeout_s
+
+    async def _attempts(self, call: Callable[[Endpoint], Awaitable[T]]) -> T:
+        """``call`` on an endpoint, retried on other (or the same) endpoints while the error is
+        retryable; an open breaker is skipped, and with every breaker open the model is down."""
+        tried: set[int] = set()
+        for attempt in range(self.spec.max_retries + 1):
+            index = pick(self.endpoints, tried, self._rng)
+            if index is None:
+                raise UpstreamError(f"every endpoint of {self.name} is failing (circuit open)", 503)
+            tried.add(index)
+            endpoint = self.endpoints[index]
+            try:
+                result = await call(endpoint)
+            except UpstreamError as exc:
+                if not retryable(exc):
+                    endpoint.breaker.success()  # it answered: it is up, the request was wrong
+                    raise
+                endpoint.breaker.failure()
+                if attempt == self.spec.max_retries:
+                    raise
+                await asyncio.sleep(backoff(attempt, exc, self._rng))
+            else:
+                endpoint.breaker.success()
+                return result
+        raise AssertionError("unreachable")
 
     def slot(self, request_state: Any) -> Slot:
         """Bounded generations per model; beyond the bound a 429 at once, never an unbounded queue.
@@ -126,7 +162,14 @@ class Deployment:
 
     async def generate(self, kind: Kind, params: dict[str, Any]) -> Result:
         path, body = self.body(kind, params, stream=False)
-        data = await self.upstream.post(path, body)
+
+        async def post(endpoint: Endpoint) -> dict[str, Any]:
+            try:
+                return await asyncio.wait_for(endpoint.upstream.post(path, body), self.spec.timeout_s)
+            except TimeoutError:
+                raise UpstreamError(f"no answer within {self.spec.timeout_s:g}s") from None
+
+        data = await self._attempts(post)
         choice = (data.get("choices") or [{}])[0]
         if "message" in choice:
             message = dict(choice["message"])
@@ -145,27 +188,71 @@ class Deployment:
         """Pieces of one generation; the upstream connection closes when the caller stops iterating."""
         path, body = self.body(kind, params, stream=True)
         strip = self.transcript(kind)  # until the first visible text, as ``generate`` does
-        async with aclosing(self.upstream.stream(path, body)) as chunks:
-            async for chunk in chunks:
-                usage = _usage(chunk["usage"]) if chunk.get("usage") else None
-                choices = chunk.get("choices") or []
-                if not choices:
-                    if usage is not None:
-                        yield Piece(usage=usage)
-                    continue
-                choice = choices[0]
-                if "delta" in choice:
-                    delta = {
-                        k: v for k, v in (choice.get("delta") or {}).items() if k != "role" and v is not None
-                    }
-                else:
-                    delta = {"content": choice["text"]} if choice.get("text") else {}
-                if strip and isinstance(delta.get("content"), str):
-                    delta["content"] = delta["content"].lstrip()
-                    strip = not delta["content"]
-                    if strip:
-                        del delta["content"]
-                yield Piece(delta, choice.get("finish_reason"), usage)
+        deadline = time.monotonic() + self.spec.timeout_s
+
+        async def open_stream(endpoint: Endpoint) -> tuple[Endpoint, AsyncGenerator[dict[str, Any], None]]:
+            chunks = endpoint.upstream.stream(path, body)
+            try:
+                head = await asyncio.wait_for(_until_first_token(chunks), self.first_token_timeout)
+            except TimeoutError:
+                await chunks.aclose()
+                raise UpstreamError(f"no first token within {self.first_token_timeout:g}s") from None
+            except UpstreamError:
+                await chunks.aclose()
+                raise
+            return endpoint, _prepend(head, chunks)
+
+        endpoint, chunks = await self._attempts(open_stream)
+        async with aclosing(chunks):
+            try:
+                async for chunk in chunks:
+                    if time.monotonic() > deadline:
+                        raise UpstreamError(f"the model took longer than {self.spec.timeout_s:g}s")
+                    piece = _piece(chunk)
+                    if piece is None:
+                        continue
+                    if strip and "content" in piece.delta:
+                        piece.delta["content"] = piece.text.lstrip()
+                        strip = not piece.delta["content"]
+                        if strip:
+                            del piece.delta["content"]
+                    yield piece
+            except UpstreamError:
+                endpoint.breaker.failure()  # cut or stalled after the first byte: no retry, but counted
+                raise
+
+
+def _piece(chunk: dict[str, Any]) -> Piece | None:
+    """An OpenAI stream chunk (chat or text completion) as a piece; None for an empty one."""
+    usage = _usage(chunk["usage"]) if chunk.get("usage") else None
+    choices = chunk.get("choices") or []
+    if not choices:
+        return Piece(usage=usage) if usage is not None else None
+    choice = choices[0]
+    if "delta" in choice:
+        delta = {k: v for k, v in (choice.get("delta") or {}).items() if k != "role" and v is not None}
+    else:
+        delta = {"content": choice["text"]} if choice.get("text") else {}
+    return Piece(delta, choice.get("finish_reason"), usage)
+
+
+async def _until_first_token(chunks: AsyncGenerator[dict[str, Any], None]) -> list[dict[str, Any]]:
+    """Chunks up to the first that carries content or a finish (a role-only chunk is not a token)."""
+    head: list[dict[str, Any]] = []
+    async for chunk in chunks:
+        head.append(chunk)
+        piece = _piece(chunk)
+        if piece is not None and (piece.delta or piece.finish_reason):
+            break
+    return head
+
+
+async def _prepend(head: list[T], rest: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    async with aclosing(rest):
+        for item in head:
+            yield item
+        async for item in rest:
+            yield item
 
 
 def request_params(request: GenerationRequest) -> dict[str, Any]:
@@ -218,11 +305,20 @@ class ModelGateway:
                 llm = self.registry.get(name)
                 if isinstance(llm, LlamaCppModel):
                     await asyncio.to_thread(llm.load)
-                    upstream: Upstream = HttpUpstream(llm.openai_base_url, timeout_s=spec.timeout_s)
+                    endpoints = [self._endpoint(spec, llm.openai_base_url, 1.0, None, name)]
                 else:
-                    upstream = HttpUpstream.for_model(name, spec)
+                    assert spec.base_url is not None
+                    endpoints = [
+                        self._endpoint(spec, e.base_url, e.weight, e.api_key_env, name)
+                        for e in [
+                            EndpointSettings(
+                                base_url=spec.base_url, weight=spec.weight, api_key_env=spec.api_key_env
+                            ),
+                            *spec.endpoints,
+                        ]
+                    ]
                 self._deployments[name] = Deployment(
-                    name, spec, llm, upstream, self.settings.serve.max_inflight
+                    name, spec, llm, endpoints, self.settings.serve.max_inflight
                 )
         return self._deployments[name]
 
@@ -230,14 +326,33 @@ class ModelGateway:
         """Loaded models whose upstream does not answer ``GET /models`` (a cheap liveness probe)."""
         problems: dict[str, str] = {}
         for name, dep in list(self._deployments.items()):
-            if not await dep.upstream.alive():
-                problems[name] = "upstream not answering"
+            if not any([await e.upstream.alive() for e in dep.endpoints]):
+                problems[name] = "no endpoint answering"
         return problems
+
+    @staticmethod
+    def _endpoint(spec: ModelSettings, url: str, weight: float, key_env: str | None, name: str) -> Endpoint:
+        upstream = HttpUpstream(
+            url,
+            api_key=api_key(name, key_env),
+            timeout_s=spec.timeout_s,
+            connect_timeout_s=spec.connect_timeout_s,
+        )
+        return Endpoint(url, upstream, weight, Breaker(spec.breaker_failures, spec.breaker_cooldown_s))
+
+    async def chain(self, name: str) -> list[Deployment]:
+        """The model and then its fallbacks, in order."""
+        return [await self.get(n) for n in (name, *self.spec(name).fallbacks)]
+
+    def breakers(self) -> list[tuple[str, str, int]]:
+        """(model, endpoint URL, state code) of every loaded endpoint, for the metric."""
+        return [(n, e.url, e.breaker.code) for n, d in self._deployments.items() for e in d.endpoints]
 
     def running(self) -> dict[str, int]:
         return {name: dep.inflight for name, dep in self._deployments.items()}
 
     async def aclose(self) -> None:
         for dep in self._deployments.values():
-            await dep.upstream.aclose()
+            for endpoint in dep.endpoints:
+                await endpoint.upstream.aclose()
         self._deployments.clear()

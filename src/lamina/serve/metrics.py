@@ -8,34 +8,45 @@ never user text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lamina.serve.gateway import ModelGateway
 from lamina.serve.requestlog import LogRecord
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
-class _Running(Collector):
-    def __init__(self, running: Callable[[], dict[str, int]]) -> None:
-        self.running = running
+class _Live(Collector):
+    """Read at scrape time from the gateway: in-flight generations and breaker states."""
+
+    def __init__(self, gateway: ModelGateway) -> None:
+        self.gateway = gateway
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(
+        running = GaugeMetricFamily(
             "lamina:num_requests_running", "Generations in flight per model.", labels=["model"]
         )
-        for model, n in sorted(self.running().items()):
-            gauge.add_metric([model], n)
-        yield gauge
+        for model, n in sorted(self.gateway.running().items()):
+            running.add_metric([model], n)
+        yield running
+        breakers = GaugeMetricFamily(
+            "lamina:breaker_state",
+            "Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open.",
+            labels=["model", "endpoint"],
+        )
+        for model, endpoint, code in self.gateway.breakers():
+            breakers.add_metric([model, endpoint], code)
+        yield breakers
 
 
 class Metrics:
-    def __init__(self, running: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, gateway: ModelGateway) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -87,7 +98,7 @@ class Metrics:
         self.ingest_tokens = Counter(
             "lamina:ingest_embedded_tokens", "Tokens embedded by ingest jobs.", ["tenant"], registry=r
         )
-        r.register(_Running(running))
+        r.register(_Live(gateway))
 
     def observe(self, rec: LogRecord, upstream_ms: float | None) -> None:
         model = rec.model or ""

@@ -40,7 +40,7 @@ class ServerState:
         keys = KeyStore(engine)
         tenants = Tenants(settings, embedder)
         gateway = ModelGateway(settings, ModelRegistry(settings))
-        metrics = Metrics(gateway.running)
+        metrics = Metrics(gateway)
         return cls(
             settings=settings,
             engine=engine,

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import httpx
 
-from lamina.config import ModelSettings
 from lamina.errors import ModelUnavailable
 
 
@@ -50,6 +49,7 @@ class HttpUpstream:
         *,
         api_key: str | None = None,
         timeout_s: float = 120.0,
+        connect_timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -57,22 +57,11 @@ class HttpUpstream:
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
             transport=transport,
             trust_env=False,
         )
-
-    @classmethod
-    def for_model(cls, name: str, spec: ModelSettings) -> HttpUpstream:
-        """A remote model's endpoint, with its key read from ``api_key_env``."""
-        key = None
-        if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
-            if not key:
-                raise ModelUnavailable(f"model {name}: api_key_env {spec.api_key_env} is not set")
-        assert spec.base_url is not None
-        return cls(spec.base_url, api_key=key, timeout_s=spec.timeout_s)
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -122,6 +111,16 @@ class HttpUpstream:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def api_key(model: str, env: str | None) -> str | None:
+    """A remote endpoint's key, read from the environment variable its configuration names."""
+    if not env:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        raise ModelUnavailable(f"model {model}: api_key_env {env} is not set")
+    return key
 
 
 def _message(data: Any) -> str:

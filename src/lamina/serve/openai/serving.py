@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import Request
 
 from lamina.models.types import Usage
 from lamina.serve.errors import APIError
-from lamina.serve.gateway import Deployment, Piece
+from lamina.serve.gateway import Deployment, Kind, Piece, Result
 from lamina.serve.keys import Principal
+from lamina.serve.middleware import on_exit
+from lamina.serve.routing import retryable
 from lamina.serve.state import ServerState
 from lamina.serve.upstream import UpstreamError
 
@@ -89,15 +92,51 @@ class Metered:
         self.state.error_type = error_type
 
 
-async def primed(
-    pieces: AsyncGenerator[Piece, None], model: str
-) -> tuple[Piece | None, AsyncGenerator[Piece, None]]:
-    """The first piece (or None for an empty stream) and the rest; upstream errors become HTTP errors."""
+async def generate_with_fallbacks(
+    state: ServerState, dep: Deployment, kind: Kind, params: dict[str, Any], meter: Metered
+) -> tuple[Deployment, Result]:
+    """A whole generation from the model, or else from its fallbacks in order."""
+    last: UpstreamError | None = None
+    began = time.perf_counter()
     try:
-        first = await anext(pieces)
-    except StopAsyncIteration:
-        return None, pieces
-    except UpstreamError as exc:
-        await pieces.aclose()
-        raise upstream_error(exc, model) from None
-    return first, pieces
+        for candidate in await state.gateway.chain(dep.name):
+            try:
+                result = await candidate.generate(kind, params)
+            except UpstreamError as exc:
+                last = exc
+                if not retryable(exc):
+                    break  # the request is at fault: another model would refuse it too
+                continue
+            meter.state.model = candidate.name
+            return candidate, result
+    finally:
+        meter.upstream(time.perf_counter() - began)
+    assert last is not None
+    raise upstream_error(last, dep.name)
+
+
+async def stream_with_fallbacks(
+    state: ServerState, dep: Deployment, kind: Kind, params: dict[str, Any], meter: Metered
+) -> tuple[Deployment, Piece | None, AsyncGenerator[Piece, None]]:
+    """A stream that has produced its first piece (so nothing was sent to the client yet), from the
+    model or its fallbacks; the stream is closed when the request ends, however it ends."""
+    last: UpstreamError | None = None
+    meter.upstream_began = time.perf_counter()
+    for candidate in await state.gateway.chain(dep.name):
+        pieces = candidate.stream(kind, params)
+        on_exit(meter.state, pieces.aclose)
+        try:
+            first = await anext(pieces)
+        except StopAsyncIteration:
+            first = None
+        except UpstreamError as exc:
+            await pieces.aclose()
+            last = exc
+            if not retryable(exc):
+                break
+            continue
+        meter.state.model = candidate.name
+        meter.first_token()
+        return candidate, first, pieces
+    assert last is not None
+    raise upstream_error(last, dep.name)

@@ -10,37 +10,31 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lamina.serve.gateway import Deployment, Piece, Slot
-from lamina.serve.middleware import on_exit
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
-from lamina.serve.openai.serving import Metered, primed, upstream_error
+from lamina.serve.openai.serving import Metered, generate_with_fallbacks, stream_with_fallbacks
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, completion_id, error_event
+from lamina.serve.state import ServerState
 from lamina.serve.upstream import UpstreamError
 
 Kind = Literal["chat", "completion"]
 
 
 async def generate(
-    request: Request, dep: Deployment, body: ChatCompletionRequest | CompletionRequest, kind: Kind
+    request: Request,
+    state: ServerState,
+    dep: Deployment,
+    body: ChatCompletionRequest | CompletionRequest,
+    kind: Kind,
 ) -> JSONResponse | StreamingResponse:
     meter = Metered(request, dep.name)
     slot = dep.slot(request.state)
     if not body.stream:
-        began = time.perf_counter()
-        try:
-            result = await dep.generate(kind, body.sampling())
-        except UpstreamError as exc:
-            raise upstream_error(exc, dep.name) from None
-        finally:
-            meter.upstream(time.perf_counter() - began)
+        used, result = await generate_with_fallbacks(state, dep, kind, body.sampling(), meter)
         meter.record(result.usage)
         usage = result.usage.to_dict()
-        return JSONResponse(_response(kind, dep.name, result.message, result.finish_reason, usage))
-    pieces = dep.stream(kind, body.sampling())
-    on_exit(request.state, pieces.aclose)  # a stream that never starts still frees the upstream
-    meter.upstream_began = time.perf_counter()
-    first, rest = await primed(pieces, dep.name)
-    meter.first_token()
-    writer = ChunkWriter(kind, dep.name, include_usage=body.include_usage)
+        return JSONResponse(_response(kind, used.name, result.message, result.finish_reason, usage))
+    used, first, rest = await stream_with_fallbacks(state, dep, kind, body.sampling(), meter)
+    writer = ChunkWriter(kind, used.name, include_usage=body.include_usage)
     return StreamingResponse(
         _stream(writer, first, rest, meter, slot), media_type="text/event-stream", headers=SSE_HEADERS
     )

@@ -26,9 +26,8 @@ from lamina.rag.answer import Answer, Answerer
 from lamina.serve.errors import bad_request
 from lamina.serve.gateway import Deployment, Kind, Slot, request_params
 from lamina.serve.keys import Principal
-from lamina.serve.middleware import on_exit
 from lamina.serve.openai.protocol import ChatCompletionRequest
-from lamina.serve.openai.serving import Metered, primed, upstream_error
+from lamina.serve.openai.serving import Metered, stream_with_fallbacks, upstream_error
 from lamina.serve.openai.serving_generate import chat_response
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.state import ServerState
@@ -65,11 +64,7 @@ async def grounded_chat(
     kind: Kind = "chat" if gen_request.messages is not None else "completion"
     assembler = answerer.assembler(question, sources)
     slot = dep.slot(request.state)
-    pieces = dep.stream(kind, params)
-    on_exit(request.state, pieces.aclose)
-    meter.upstream_began = time.perf_counter()
-    first, rest = await primed(pieces, dep.name)
-    meter.first_token()
+    used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
 
     received = 0
     finish_reason: str | None = None
@@ -98,10 +93,10 @@ async def grounded_chat(
         await slot.release()
         usage = meter.usage
         if usage.completion_tokens == 0:  # stopped early: llama.cpp sent no usage; count it ourselves
-            usage = await asyncio.to_thread(_count_usage, dep, gen_request.prompt or "", received)
+            usage = await asyncio.to_thread(_count_usage, used, gen_request.prompt or "", received)
             meter.record(usage)
         return await asyncio.to_thread(
-            functools.partial(assembler.finish, dep.name, usage, truncated=finish_reason == "length")
+            functools.partial(assembler.finish, used.name, usage, truncated=finish_reason == "length")
         )
 
     if not body.stream:
@@ -109,10 +104,10 @@ async def grounded_chat(
             async for _ in texts():
                 pass
         except UpstreamError as exc:
-            raise upstream_error(exc, dep.name) from None
+            raise upstream_error(exc, used.name) from None
         _, answer = await final()
-        return _answer_response(body, dep.name, answer, links, meter)
-    writer = ChunkWriter("chat", dep.name, include_usage=body.include_usage)
+        return _answer_response(body, used.name, answer, links, meter)
+    writer = ChunkWriter("chat", used.name, include_usage=body.include_usage)
     return StreamingResponse(
         _stream(writer, texts(), final, links, meter, slot),
         media_type="text/event-stream",
