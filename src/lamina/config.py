@@ -180,6 +180,19 @@ class RagSettings(_Section):
     )
 
 
+class LimitSettings(_Section):
+    """A budget and rate limits, for a key (``lamina keys create --budget-usd …``) or a tenant."""
+
+    budget_usd: float | None = Field(None, ge=0, description="Spend allowed per period (USD).")
+    budget_period: Literal["day", "month", "total"] = "month"
+    rpm: int | None = Field(None, ge=1, description="Requests per minute.")
+    tpm: int | None = Field(None, ge=1, description="Tokens (prompt + completion) per minute.")
+
+    @property
+    def empty(self) -> bool:
+        return self.budget_usd is None and self.rpm is None and self.tpm is None
+
+
 class ServeSettings(_Section):
     """``lamina serve``: the OpenAI-compatible server."""
 
@@ -198,6 +211,10 @@ class ServeSettings(_Section):
         default_factory=dict, description="Model answering a collection's rag:NAME model (default_model)."
     )
     request_log: bool = Field(True, description="Record every API request in the request log.")
+    tenants: dict[str, LimitSettings] = Field(
+        default_factory=dict, description="Budgets and limits per tenant."
+    )
+    rate_window_s: float = Field(60.0, gt=0, description="The window of rpm/tpm limits (60: per minute).")
     public_metrics: bool = Field(False, description="Serve /metrics without a key (for a local scraper).")
     log_flush_s: float = Field(0.5, gt=0, description="Request log: how often queued rows are written.")
 

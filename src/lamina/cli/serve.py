@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from lamina.cli.context import state
 from lamina.cli.output import console, err_console, print_json
+from lamina.config import LimitSettings
+from lamina.errors import LaminaError
 from lamina.serve import db
 from lamina.serve.costs import GROUPS
 from lamina.serve.costs import usage as usage_rows
@@ -73,10 +76,18 @@ def keys_create(
     models: Annotated[
         list[str] | None, typer.Option("--models", help="Limit the key to these models (repeatable).")
     ] = None,
+    budget_usd: Annotated[float | None, typer.Option(min=0, help="Spend allowed per period (USD).")] = None,
+    budget_period: Annotated[str, typer.Option(help="day, month or total.")] = "month",
+    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
-    info, key = _keys().create(name, tenant=tenant, admin=admin, models=models or None)
+    try:
+        limits = LimitSettings(budget_usd=budget_usd, budget_period=budget_period, rpm=rpm, tpm=tpm)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise LaminaError(f"invalid limits: {exc.errors()[0]['msg']}") from None
+    info, key = _keys().create(name, tenant=tenant, admin=admin, models=models or None, limits=limits)
     if as_json:
         print_json({"name": info.name, "key": key, "tenant": info.tenant})
         return

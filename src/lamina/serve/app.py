@@ -57,10 +57,11 @@ def build_app(state: ServerState) -> FastAPI:
 
     embedder_names = {state.settings.embedding.model}
 
-    def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
+    async def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
         record.cost_usd = price(state.settings, record, embedder_names | {state.tenants.embedder.name})
         state.request_log.add(record)
         state.metrics.observe(record, request_state.get("upstream_ms"))
+        await state.limiter.settle(request_state, record)
 
     app.add_middleware(
         GatewayMiddleware,

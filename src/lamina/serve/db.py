@@ -20,6 +20,7 @@ api_keys = sa.Table(
     sa.Column("tenant", sa.String, nullable=False),
     sa.Column("admin", sa.Boolean, nullable=False, default=False),
     sa.Column("models", sa.Text),  # JSON list of allowed model names; NULL = all
+    sa.Column("limits", sa.Text),  # JSON LimitSettings; NULL = none
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("revoked_at", sa.String),
 )
@@ -36,6 +37,13 @@ jobs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("updated_at", sa.String, nullable=False),
+)
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),  # e.g. budget:key:alice:2026-11
+    sa.Column("used", sa.Float, nullable=False, default=0.0),
 )
 
 request_log = sa.Table(

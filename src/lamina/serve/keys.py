@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lamina.config import LimitSettings
 from lamina.data.registry import now
 from lamina.errors import LaminaError
 from lamina.serve.db import api_keys
@@ -47,6 +48,7 @@ class Principal:
     tenant: str
     admin: bool = False
     models: tuple[str, ...] | None = None  # None: every model
+    limits: LimitSettings | None = None
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -61,9 +63,10 @@ class KeyInfo:
     models: list[str] | None
     created_at: str
     revoked_at: str | None
+    limits: LimitSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "limits": self.limits.model_dump(exclude_none=True) if self.limits else None}
 
 
 def _info(row: Any) -> KeyInfo:
@@ -75,7 +78,12 @@ def _info(row: Any) -> KeyInfo:
         models=json.loads(row.models) if row.models else None,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        limits=_limits(row.limits),
     )
+
+
+def _limits(text: str | None) -> LimitSettings | None:
+    return LimitSettings.model_validate_json(text) if text else None
 
 
 class KeyStore:
@@ -85,7 +93,13 @@ class KeyStore:
         self.engine = engine
 
     def create(
-        self, name: str, *, tenant: str = DEFAULT_TENANT, admin: bool = False, models: list[str] | None = None
+        self,
+        name: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        admin: bool = False,
+        models: list[str] | None = None,
+        limits: LimitSettings | None = None,
     ) -> tuple[KeyInfo, str]:
         if not NAME_RE.match(name):
             raise LaminaError(f"invalid key name {name!r}: use letters, digits, '_', '-' or '.'")
@@ -103,6 +117,7 @@ class KeyStore:
                     tenant=tenant,
                     admin=admin,
                     models=json.dumps(models) if models else None,
+                    limits=limits.model_dump_json(exclude_none=True) if limits and not limits.empty else None,
                     created_at=now(),
                 )
             )
@@ -152,4 +167,4 @@ class KeyStore:
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
         models = tuple(json.loads(row.models)) if row.models else None
-        return Principal(row.name, row.tenant, bool(row.admin), models)
+        return Principal(row.name, row.tenant, bool(row.admin), models, _limits(row.limits))

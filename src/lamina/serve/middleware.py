@@ -40,7 +40,7 @@ class GatewayMiddleware:
         self,
         app: ASGIApp,
         *,
-        on_record: Callable[[LogRecord, dict[str, Any]], None],
+        on_record: Callable[[LogRecord, dict[str, Any]], Awaitable[None]],
         body_limit: Callable[[str], int],
         draining: Callable[[], bool],
     ) -> None:
@@ -81,7 +81,7 @@ class GatewayMiddleware:
             for cleanup in state.get("cleanup", ()):
                 await cleanup()
             if path.startswith(LOGGED_PREFIX):
-                self.on_record(_record(scope, state, request_id, status, started, finished), state)
+                await self.on_record(_record(scope, state, request_id, status, started, finished), state)
 
     def _refusal(self, scope: Scope, path: str) -> tuple[int, str, str, str] | None:
         if self.draining() and path not in ("/health", "/ready"):

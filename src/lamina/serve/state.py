@@ -12,9 +12,11 @@ from lamina.data.embed.base import Embedder
 from lamina.models.registry import ModelRegistry
 from lamina.serve import db
 from lamina.serve.auth import Authenticator
+from lamina.serve.counters import SqlCounters
 from lamina.serve.gateway import ModelGateway
 from lamina.serve.jobs import JobManager
 from lamina.serve.keys import KeyStore
+from lamina.serve.limits import Limiter
 from lamina.serve.metrics import Metrics
 from lamina.serve.requestlog import RequestLog
 from lamina.serve.tenants import Tenants
@@ -31,6 +33,7 @@ class ServerState:
     jobs: JobManager
     request_log: RequestLog
     metrics: Metrics
+    limiter: Limiter
     draining: bool = False
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -53,6 +56,7 @@ class ServerState:
             ),
             request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
             metrics=metrics,
+            limiter=Limiter(settings, SqlCounters(engine)),
         )
 
     async def start(self) -> None:

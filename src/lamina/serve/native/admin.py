@@ -105,7 +105,12 @@ async def create_key(body: KeyCreate, state: StateDep, principal: PrincipalDep) 
     require_admin(principal)
     try:
         info, key = await asyncio.to_thread(
-            state.keys.create, body.name, tenant=body.tenant, admin=body.admin, models=body.models
+            state.keys.create,
+            body.name,
+            tenant=body.tenant,
+            admin=body.admin,
+            models=body.models,
+            limits=body.limits,
         )
     except LaminaError as exc:
         raise bad_request(str(exc), param="name") from None

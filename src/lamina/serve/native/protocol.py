@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lamina.config import LimitSettings
+
 
 class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -28,3 +30,4 @@ class KeyCreate(_Closed):
     tenant: str = "default"
     admin: bool = False
     models: list[str] | None = Field(None, description="Models the key may use; all when absent.")
+    limits: LimitSettings | None = Field(None, description="Budget (USD per period) and rpm/tpm limits.")

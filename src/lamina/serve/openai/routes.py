@@ -42,7 +42,7 @@ async def chat_completions(
     dep = await deployment_for(state, principal, model)
     if collection:
         return await grounded_chat(request, state, principal, dep, body, collection)
-    return await generate(request, state, dep, body, "chat")
+    return await generate(request, state, principal, dep, body, "chat")
 
 
 @router.post("/completions", response_model=None, summary="Text completion")
@@ -50,7 +50,7 @@ async def completions(
     request: Request, body: CompletionRequest, state: StateDep, principal: PrincipalDep
 ) -> JSONResponse | StreamingResponse:
     dep = await deployment_for(state, principal, body.model)
-    return await generate(request, state, dep, body, "completion")
+    return await generate(request, state, principal, dep, body, "completion")
 
 
 @router.post("/embeddings", summary="Embeddings with the collection embedder")

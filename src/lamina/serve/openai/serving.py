@@ -17,6 +17,7 @@ from lamina.models.types import Usage
 from lamina.serve.errors import APIError
 from lamina.serve.gateway import Deployment, Kind, Piece, Result
 from lamina.serve.keys import Principal
+from lamina.serve.limits import worst_case_tokens
 from lamina.serve.middleware import on_exit
 from lamina.serve.routing import retryable
 from lamina.serve.state import ServerState
@@ -90,6 +91,19 @@ class Metered:
 
     def failed(self, error_type: str) -> None:
         self.state.error_type = error_type
+
+
+async def admit(
+    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], request_state: Any
+) -> None:
+    """Reserve the worst case of this generation (priced as the dearest model of its fallback chain)."""
+    prompt, completion = worst_case_tokens(params, dep.spec.max_tokens)
+    specs = [state.gateway.spec(n) for n in (dep.name, *dep.spec.fallbacks)]
+    cost = (
+        prompt * max(s.price_input_per_mtok for s in specs)
+        + completion * max(s.price_output_per_mtok for s in specs)
+    ) / 1_000_000
+    await state.limiter.admit(principal, request_state, cost_usd=cost, tokens=prompt + completion)
 
 
 async def generate_with_fallbacks(

@@ -43,8 +43,11 @@ async def embeddings(
             f"{body.model} gives {embedder.dim}-d vectors; dimensions cannot change", param="dimensions"
         )
     texts = body.texts
-    vectors, counts = await asyncio.to_thread(lambda: (embedder.embed(texts), embedder.count_tokens(texts)))
+    counts = await asyncio.to_thread(embedder.count_tokens, texts)
     tokens = sum(min(n, embedder.max_tokens) for n in counts)
+    cost = tokens * state.settings.embedding.price_per_mtok / 1_000_000
+    await state.limiter.admit(principal, request.state, cost_usd=cost, tokens=tokens)
+    vectors = await asyncio.to_thread(embedder.embed, texts)
     request.state.model = body.model
     request.state.embedding_tokens = tokens
     return {

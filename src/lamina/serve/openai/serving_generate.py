@@ -10,8 +10,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lamina.serve.gateway import Deployment, Piece, Slot
+from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
-from lamina.serve.openai.serving import Metered, generate_with_fallbacks, stream_with_fallbacks
+from lamina.serve.openai.serving import Metered, admit, generate_with_fallbacks, stream_with_fallbacks
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, completion_id, error_event
 from lamina.serve.state import ServerState
 from lamina.serve.upstream import UpstreamError
@@ -22,18 +23,21 @@ Kind = Literal["chat", "completion"]
 async def generate(
     request: Request,
     state: ServerState,
+    principal: Principal,
     dep: Deployment,
     body: ChatCompletionRequest | CompletionRequest,
     kind: Kind,
 ) -> JSONResponse | StreamingResponse:
     meter = Metered(request, dep.name)
+    params = body.sampling()
+    await admit(state, principal, dep, params, request.state)
     slot = dep.slot(request.state)
     if not body.stream:
-        used, result = await generate_with_fallbacks(state, dep, kind, body.sampling(), meter)
+        used, result = await generate_with_fallbacks(state, dep, kind, params, meter)
         meter.record(result.usage)
         usage = result.usage.to_dict()
         return JSONResponse(_response(kind, used.name, result.message, result.finish_reason, usage))
-    used, first, rest = await stream_with_fallbacks(state, dep, kind, body.sampling(), meter)
+    used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
     writer = ChunkWriter(kind, used.name, include_usage=body.include_usage)
     return StreamingResponse(
         _stream(writer, first, rest, meter, slot), media_type="text/event-stream", headers=SSE_HEADERS

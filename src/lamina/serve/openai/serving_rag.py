@@ -27,7 +27,7 @@ from lamina.serve.errors import bad_request
 from lamina.serve.gateway import Deployment, Kind, Slot, request_params
 from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest
-from lamina.serve.openai.serving import Metered, stream_with_fallbacks, upstream_error
+from lamina.serve.openai.serving import Metered, admit, stream_with_fallbacks, upstream_error
 from lamina.serve.openai.serving_generate import chat_response
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.state import ServerState
@@ -53,6 +53,7 @@ async def grounded_chat(
     sources, gen_request = await asyncio.to_thread(answerer.prepare, question)
     links = _Links(str(request.base_url), collection, state.tenants.uploads_dir(principal.tenant, collection))
     if gen_request is None:  # nothing relevant: said without calling the model
+        await state.limiter.admit(principal, request.state, cost_usd=0.0, tokens=0)
         answer = answerer.nothing_relevant()
         return _answer_response(body, dep.name, answer, links, meter)
     params = request_params(gen_request)
@@ -62,6 +63,7 @@ async def grounded_chat(
     if body.max_tokens or body.max_completion_tokens:
         params["max_tokens"] = body.max_tokens or body.max_completion_tokens
     kind: Kind = "chat" if gen_request.messages is not None else "completion"
+    await admit(state, principal, dep, params, request.state)
     assembler = answerer.assembler(question, sources)
     slot = dep.slot(request.state)
     used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)

@@ -1,0 +1,81 @@
+"""Shared counters for budgets and rate limits, behind a small Protocol (SQL by default).
+
+A reservation is all-or-nothing across its counters and exact under concurrency: each counter is
+raised by one conditional ``UPDATE … SET used = used + :n WHERE used + :n <= :limit``, all in one
+transaction, so N concurrent requests can never together pass a limit. The same statements work on
+SQLite (one file shared by the processes of one machine) and on Postgres (replicas on many), so
+limits are never per replica. Counter names carry their window (``…:2026-11``), so a new window
+starts at zero by itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from lamina.serve.db import counters
+
+
+@dataclass(frozen=True)
+class Charge:
+    """Raise ``counter`` by ``amount`` unless that would pass ``limit`` (which resets at ``resets_at``)."""
+
+    counter: str
+    amount: float
+    limit: float
+    kind: str  # "budget_exceeded" or "rate_limited": what a refusal says
+    resets_at: float  # unix time
+    what: str  # for the message, e.g. "key alice's daily budget of $5"
+
+
+class CounterStore(Protocol):
+    def reserve(self, charges: list[Charge]) -> Charge | None:
+        """Apply every charge, or none: returns the first charge that would pass its limit."""
+        ...
+
+    def settle(self, charges: list[Charge], actual: list[float]) -> None:
+        """Replace reserved amounts by what was really used."""
+        ...
+
+    def used(self, counter: str) -> float: ...
+
+
+class SqlCounters:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()  # SQLite serialises writers anyway; this avoids busy retries
+
+    def reserve(self, charges: list[Charge]) -> Charge | None:
+        c = counters.c
+        with self._lock, self.engine.begin() as conn:
+            for charge in charges:
+                exists = conn.execute(sa.select(c.name).where(c.name == charge.counter)).first()
+                if exists is None:
+                    conn.execute(sa.insert(counters).values(name=charge.counter, used=0.0))
+                raised = conn.execute(
+                    sa.update(counters)
+                    .where(c.name == charge.counter, c.used + charge.amount <= charge.limit)
+                    .values(used=c.used + charge.amount)
+                ).rowcount
+                if not raised:
+                    conn.rollback()
+                    return charge
+        return None
+
+    def settle(self, charges: list[Charge], actual: list[float]) -> None:
+        c = counters.c
+        with self._lock, self.engine.begin() as conn:
+            for charge, used in zip(charges, actual, strict=True):
+                conn.execute(
+                    sa.update(counters)
+                    .where(c.name == charge.counter)
+                    .values(used=c.used - charge.amount + used)
+                )
+
+    def used(self, counter: str) -> float:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(counters.c.used).where(counters.c.name == counter)).scalar()
+        return float(value or 0.0)

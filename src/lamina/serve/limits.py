@@ -1,0 +1,144 @@
+"""Budgets and rate limits per key and per tenant, enforced exactly under concurrency.
+
+Before a model is called, the request reserves its worst case: its cost if the prompt were one
+token per character and the answer used all of ``max_tokens``, one request, and that many tokens.
+When the request is over, the reservation is settled to the real cost and tokens. So N concurrent
+requests against a budget B overspend it by at most one request's reservation, and limits hold
+across processes that share the counter store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from lamina.config import LimitSettings, Settings
+from lamina.serve.counters import Charge, CounterStore
+from lamina.serve.errors import APIError
+from lamina.serve.keys import Principal
+from lamina.serve.requestlog import LogRecord
+
+TEMPLATE_TOKENS = 16  # a message's role and separators
+
+
+def worst_case_tokens(params: dict[str, Any], default_max_tokens: int) -> tuple[int, int]:
+    """(prompt, completion) tokens a request can use at most; a token is at least one character."""
+    prompt = params.get("prompt")
+    if isinstance(prompt, str):
+        prompt_tokens = len(prompt) + TEMPLATE_TOKENS
+    else:
+        messages = params.get("messages") or []
+        prompt_tokens = sum(len(str(m.get("content") or "")) + TEMPLATE_TOKENS for m in messages)
+    return prompt_tokens, int(params.get("max_tokens") or default_max_tokens)
+
+
+def _period(period: str, now: float) -> tuple[str, float]:
+    """The budget window's name and when the next one starts."""
+    t = datetime.fromtimestamp(now, UTC)
+    if period == "day":
+        start = t.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.strftime("%Y-%m-%d"), start.timestamp() + 86_400
+    if period == "month":
+        nxt = t.replace(
+            year=t.year + (t.month == 12), month=t.month % 12 + 1, day=1, hour=0, minute=0, second=0
+        )
+        return t.strftime("%Y-%m"), nxt.replace(microsecond=0).timestamp()
+    return "total", math.inf
+
+
+class Limiter:
+    def __init__(self, settings: Settings, store: CounterStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    def _scopes(self, principal: Principal) -> list[tuple[str, str, LimitSettings]]:
+        scopes = []
+        if principal.limits is not None:
+            scopes.append(("key", principal.key_name, principal.limits))
+        tenant = self.settings.serve.tenants.get(principal.tenant)
+        if tenant is not None:
+            scopes.append(("tenant", principal.tenant, tenant))
+        return scopes
+
+    def charges(self, principal: Principal, cost_usd: float, tokens: int, now: float) -> list[Charge]:
+        window_s = self.settings.serve.rate_window_s
+        window = int(now // window_s)
+        rate_reset = (window + 1) * window_s
+        out: list[Charge] = []
+        for scope, name, limits in self._scopes(principal):
+            who = f"{scope} {name}"
+            if limits.budget_usd is not None:
+                period, resets = _period(limits.budget_period, now)
+                out.append(
+                    Charge(
+                        f"budget:{scope}:{name}:{period}",
+                        cost_usd,
+                        limits.budget_usd,
+                        "budget_exceeded",
+                        resets,
+                        f"{who}'s {limits.budget_period} budget of ${limits.budget_usd:g}",
+                    )
+                )
+            if limits.rpm is not None:
+                out.append(
+                    Charge(
+                        f"rpm:{scope}:{name}:{window}",
+                        1,
+                        limits.rpm,
+                        "rate_limited",
+                        rate_reset,
+                        f"{who}'s limit of {limits.rpm} requests per {window_s:g}s",
+                    )
+                )
+            if limits.tpm is not None:
+                out.append(
+                    Charge(
+                        f"tpm:{scope}:{name}:{window}",
+                        tokens,
+                        limits.tpm,
+                        "rate_limited",
+                        rate_reset,
+                        f"{who}'s limit of {limits.tpm} tokens per {window_s:g}s",
+                    )
+                )
+        return out
+
+    async def admit(self, principal: Principal, request_state: Any, *, cost_usd: float, tokens: int) -> None:
+        """Reserve the request's worst case, or refuse it with a 429 that says which limit and when."""
+        now = time.time()
+        charges = self.charges(principal, cost_usd, tokens, now)
+        if not charges:
+            return
+        refused = await asyncio.to_thread(self.store.reserve, charges)
+        if refused is not None:
+            wait = max(1.0, refused.resets_at - now) if refused.resets_at != math.inf else None
+            when = (
+                datetime.fromtimestamp(refused.resets_at, UTC).isoformat(timespec="seconds")
+                if wait is not None
+                else "never (a total budget)"
+            )
+            raise APIError(
+                429,
+                f"over {refused.what}; it resets at {when}",
+                refused.kind,
+                code=refused.kind,
+                headers={"Retry-After": str(math.ceil(wait))} if wait is not None else {},
+            )
+        request_state.reservation = charges
+
+    async def settle(self, request_state: dict[str, Any], record: LogRecord) -> None:
+        """Replace the reservation by the real cost and tokens (a failed call costs what it used)."""
+        charges: list[Charge] | None = request_state.get("reservation")
+        if not charges:
+            return
+        tokens = record.prompt_tokens + record.completion_tokens + record.embedding_tokens
+        actual = [
+            record.cost_usd
+            if c.kind == "budget_exceeded"
+            else (1.0 if c.counter.startswith("rpm:") else tokens)
+            for c in charges
+        ]
+        await asyncio.to_thread(self.store.settle, charges, actual)

@@ -1,0 +1,101 @@
+"""Budgets and rate limits on a real server: exact under concurrency, reset on time, kept across restarts."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lamina.config import LimitSettings
+from lamina.evals.stub_upstream import StubUpstream
+from tests.conftest import stub_model_config
+from tests.serve_harness import LaminaServer
+
+CHAT = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+# worst case of CHAT: (2 + 16) prompt tokens x $1000/M + 8 completion tokens x $2000/M
+RESERVATION = (18 * 1000 + 8 * 2000) / 1_000_000
+
+
+@pytest.fixture(scope="module")
+def budget_server(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path
+) -> Iterator[tuple[LaminaServer, dict[str, str], StubUpstream]]:
+    with StubUpstream("ok", delay_ms=50) as stub:
+        config = (
+            "[serve]\nmax_inflight = 256\nrate_window_s = 2\n"
+            "[serve.tenants.broke]\nbudget_usd = 0\n\n" + stub_model_config(stub)
+        )
+        server = LaminaServer(tmp_path_factory.mktemp("budgets"), models_dir, config=config)
+        store = server.keys()
+        keys = {
+            "capped": store.create("capped", limits=LimitSettings(budget_usd=0.1, budget_period="day"))[1],
+            "paced": store.create("paced", limits=LimitSettings(rpm=3))[1],
+            "broke": store.create("broke", tenant="broke")[1],
+            "admin": store.create("admin", admin=True)[1],
+        }
+        store.engine.dispose()
+        with server:
+            yield server, keys, stub
+
+
+def _post(server: LaminaServer, key: str) -> httpx.Response:
+    return httpx.post(
+        server.base_url + "/chat/completions",
+        json=CHAT,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def _spend(server: LaminaServer, admin: str, key_name: str) -> float:
+    rows = httpx.get(
+        server.base_url + "/usage", params={"by": "key"}, headers={"Authorization": f"Bearer {admin}"}
+    ).json()["data"]
+    return sum(r["spend_usd"] for r in rows if r["key"] == key_name)
+
+
+def test_concurrent_requests_never_overspend(
+    budget_server: tuple[LaminaServer, dict[str, str], StubUpstream],
+) -> None:
+    server, keys, _ = budget_server
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        responses = list(pool.map(lambda _: _post(server, keys["capped"]), range(100)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429} and statuses.count(200) >= 5
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.json()["error"]["type"] == "budget_exceeded"
+    assert "resets at" in refused.json()["error"]["message"] and int(refused.headers["retry-after"]) > 0
+    spent = _spend(server, keys["admin"], "capped")
+    assert 0 < spent <= 0.1 + RESERVATION
+
+
+def test_rate_limit_resets_on_schedule(
+    budget_server: tuple[LaminaServer, dict[str, str], StubUpstream],
+) -> None:
+    server, keys, _ = budget_server
+    window = 2.0
+    time.sleep(window - time.time() % window + 0.05)  # start at the top of a window
+    statuses = [_post(server, keys["paced"]).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = _post(server, keys["paced"])
+    assert refused.json()["error"]["type"] == "rate_limited" and refused.headers["retry-after"]
+    time.sleep(window - time.time() % window + 0.05)
+    assert _post(server, keys["paced"]).status_code == 200
+
+
+def test_tenant_budget(budget_server: tuple[LaminaServer, dict[str, str], StubUpstream]) -> None:
+    server, keys, _ = budget_server
+    resp = _post(server, keys["broke"])
+    assert resp.status_code == 429 and resp.json()["error"]["code"] == "budget_exceeded"
+    assert "tenant broke" in resp.json()["error"]["message"]
+
+
+def test_budgets_survive_a_restart(budget_server: tuple[LaminaServer, dict[str, str], StubUpstream]) -> None:
+    server, keys, _ = budget_server
+    server.stop()
+    server.start()
+    assert _post(server, keys["capped"]).status_code == 429
