@@ -150,7 +150,7 @@ def served(
     server = LaminaServer(
         tmp_path_factory.mktemp("served"),
         models_dir,
-        config="[serve]\nmax_inflight = 3\nmax_upload_mb = 1\nmax_request_mb = 3\n\n"
+        config="[serve]\nmax_inflight = 3\nmax_upload_mb = 1\nmax_request_mb = 3\ncache = false\n\n"
         + stub_model_config(stub),
     )
     store = server.keys()

@@ -215,6 +215,9 @@ class ServeSettings(_Section):
         default_factory=dict, description="Budgets and limits per tenant."
     )
     rate_window_s: float = Field(60.0, gt=0, description="The window of rpm/tpm limits (60: per minute).")
+    cache: bool = Field(True, description="Answer repeated deterministic requests from a cache (free).")
+    cache_entries: int = Field(2048, ge=1, description="Cached answers kept (least recently used go first).")
+    cache_ttl_s: float = Field(3600.0, gt=0, description="How long a cached answer is served.")
     public_metrics: bool = Field(False, description="Serve /metrics without a key (for a local scraper).")
     log_flush_s: float = Field(0.5, gt=0, description="Request log: how often queued rows are written.")
 

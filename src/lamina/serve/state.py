@@ -12,6 +12,7 @@ from lamina.data.embed.base import Embedder
 from lamina.models.registry import ModelRegistry
 from lamina.serve import db
 from lamina.serve.auth import Authenticator
+from lamina.serve.cache import MemoryCache, ResponseCache
 from lamina.serve.counters import SqlCounters
 from lamina.serve.gateway import ModelGateway
 from lamina.serve.jobs import JobManager
@@ -34,6 +35,7 @@ class ServerState:
     request_log: RequestLog
     metrics: Metrics
     limiter: Limiter
+    cache: ResponseCache | None
     draining: bool = False
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -57,6 +59,9 @@ class ServerState:
             request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
             metrics=metrics,
             limiter=Limiter(settings, SqlCounters(engine)),
+            cache=MemoryCache(settings.serve.cache_entries, settings.serve.cache_ttl_s)
+            if settings.serve.cache
+            else None,
         )
 
     async def start(self) -> None:

@@ -38,6 +38,10 @@ class ChunkStore(Protocol):
 
     def count(self) -> int: ...
 
+    def version(self) -> int:
+        """Bumped by every write: answers cached for an older version are about changed documents."""
+        ...
+
     def sources(self) -> dict[str, int]:
         """Chunk count per source, straight from the store (used to check it against the registry)."""
         ...

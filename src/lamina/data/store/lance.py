@@ -205,6 +205,10 @@ class LanceStore:
         table = self._open()
         return 0 if table is None else int(table.count_rows())
 
+    def version(self) -> int:
+        table = self._open()
+        return 0 if table is None else int(table.version)
+
     def column(self, name: str) -> list[Any]:
         """Every row's value of one column (no vectors read)."""
         table = self._open()

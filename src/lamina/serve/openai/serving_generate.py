@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from lamina.models.types import Usage
+from lamina.serve.cache import cache_key
 from lamina.serve.gateway import Deployment, Piece, Slot
 from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
 from lamina.serve.openai.serving import Metered, admit, generate_with_fallbacks, stream_with_fallbacks
-from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, completion_id, error_event
+from lamina.serve.openai.streaming import (
+    CACHE_HEADER,
+    DONE,
+    SSE_HEADERS,
+    ChunkWriter,
+    completion_id,
+    error_event,
+)
 from lamina.serve.state import ServerState
 from lamina.serve.upstream import UpstreamError
 
@@ -30,24 +39,66 @@ async def generate(
 ) -> JSONResponse | StreamingResponse:
     meter = Metered(request, dep.name)
     params = body.sampling()
+    key = cache_key(principal.tenant, dep.name, kind, params, dep.spec.temperature) if state.cache else None
+    if key is not None and state.cache is not None and (hit := state.cache.get(key)) is not None:
+        return _cached(request, body, kind, hit)
     await admit(state, principal, dep, params, request.state)
     slot = dep.slot(request.state)
+    headers = {CACHE_HEADER: "miss"} if key is not None else {}
+
+    def store(message: dict[str, Any], finish: str, usage: Usage, model: str) -> None:
+        if key is not None and state.cache is not None and set(message) <= {"role", "content"}:
+            state.cache.put(
+                key, {"message": message, "finish_reason": finish, "usage": usage.to_dict(), "model": model}
+            )
+
     if not body.stream:
         used, result = await generate_with_fallbacks(state, dep, kind, params, meter)
         meter.record(result.usage)
+        store(result.message, result.finish_reason, result.usage, used.name)
         usage = result.usage.to_dict()
-        return JSONResponse(_response(kind, used.name, result.message, result.finish_reason, usage))
+        response = _response(kind, used.name, result.message, result.finish_reason, usage)
+        return JSONResponse(response, headers=headers)
     used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
     writer = ChunkWriter(kind, used.name, include_usage=body.include_usage)
     return StreamingResponse(
-        _stream(writer, first, rest, meter, slot), media_type="text/event-stream", headers=SSE_HEADERS
+        _stream(writer, first, rest, meter, slot, store),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS | headers,
     )
 
 
+def _cached(
+    request: Request, body: ChatCompletionRequest | CompletionRequest, kind: Kind, hit: dict[str, Any]
+) -> JSONResponse | StreamingResponse:
+    """A cached answer: costs nothing, and says so (header, request log)."""
+    request.state.cached = True
+    request.state.model = hit["model"]
+    headers = {CACHE_HEADER: "hit"}
+    if not body.stream:
+        return JSONResponse(
+            _response(kind, hit["model"], hit["message"], hit["finish_reason"], hit["usage"]), headers=headers
+        )
+    writer = ChunkWriter(kind, hit["model"], include_usage=body.include_usage)
+    events = writer.replay(
+        {"content": hit["message"].get("content") or ""},
+        hit["finish_reason"],
+        Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"]),
+    )
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS | headers)
+
+
 async def _stream(
-    writer: ChunkWriter, first: Piece | None, rest: AsyncIterator[Piece], meter: Metered, slot: Slot
+    writer: ChunkWriter,
+    first: Piece | None,
+    rest: AsyncIterator[Piece],
+    meter: Metered,
+    slot: Slot,
+    store: Callable[[dict[str, Any], str, Usage, str], None],
 ) -> AsyncIterator[bytes]:
     finish: str | None = None
+    text: list[str] = []
+    plain = True  # only content: a stream with tool calls is not cached
     try:
         if writer.kind == "chat":
             yield writer.role()
@@ -55,6 +106,8 @@ async def _stream(
             meter.record(piece.usage)
             if piece.delta:
                 yield writer.delta(piece.delta)
+                text.append(piece.text)
+                plain = plain and set(piece.delta) <= {"content"}
             finish = piece.finish_reason or finish
     except UpstreamError as exc:
         meter.failed("upstream_error")
@@ -64,6 +117,8 @@ async def _stream(
         meter.upstream(time.perf_counter() - meter.upstream_began)
         await slot.release()
     yield writer.delta({}, finish or "stop")
+    if plain:
+        store({"role": "assistant", "content": "".join(text)}, finish or "stop", meter.usage, writer.model)
     if writer.include_usage:
         yield writer.usage(meter.usage)
     yield DONE

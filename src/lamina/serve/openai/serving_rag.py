@@ -23,13 +23,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from lamina.data.types import doc_id_for
 from lamina.models.types import Usage
 from lamina.rag.answer import Answer, Answerer
+from lamina.serve.cache import cache_key
 from lamina.serve.errors import bad_request
 from lamina.serve.gateway import Deployment, Kind, Slot, request_params
 from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.serving import Metered, admit, stream_with_fallbacks, upstream_error
 from lamina.serve.openai.serving_generate import chat_response
-from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
+from lamina.serve.openai.streaming import CACHE_HEADER, DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.state import ServerState
 from lamina.serve.upstream import UpstreamError
 
@@ -48,6 +49,26 @@ async def grounded_chat(
     meter = Metered(request, dep.name)
     question, history = _conversation(body)
     coll = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collection, collection)
+    key = None
+    if state.cache is not None:
+        version = await asyncio.to_thread(coll.store.version)  # every write bumps it: no stale answers
+        key = cache_key(
+            principal.tenant,
+            dep.name,
+            "rag",
+            _cache_params(body),
+            dep.spec.temperature,
+            collection=collection,
+            k=body.k,
+            version=version,
+        )
+        hit = state.cache.get(key) if key is not None else None
+        if hit is not None:
+            request.state.cached = True
+            request.state.model = hit["model"]
+            usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
+            return _message_response(body, hit["model"], hit["message"], usage, {CACHE_HEADER: "hit"})
+    headers = {CACHE_HEADER: "miss"} if key is not None else {}
     answerer = Answerer(coll, dep.llm, state.settings.rag, k=body.k, memory_turns=MEMORY_TURNS)
     answerer.history = history
     sources, gen_request = await asyncio.to_thread(answerer.prepare, question)
@@ -97,9 +118,13 @@ async def grounded_chat(
         if usage.completion_tokens == 0:  # stopped early: llama.cpp sent no usage; count it ourselves
             usage = await asyncio.to_thread(_count_usage, used, gen_request.prompt or "", received)
             meter.record(usage)
-        return await asyncio.to_thread(
+        tail, answer = await asyncio.to_thread(
             functools.partial(assembler.finish, used.name, usage, truncated=finish_reason == "length")
         )
+        if key is not None and state.cache is not None and answer.answer:
+            message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
+            state.cache.put(key, {"message": message, "usage": answer.usage.to_dict(), "model": used.name})
+        return tail, answer
 
     if not body.stream:
         try:
@@ -108,12 +133,12 @@ async def grounded_chat(
         except UpstreamError as exc:
             raise upstream_error(exc, used.name) from None
         _, answer = await final()
-        return _answer_response(body, used.name, answer, links, meter)
+        return _answer_response(body, used.name, answer, links, meter, headers)
     writer = ChunkWriter("chat", used.name, include_usage=body.include_usage)
     return StreamingResponse(
         _stream(writer, texts(), final, links, meter, slot),
         media_type="text/event-stream",
-        headers=SSE_HEADERS,
+        headers=SSE_HEADERS | headers,
     )
 
 
@@ -218,20 +243,38 @@ class _Links:
         }
 
 
+def _cache_params(body: ChatCompletionRequest) -> dict[str, Any]:
+    """What of a grounded request changes its answer, besides the collection and its version."""
+    return {
+        "messages": [[m.role, m.text] for m in body.messages],
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "seed": body.seed,
+        "max_tokens": body.max_tokens or body.max_completion_tokens,
+    }
+
+
 def _answer_response(
-    body: ChatCompletionRequest, model: str, answer: Answer, links: _Links, meter: Metered
+    body: ChatCompletionRequest,
+    model: str,
+    answer: Answer,
+    links: _Links,
+    meter: Metered,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse | StreamingResponse:
     meter.record(answer.usage)
     message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
+    return _message_response(body, model, message, answer.usage, headers or {})
+
+
+def _message_response(
+    body: ChatCompletionRequest, model: str, message: dict[str, Any], usage: Usage, headers: dict[str, str]
+) -> JSONResponse | StreamingResponse:
+    """A whole answer, as one response or as one replayed stream (citations in its content chunk)."""
     if not body.stream:
-        return JSONResponse(chat_response("chat", model, message, "stop", answer.usage.to_dict()))
+        return JSONResponse(chat_response("chat", model, message, "stop", usage.to_dict()), headers=headers)
     writer = ChunkWriter("chat", model, include_usage=body.include_usage)
-
-    async def events() -> AsyncIterator[bytes]:
-        yield writer.role()
-        yield writer.delta({"content": answer.answer, **links.grounding(answer)}, "stop")
-        if writer.include_usage:
-            yield writer.usage(answer.usage)
-        yield DONE
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    delta = {k: v for k, v in message.items() if k != "role"}
+    return StreamingResponse(
+        writer.replay(delta, "stop", usage), media_type="text/event-stream", headers=SSE_HEADERS | headers
+    )

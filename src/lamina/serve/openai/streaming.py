@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from lamina.models.types import Usage
 
 DONE = b"data: [DONE]\n\n"
+CACHE_HEADER = "x-lamina-cache"  # hit or miss, on requests the cache can answer
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -65,6 +67,15 @@ class ChunkWriter:
         data = self._chunk([])
         data["usage"] = usage.to_dict()
         return event(data)
+
+    async def replay(self, delta: dict[str, Any], finish_reason: str, usage: Usage) -> AsyncIterator[bytes]:
+        """A whole answer (cached, or decided without the model) as one stream."""
+        if self.kind == "chat":
+            yield self.role()
+        yield self.delta(delta, finish_reason)
+        if self.include_usage:
+            yield self.usage(usage)
+        yield DONE
 
     def _choice(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
         if self.kind == "chat":

@@ -1,0 +1,92 @@
+"""The response cache on a real server: hits cost nothing, partitions by tenant, forgets changed documents."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lamina.evals.stub_upstream import StubUpstream
+from tests.conftest import stub_model_config
+from tests.serve_harness import LaminaServer
+
+CHAT = {
+    "model": "stub",
+    "messages": [{"role": "user", "content": "cache me"}],
+    "max_tokens": 8,
+    "temperature": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def cached(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path
+) -> Iterator[tuple[LaminaServer, dict[str, str], StubUpstream]]:
+    with StubUpstream("ok") as stub:
+        server = LaminaServer(tmp_path_factory.mktemp("cache"), models_dir, config=stub_model_config(stub))
+        store = server.keys()
+        keys = {"a": store.create("a", tenant="a")[1], "b": store.create("b", tenant="b")[1]}
+        store.engine.dispose()
+        with server:
+            yield server, keys, stub
+
+
+def _http(server: LaminaServer, key: str) -> httpx.Client:
+    return httpx.Client(base_url=server.root, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+
+
+def test_deterministic_requests_are_served_from_the_cache(
+    cached: tuple[LaminaServer, dict[str, str], StubUpstream],
+) -> None:
+    server, keys, stub = cached
+    stub.reset_stats()
+    with _http(server, keys["a"]) as a:
+        first = a.post("/v1/chat/completions", json=CHAT)
+        second = a.post("/v1/chat/completions", json=CHAT)
+        streamed = a.post("/v1/chat/completions", json=CHAT | {"stream": True})
+        assert first.headers["x-lamina-cache"] == "miss" and second.headers["x-lamina-cache"] == "hit"
+        assert streamed.headers["x-lamina-cache"] == "hit" and "data: [DONE]" in streamed.text
+        assert second.json()["choices"][0]["message"] == first.json()["choices"][0]["message"]
+        assert stub.stats()["total"] == 1  # the model was called once
+        sampled = a.post("/v1/chat/completions", json=CHAT | {"temperature": 0.7})
+        assert "x-lamina-cache" not in sampled.headers  # may vary: never cached
+        time.sleep(1.0)  # the request log is written in batches
+        rows = a.get("/v1/logs", params={"limit": 10}).json()["data"]
+    hit = next(r for r in rows if r["cached"])
+    assert hit["cost_usd"] == 0
+    with _http(server, keys["b"]) as b:  # another tenant never gets tenant a's answer
+        assert b.post("/v1/chat/completions", json=CHAT).headers["x-lamina-cache"] == "miss"
+
+
+def test_grounded_answers_are_forgotten_when_documents_change(
+    cached: tuple[LaminaServer, dict[str, str], StubUpstream],
+) -> None:
+    server, keys, _ = cached
+    ask = {
+        "model": "gemma-3-270m",
+        "messages": [{"role": "user", "content": "When are refunds paid?"}],
+        "collection": "kb",
+    }
+    doc = b"# Refunds\n\nRefunds are paid within 14 days to the original payment method.\n"
+    with _http(server, keys["a"]) as a:
+        a.post("/v1/collections", json={"name": "kb"})
+        job = a.post("/v1/collections/kb/documents", files={"files": ("refunds.md", doc)}).json()
+        _wait(a, job["id"])
+        assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
+        again = a.post("/v1/chat/completions", json=ask)
+        assert again.headers["x-lamina-cache"] == "hit" and again.json()["choices"][0]["message"]["citations"]
+        changed = doc.replace(b"14 days", b"30 days")
+        job = a.post("/v1/collections/kb/documents", files={"files": ("refunds.md", changed)}).json()
+        _wait(a, job["id"])
+        assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
+
+
+def _wait(http: httpx.Client, job_id: str) -> None:
+    for _ in range(600):
+        if http.get(f"/v1/jobs/{job_id}").json()["state"] == "completed":
+            return
+        time.sleep(0.2)
+    raise AssertionError("job did not complete")
