@@ -16,6 +16,7 @@ from lamina.serve.costs import price
 from lamina.serve.middleware import GatewayMiddleware
 from lamina.serve.native import admin, collections
 from lamina.serve.openai import routes as openai_routes
+from lamina.serve.openai.serving_embedding import embedding_names
 from lamina.serve.requestlog import LogRecord
 from lamina.serve.state import ServerState
 
@@ -55,10 +56,8 @@ def build_app(state: ServerState) -> FastAPI:
             return int(serve.max_request_mb * 1024 * 1024)
         return int(serve.max_body_kb * 1024)
 
-    embedder_names = {state.settings.embedding.model}
-
     async def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
-        record.cost_usd = price(state.settings, record, embedder_names | {state.tenants.embedder.name})
+        record.cost_usd = price(state.settings, record, set(embedding_names(state)))
         state.request_log.add(record)
         state.metrics.observe(record, request_state.get("upstream_ms"))
         await state.limiter.settle(request_state, record)

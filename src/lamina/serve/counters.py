@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import sqlalchemy as sa
 
@@ -29,6 +29,7 @@ class Charge:
     kind: str  # "budget_exceeded" or "rate_limited": what a refusal says
     resets_at: float  # unix time
     what: str  # for the message, e.g. "key alice's daily budget of $5"
+    measure: Literal["usd", "requests", "tokens"] = "usd"  # what settling replaces the reservation with
 
 
 class CounterStore(Protocol):

@@ -91,6 +91,7 @@ class Limiter:
                         "rate_limited",
                         rate_reset,
                         f"{who}'s limit of {limits.rpm} requests per {window_s:g}s",
+                        "requests",
                     )
                 )
             if limits.tpm is not None:
@@ -102,6 +103,7 @@ class Limiter:
                         "rate_limited",
                         rate_reset,
                         f"{who}'s limit of {limits.tpm} tokens per {window_s:g}s",
+                        "tokens",
                     )
                 )
         return out
@@ -134,11 +136,10 @@ class Limiter:
         charges: list[Charge] | None = request_state.get("reservation")
         if not charges:
             return
-        tokens = record.prompt_tokens + record.completion_tokens + record.embedding_tokens
-        actual = [
-            record.cost_usd
-            if c.kind == "budget_exceeded"
-            else (1.0 if c.counter.startswith("rpm:") else tokens)
-            for c in charges
-        ]
+        used = {
+            "usd": record.cost_usd,
+            "requests": 1.0,
+            "tokens": float(record.prompt_tokens + record.completion_tokens + record.embedding_tokens),
+        }
+        actual = [used[c.measure] for c in charges]
         await asyncio.to_thread(self.store.settle, charges, actual)

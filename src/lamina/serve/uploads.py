@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
 from lamina.serve.errors import APIError, bad_request
 
@@ -29,6 +30,17 @@ def safe_name(name: str) -> str:
     if not name or name in {".", ".."}:
         raise bad_request(f"file name {name!r} has no usable characters; rename the file", param="files")
     return name
+
+
+def public_source(source: str, folder: Path) -> str:
+    """What clients see as a document's source: an upload's file name, not the server's path."""
+    return source.removeprefix(str(folder).rstrip("/") + "/")
+
+
+def content_url(base_url: str, collection: str, doc_id: str, page: int | None = None) -> str:
+    """Where the original file is served; a PDF opens at ``#page=N``."""
+    url = f"{base_url.rstrip('/')}/v1/collections/{quote(collection)}/documents/{doc_id}/content"
+    return url + (f"#page={page}" if page else "")
 
 
 def save(folder: Path, name: str, data: bytes) -> Path:

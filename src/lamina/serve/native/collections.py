@@ -6,7 +6,6 @@ import asyncio
 import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -23,7 +22,7 @@ from lamina.serve.jobs import Item
 from lamina.serve.keys import Principal
 from lamina.serve.native.protocol import CollectionCreate, SearchRequest
 from lamina.serve.state import ServerState
-from lamina.serve.uploads import save, too_large
+from lamina.serve.uploads import content_url, public_source, save, too_large
 
 router = APIRouter(prefix="/v1", tags=["Collections"])
 StateDep = Annotated[ServerState, Depends(server_state)]
@@ -93,14 +92,14 @@ def _document(d: DocumentRecord, coll: str, uploads: Path, base: str) -> dict[st
     return {
         "id": d.doc_id,
         "object": "document",
-        "source": d.source.removeprefix(str(uploads) + "/"),
+        "source": public_source(d.source, uploads),
         "title": d.title,
         "format": d.format,
         "chunks": d.chunks,
         "tokens": d.tokens,
         "size_bytes": d.size_bytes,
         "updated_at": d.updated_at,
-        "content_url": f"{base}/v1/collections/{quote(coll)}/documents/{d.doc_id}/content",
+        "content_url": content_url(base, coll, d.doc_id),
     }
 
 

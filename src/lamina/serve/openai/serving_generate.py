@@ -57,7 +57,7 @@ async def generate(
         meter.record(result.usage)
         store(result.message, result.finish_reason, result.usage, used.name)
         usage = result.usage.to_dict()
-        response = _response(kind, used.name, result.message, result.finish_reason, usage)
+        response = completion_response(kind, used.name, result.message, result.finish_reason, usage)
         return JSONResponse(response, headers=headers)
     used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
     writer = ChunkWriter(kind, used.name, include_usage=body.include_usage)
@@ -77,7 +77,8 @@ def _cached(
     headers = {CACHE_HEADER: "hit"}
     if not body.stream:
         return JSONResponse(
-            _response(kind, hit["model"], hit["message"], hit["finish_reason"], hit["usage"]), headers=headers
+            completion_response(kind, hit["model"], hit["message"], hit["finish_reason"], hit["usage"]),
+            headers=headers,
         )
     writer = ChunkWriter(kind, hit["model"], include_usage=body.include_usage)
     events = writer.replay(
@@ -131,7 +132,7 @@ async def _chain(first: Piece | None, rest: AsyncIterator[Piece]) -> AsyncIterat
         yield piece
 
 
-def _response(
+def completion_response(
     kind: Kind, model: str, message: dict[str, Any], finish_reason: str, usage: dict[str, int]
 ) -> dict[str, Any]:
     created = int(time.time())
@@ -159,6 +160,3 @@ def _response(
         "choices": [choice],
         "usage": usage,
     }
-
-
-chat_response = _response

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -29,9 +28,10 @@ from lamina.serve.gateway import Deployment, Kind, Slot, request_params
 from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.serving import Metered, admit, stream_with_fallbacks, upstream_error
-from lamina.serve.openai.serving_generate import chat_response
+from lamina.serve.openai.serving_generate import completion_response
 from lamina.serve.openai.streaming import CACHE_HEADER, DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.state import ServerState
+from lamina.serve.uploads import content_url, public_source
 from lamina.serve.upstream import UpstreamError
 
 MEMORY_TURNS = 3
@@ -191,16 +191,15 @@ class _Links:
     """Where a citation points: the original file's content URL, at the cited page."""
 
     def __init__(self, base_url: str, collection: str, uploads: Path) -> None:
-        self.base = base_url.rstrip("/")
+        self.base = base_url
         self.collection = collection
-        self.uploads = str(uploads).rstrip("/") + "/"
+        self.uploads = uploads
 
     def source_name(self, source: str) -> str:
-        return source.removeprefix(self.uploads)
+        return public_source(source, self.uploads)
 
     def url(self, source: str, page: int | None) -> str:
-        url = f"{self.base}/v1/collections/{quote(self.collection)}/documents/{doc_id_for(source)}/content"
-        return url + (f"#page={page}" if page else "")
+        return content_url(self.base, self.collection, doc_id_for(source), page)
 
     def citations(self, answer: Answer) -> list[dict[str, Any]]:
         out = []
@@ -272,7 +271,9 @@ def _message_response(
 ) -> JSONResponse | StreamingResponse:
     """A whole answer, as one response or as one replayed stream (citations in its content chunk)."""
     if not body.stream:
-        return JSONResponse(chat_response("chat", model, message, "stop", usage.to_dict()), headers=headers)
+        return JSONResponse(
+            completion_response("chat", model, message, "stop", usage.to_dict()), headers=headers
+        )
     writer = ChunkWriter("chat", model, include_usage=body.include_usage)
     delta = {k: v for k, v in message.items() if k != "role"}
     return StreamingResponse(
