@@ -65,7 +65,9 @@ def serve(
             err_console.print(f"Sign in: {base}/login?key={key}", highlight=False, markup=False)
         err_console.print(f"default model: {server.settings.default_model}; loading…", highlight=False)
 
-    run(settings, host=host, port=port, auth=not no_auth, announce=announce)
+    from lamina.ui import install
+
+    run(settings, host=host, port=port, auth=not no_auth, announce=announce, extend=install)
 
 
 @keys_app.command("create")

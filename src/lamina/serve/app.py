@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,8 +24,15 @@ UPLOAD_SUFFIX = "/documents"
 SESSION_COOKIE = "lamina_session"
 
 
-def build_app(state: ServerState) -> FastAPI:
-    """One app over one ``ServerState``; tests build it with their own state and embedder."""
+Extension = Callable[[FastAPI, ServerState], None]
+
+
+def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
+    """One app over one ``ServerState``; tests build it with their own state and embedder.
+
+    ``extend`` adds routes from a layer above (the web UI); its routes come before the plain
+    ``/`` and ``/login`` here, so it may replace them.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +98,9 @@ def build_app(state: ServerState) -> FastAPI:
         if not serve.public_metrics:
             await state.auth(request)
         return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    if extend is not None:
+        extend(app, state)
 
     @app.get("/login", include_in_schema=False)
     async def login(request: Request, key: str = "") -> Response:

@@ -15,7 +15,7 @@ import uvicorn
 
 from lamina.config import Settings
 from lamina.errors import ConfigError
-from lamina.serve.app import build_app
+from lamina.serve.app import Extension, build_app
 from lamina.serve.keys import KeyStore
 from lamina.serve.state import ServerState
 
@@ -60,6 +60,7 @@ def serve(
     auth: bool = True,
     announce: Callable[[ServerState, str | None], None] | None = None,
     log_level: str = "info",
+    extend: Extension | None = None,
 ) -> None:
     if not auth and not is_loopback(host):
         raise ConfigError(f"--no-auth is only allowed on a loopback address, not {host}")
@@ -68,7 +69,7 @@ def serve(
     if announce is not None:
         announce(state, key)
     config = uvicorn.Config(
-        build_app(state),
+        build_app(state, extend),
         host=host,
         port=port,
         log_level=log_level,
