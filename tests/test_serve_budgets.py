@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from lamina.config import LimitSettings
 from lamina.evals.stub_upstream import StubUpstream
@@ -71,6 +72,15 @@ def test_concurrent_requests_never_overspend(
     assert "resets at" in refused.json()["error"]["message"] and int(refused.headers["retry-after"]) > 0
     spent = _spend(server, keys["admin"], "capped")
     assert 0 < spent <= 0.1 + RESERVATION
+    metrics = httpx.get(server.root + "/metrics", headers={"Authorization": f"Bearer {keys['admin']}"}).text
+    left = {
+        s.labels["name"]: s.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "lamina:budget_remaining_usd"
+        for s in family.samples
+    }
+    assert left["capped"] == pytest.approx(max(0.0, 0.1 - spent), abs=1e-9)
+    assert left["broke"] == 0.0  # the tenant's budget
 
 
 def test_rate_limit_resets_on_schedule(

@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from lamina.evals.stub_upstream import StubUpstream
+from lamina.serve.cache import SimilarQuestions
 from tests.conftest import stub_model_config
 from tests.serve_harness import LaminaServer
 
@@ -90,3 +92,66 @@ def _wait(http: httpx.Client, job_id: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("job did not complete")
+
+
+@pytest.fixture(scope="module")
+def similar(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path
+) -> Iterator[tuple[LaminaServer, dict[str, str], StubUpstream]]:
+    with StubUpstream("ok") as stub:
+        config = "[serve]\nsemantic_cache = true\n\n" + stub_model_config(stub)
+        server = LaminaServer(tmp_path_factory.mktemp("similar"), models_dir, config=config)
+        store = server.keys()
+        keys = {"a": store.create("a", tenant="a")[1], "b": store.create("b", tenant="b")[1]}
+        store.engine.dispose()
+        with server:
+            yield server, keys, stub
+
+
+def test_semantic_cache_same_meaning_same_tenant_same_documents(
+    similar: tuple[LaminaServer, dict[str, str], StubUpstream],
+) -> None:
+    server, keys, stub = similar
+    doc = b"# Refunds\n\nRefunds are paid within 14 days to the original payment method.\n"
+
+    def ask(http: httpx.Client, question: str) -> httpx.Response:
+        body = {
+            "model": "stub",
+            "messages": [{"role": "user", "content": question}],
+            "collection": "kb",
+            "temperature": 0,
+        }
+        r = http.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        return r
+
+    with _http(server, keys["a"]) as a, _http(server, keys["b"]) as b:
+        for http in (a, b):
+            http.post("/v1/collections", json={"name": "kb"})
+            job = http.post("/v1/collections/kb/documents", files={"files": ("r.md", doc)}).json()
+            _wait(http, job["id"])
+        first = ask(a, "When are refunds paid?")
+        assert first.headers["x-lamina-cache"] == "miss"
+        stub.reset_stats()
+        same = ask(a, "When are the refunds paid?")
+        assert same.headers["x-lamina-cache"] == "hit"
+        assert float(same.headers["x-lamina-cache-similarity"]) >= 0.95
+        assert same.json()["choices"][0]["message"] == first.json()["choices"][0]["message"]
+        assert stub.stats()["total"] == 0
+        # similar in the embedding (0.965) but the opposite question: never a hit
+        assert ask(a, "When are refunds not paid?").headers["x-lamina-cache"] == "miss"
+        assert ask(b, "When are the refunds paid?").headers["x-lamina-cache"] == "miss"  # other tenant
+        changed = doc.replace(b"14 days", b"30 days")
+        _wait(a, a.post("/v1/collections/kb/documents", files={"files": ("r.md", changed)}).json()["id"])
+        assert ask(a, "When are the refunds paid?").headers["x-lamina-cache"] == "miss"  # new version
+
+
+def test_similar_questions_need_the_threshold_and_the_same_sense() -> None:
+    cache = SimilarQuestions(threshold=0.95)
+    v = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    cache.put("p", v, "Is the dog bigger than the cat?", {"answer": 1})
+    assert cache.get("p", v, "is the dog bigger than the cat") == ({"answer": 1}, 1.0)
+    assert cache.get("p", v, "Is the cat bigger than the dog?") is None  # roles swapped
+    assert cache.get("p", v, "Is the dog not bigger than the cat?") is None  # negated
+    assert cache.get("p", np.array([0.9, 0.44, 0.0]), "Is the dog bigger than the cat?") is None  # 0.898
+    assert cache.get("q", v, "Is the dog bigger than the cat?") is None  # another partition

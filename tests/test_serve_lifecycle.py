@@ -79,10 +79,10 @@ def test_sigterm_drains_in_flight_streams(tmp_path: Path, models_dir: Path, slow
     slow_stub.set_mode("ok", chunk_delay_ms=0)
 
 
-def test_inflight_bound_gives_429_and_faults_map_to_errors(
+def test_full_queue_gives_429_and_faults_map_to_errors(
     tmp_path: Path, models_dir: Path, slow_stub: StubUpstream
 ) -> None:
-    server, key = _server(tmp_path, models_dir, slow_stub, "[serve]\nmax_inflight = 2\n")
+    server, key = _server(tmp_path, models_dir, slow_stub, "[serve]\nmax_inflight = 2\nmax_queue = 0\n")
     client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=30)
     with server:
         slow_stub.set_mode("ok", delay_ms=1500)

@@ -199,7 +199,14 @@ class ServeSettings(_Section):
     host: str = Field("127.0.0.1", description="Address to bind; loopback unless you mean otherwise.")
     port: int = Field(8080, ge=0, le=65535)
     max_inflight: int = Field(
-        8, ge=1, le=1024, description="Generations running at once per model; beyond it, 429."
+        8, ge=1, le=1024, description="Generations running at once per model; the rest wait in a queue."
+    )
+    max_queue: int = Field(256, ge=0, description="Requests waiting per model; beyond it, 429.")
+    max_queue_wait_s: float = Field(
+        30.0, ge=0, description="Longest wait in the queue; a longer one gets 429 at once."
+    )
+    fair_share: Literal["tenant", "key", "none"] = Field(
+        "tenant", description="Who the queue is fair between (Virtual Token Counter); none: first come."
     )
     drain_s: float = Field(30.0, ge=0, description="SIGTERM: how long in-flight requests may finish.")
     max_upload_mb: float = Field(50.0, gt=0, description="Largest file one upload may carry.")
@@ -218,8 +225,20 @@ class ServeSettings(_Section):
     cache: bool = Field(True, description="Answer repeated deterministic requests from a cache (free).")
     cache_entries: int = Field(2048, ge=1, description="Cached answers kept (least recently used go first).")
     cache_ttl_s: float = Field(3600.0, gt=0, description="How long a cached answer is served.")
+    semantic_cache: bool = Field(
+        False, description="Grounded answers also served for a question of the same meaning (see threshold)."
+    )
+    semantic_threshold: float = Field(
+        0.95, ge=0.5, le=1.0, description="Question similarity (cosine) for a semantic cache hit."
+    )
     public_metrics: bool = Field(False, description="Serve /metrics without a key (for a local scraper).")
     log_flush_s: float = Field(0.5, gt=0, description="Request log: how often queued rows are written.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Server log lines: text for people, json (one object per line) for collectors."
+    )
+    trace_recent: int = Field(
+        0, ge=0, description="Spans kept in memory for the web UI's request pages (0: none)."
+    )
 
 
 class Settings(BaseSettings):

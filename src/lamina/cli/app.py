@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from lamina import __version__
-from lamina.cli import data, demo, measure, models, serve
+from lamina.cli import data, demo, measure, models, serve, up
 from lamina.cli.context import state
 from lamina.cli.output import err_console
 from lamina.errors import LaminaError
@@ -57,6 +57,7 @@ app.command()(models.chat)
 app.command()(models.models)
 app.command()(demo.demo)
 app.command()(serve.serve)
+app.command()(up.up)
 app.add_typer(serve.keys_app, name="keys")
 app.command()(serve.logs)
 app.command()(serve.usage)

@@ -196,22 +196,47 @@ def bench_gateway_command(
         float, typer.Option(min=1, help="Open-loop rate (req/s) for the fixed-rate phase.")
     ] = 200.0,
     delay_ms: Annotated[float, typer.Option(min=0, help="The stub upstream's delay before answering.")] = 0.0,
+    scenarios: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead: run these scenarios (comma-separated: overload, fairness, budget_race, "
+            "faults, soak; or all), each against its own server on stub upstreams."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Latency Lamina adds over a stub upstream (auth and request log on): direct vs through Lamina."""
+    """Latency Lamina adds over a stub upstream (auth and request log on): direct vs through Lamina;
+    or, with --scenarios, how it holds under overload, unfair load, budget races, faults and a soak."""
     import tempfile
 
-    from lamina.evals.gateway_bench import bench_gateway, start_lamina_gateway
+    from lamina.evals.gateway_bench import bench_gateway
+    from lamina.evals.gateway_process import lamina_gateway
+    from lamina.evals.gateway_scenarios import SCENARIOS, run_scenarios, stub_model
     from lamina.evals.stub_upstream import StubUpstream
 
+    if scenarios:
+        names = list(SCENARIOS) if scenarios == "all" else [s.strip() for s in scenarios.split(",")]
+        unknown = sorted(set(names) - set(SCENARIOS))
+        if unknown:
+            raise typer.BadParameter(f"unknown scenario {unknown}; choose from {', '.join(SCENARIOS)} or all")
+        outcome = run_scenarios(names, lambda msg: err_console.print(msg, highlight=False))
+        if as_json:
+            print_json(outcome)
+        else:
+            for name, numbers in outcome.items():
+                console.print(f"[bold]{name}[/]", highlight=False)
+                console.print_json(data=numbers)
+        return
     with (
         StubUpstream("ok", delay_ms=delay_ms) as stub,
         tempfile.TemporaryDirectory(prefix="lamina-bench-gateway-") as tmp,
-        start_lamina_gateway(stub.base_url, Path(tmp), extra_toml="[serve]\nmax_inflight = 1024\n") as (
-            url,
-            key,
-        ),
+        lamina_gateway(
+            Path(tmp),
+            "[serve]\nmax_inflight = 1024\n\n" + stub_model("stub", stub.base_url),
+            {"bench": ["--admin"]},
+        ) as gateway,
     ):
+        url, key = gateway.root + "/v1", gateway.keys["bench"]
         result = bench_gateway(
             stub.base_url, url, "stub-key", key, "stub", "stub", duration_s=duration_s, rate=rate
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -37,16 +38,39 @@ def serve(
     ] = False,
 ) -> None:
     """Run the OpenAI-compatible server: chat, completions, embeddings, collections, grounded answers."""
+    run_server(host, port, no_auth=no_auth)
+
+
+Hook = Callable[[ServerState, str | None, str], None]  # the state, a new admin key, the base URL
+
+
+def public_url(host: str, port: int) -> str:
+    """Where clients reach a server bound to ``host``: a wildcard address is reached on loopback."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}"
+
+
+def run_server(
+    host: str | None,
+    port: int | None,
+    *,
+    no_auth: bool = False,
+    before: Hook | None = None,
+    after: Hook | None = None,
+) -> None:
+    """``lamina serve``: announce, then run until Ctrl-C. ``before``/``after`` run around the
+    announcement, once the state is built and before the port opens (``lamina up`` uses them)."""
     from lamina.serve.server import is_loopback
     from lamina.serve.server import serve as run
 
     settings = state.settings
     host = host or settings.serve.host
     port = settings.serve.port if port is None else port
+    base = public_url(host, port)
 
     def announce(server: ServerState, key: str | None) -> None:
-        shown = f"[{host}]" if ":" in host else host
-        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}"
+        if before is not None:
+            before(server, key, base)
         err_console.print(
             f"[bold]Lamina[/] on {base}  ·  API {base}/v1  ·  docs {base}/docs", highlight=False
         )
@@ -64,6 +88,8 @@ def serve(
             err_console.print(f"    {key}\n", highlight=False, markup=False)
             err_console.print(f"Sign in: {base}/login?key={key}", highlight=False, markup=False)
         err_console.print(f"default model: {server.settings.default_model}; loading…", highlight=False)
+        if after is not None:
+            after(server, key, base)
 
     from lamina.ui import install
 

@@ -24,6 +24,7 @@ from lamina.data.registry import DocumentRecord
 from lamina.data.sources import SourceRef, discover, scope_of
 from lamina.data.types import Chunk, Document, sha256_hex
 from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, UnsupportedDocument
+from lamina.telemetry import DATA_SOURCE, INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
 
 if TYPE_CHECKING:
     from lamina.data.collection import Collection
@@ -144,6 +145,20 @@ class Ingestion:
 
     # the run ---------------------------------------------------------------------------------
     def _run(self, items: Iterator[Any], total: int | None, finish: Callable[[], None]) -> IngestReport:
+        with tracer.start_as_current_span(
+            f"ingest {self.c.name}",
+            attributes={DATA_SOURCE: self.c.name, "lamina.ingest.run": self.report.run_id},
+        ) as span:
+            report = self._run_batches(items, total, finish)
+            for key, value in report.stats().items():
+                if isinstance(value, int | float):
+                    span.set_attribute(f"lamina.ingest.{key}", value)
+            span.set_attribute("lamina.ingest.status", report.status)
+            return report
+
+    def _run_batches(
+        self, items: Iterator[Any], total: int | None, finish: Callable[[], None]
+    ) -> IngestReport:
         self.progress.start(total)
         status = "failed"
         try:
@@ -204,14 +219,15 @@ class Ingestion:
             return item
         self.progress.file(source, "extracting")
         try:
-            return extract(
-                item.data,
-                source=item.ref.location,
-                name=item.name,
-                mimetype=item.mimetype,
-                max_bytes=int(self.c.settings.ingest.max_file_mb * 1024 * 1024),
-                url=item.url,
-            )
+            with tracer.start_as_current_span("extract", attributes={"lamina.source": source}):
+                return extract(
+                    item.data,
+                    source=item.ref.location,
+                    name=item.name,
+                    mimetype=item.mimetype,
+                    max_bytes=int(self.c.settings.ingest.max_file_mb * 1024 * 1024),
+                    url=item.url,
+                )
         except (UnsupportedDocument, ExtractionFailed) as exc:
             self._record_error(item.ref.location, exc)
             return None
@@ -227,7 +243,9 @@ class Ingestion:
             if doc is None:
                 self.progress.advance(documents=1)
                 continue
-            chunks = self.chunker.chunk(doc)
+            with tracer.start_as_current_span("chunk", attributes={"lamina.source": doc.source}) as span:
+                chunks = self.chunker.chunk(doc)
+                span.set_attribute("lamina.chunks", len(chunks))
             if not chunks:
                 self._record_error(doc.source, UnsupportedDocument("no retrievable text after cleaning"))
                 self.progress.advance(documents=1)
@@ -240,6 +258,21 @@ class Ingestion:
             self.progress.file(doc.source, "embedding")
         all_chunks = [c for chunks in chunks_by_doc for c in chunks]
         vectors = self._vectors(all_chunks)
+        with tracer.start_as_current_span("load", attributes={"lamina.chunks": len(all_chunks)}):
+            self._load_batch(docs, chunks_by_doc, all_chunks, vectors)
+        self.report.ingested += len(docs)
+        self.report.chunks_written += len(all_chunks)
+        for doc, chunks in zip(docs, chunks_by_doc, strict=True):
+            self.progress.file(doc.source, "done", f"{len(chunks)} chunks")
+        self.progress.advance(documents=len(docs))
+
+    def _load_batch(
+        self,
+        docs: list[Document],
+        chunks_by_doc: list[list[Chunk]],
+        all_chunks: list[Chunk],
+        vectors: np.ndarray,
+    ) -> None:
         self.c.store.replace_documents([d.source for d in docs], all_chunks, vectors)
         self.c.registry.upsert_documents(
             self.c.name,
@@ -258,11 +291,6 @@ class Ingestion:
                 for d, chunks in zip(docs, chunks_by_doc, strict=True)
             ],
         )
-        self.report.ingested += len(docs)
-        self.report.chunks_written += len(all_chunks)
-        for doc, chunks in zip(docs, chunks_by_doc, strict=True):
-            self.progress.file(doc.source, "done", f"{len(chunks)} chunks")
-        self.progress.advance(documents=len(docs))
 
     def _vectors(self, chunks: list[Chunk]) -> np.ndarray:
         """Embed each distinct text once; reuse vectors the store already has for identical text."""
@@ -271,11 +299,18 @@ class Ingestion:
         reuse = self.c.store.reused_vectors(keys)
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in reuse}.items())
         if todo:
-            fresh = self.c.embedder.embed([t for _, t in todo])
+            model = self.c.embedder.name
+            with tracer.start_as_current_span(
+                f"embeddings {model}", attributes={OPERATION: "embeddings", REQUEST_MODEL: model}
+            ) as span:
+                fresh = self.c.embedder.embed([t for _, t in todo])
+                tokens = sum(
+                    min(n, self.c.embedder.max_tokens)
+                    for n in self.c.embedder.count_tokens([t for _, t in todo])
+                )
+                span.set_attribute(INPUT_TOKENS, tokens)
+                span.set_attribute("lamina.chunks", len(todo))
             reuse.update({k: fresh[i] for i, (k, _) in enumerate(todo)})
-            tokens = sum(
-                min(n, self.c.embedder.max_tokens) for n in self.c.embedder.count_tokens([t for _, t in todo])
-            )
             self.report.chunks_embedded += len(todo)
             self.report.tokens_embedded += tokens
             self.progress.advance(chunks=len(todo), tokens=tokens)

@@ -14,18 +14,8 @@ the generator's CPU is never charged to either side. Phases:
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
-
-import httpx
 
 from lamina.evals.loadgen import LoadGenerator, Target
 
@@ -239,82 +229,3 @@ def generator_ceiling(
                 break
             best = r
     return {"client": client, "max_rate": best, "p99_limit_ms": p99_limit_ms, "steps": steps}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def start_lamina_gateway(
-    stub_base_url: str,
-    data_dir: Path,
-    *,
-    extra_toml: str = "",
-    startup_timeout_s: float = 60.0,
-) -> Iterator[tuple[str, str]]:
-    """Run ``lamina serve`` in front of ``stub_base_url``: yields (gateway base URL, admin key).
-
-    Writes ``data_dir/lamina.toml`` with a ``[models.stub]`` openai model on the stub (plus
-    ``extra_toml``, e.g. a ``[serve]`` table), creates an admin key with ``lamina keys create``,
-    starts the server on a free loopback port and stops it (SIGTERM, then SIGKILL) on exit.
-    """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir / "lamina.toml"
-    config.write_text(
-        f'[models.stub]\nbackend = "openai"\nbase_url = "{stub_base_url}"\nmodel = "stub"\nchat = true\n'
-        + extra_toml
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMINA_")}
-    env.update(LAMINA_DATA_DIR=str(data_dir), LAMINA_CONFIG=str(config))
-    lamina = [sys.executable, "-m", "lamina"]
-    created = subprocess.run(
-        [*lamina, "keys", "create", "bench", "--admin", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if created.returncode != 0:
-        raise RuntimeError(f"lamina keys create failed: {(created.stderr or created.stdout).strip()}")
-    out = created.stdout  # one JSON object, perhaps pretty-printed, perhaps after other lines
-    key: str = json.JSONDecoder().raw_decode(out[out.index("{") :])[0]["key"]
-    port = _free_port()
-    log = data_dir / "bench-serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [*lamina, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            _wait_for_http(f"http://127.0.0.1:{port}/health", proc, startup_timeout_s, log)
-            yield f"http://127.0.0.1:{port}/v1", key
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
-    """Up once it answers HTTP at all (any status under 500); fail early if the process died."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise RuntimeError(f"lamina serve exited ({proc.returncode}): {' | '.join(tail)}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"lamina serve did not answer {url} within {timeout_s:g}s")

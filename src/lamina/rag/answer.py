@@ -14,6 +14,7 @@ from lamina.models.types import Generation, GenerationRequest, Message, StreamEv
 from lamina.rag.assemble import AnswerAssembler, LazyStop, split_stops
 from lamina.rag.context import Source, pack
 from lamina.rag.types import Answer, Citation
+from lamina.telemetry import DATA_SOURCE, OPERATION, tracer
 
 __all__ = ["Answer", "Answerer", "Citation", "answer", "ask_directly"]
 
@@ -61,13 +62,23 @@ class Answerer:
     def prepare(self, question: str) -> tuple[list[Source], GenerationRequest | None]:
         """Retrieve and pack; ``None`` as the request means nothing relevant was found."""
         query = f"{self.history[-1][0]} {question}" if self.memory_turns and self.history else question
-        hits = self.collection.search(query, k=self.k, mode="hybrid")
-        if best_similarity(hits) < self.settings.min_similarity:
+        name = self.collection.name
+        with tracer.start_as_current_span(
+            f"retrieval {name}", attributes={OPERATION: "retrieval", DATA_SOURCE: name}
+        ) as span:
+            hits = self.collection.search(query, k=self.k, mode="hybrid")
+            best = best_similarity(hits)
+            span.set_attribute("lamina.retrieval.hits", len(hits))
+            span.set_attribute("lamina.retrieval.best_similarity", round(best, 4))
+        if best < self.settings.min_similarity:
             return [], None
-        frame = self._request(question, [])
-        frame_tokens = self.model.count_tokens(_prompt_text(frame))
-        sources = pack(self.model, hits, frame_tokens, self.settings.answer_tokens)
-        return sources, self._request(question, sources)
+        with tracer.start_as_current_span("packing") as span:
+            frame = self._request(question, [])
+            frame_tokens = self.model.count_tokens(_prompt_text(frame))
+            sources = pack(self.model, hits, frame_tokens, self.settings.answer_tokens)
+            span.set_attribute("lamina.packing.sources", len(sources))
+            span.set_attribute("lamina.packing.budget_tokens", self.settings.answer_tokens)
+            return sources, self._request(question, sources)
 
     def assembler(self, question: str, sources: list[Source]) -> AnswerAssembler:
         """What turns this model's raw text into the answer (lazy stops only for completion models)."""

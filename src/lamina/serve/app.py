@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +24,7 @@ from lamina.serve.requestlog import LogRecord
 from lamina.serve.state import ServerState
 
 UPLOAD_SUFFIX = "/documents"
+requests_log = logging.getLogger("lamina.requests")  # one line per API request (never a key)
 SESSION_COOKIE = "lamina_session"
 
 
@@ -66,7 +70,15 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
     async def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
         record.cost_usd = price(state.settings, record, set(embedding_names(state)))
         state.request_log.add(record)
-        state.metrics.observe(record, request_state.get("upstream_ms"))
+        state.metrics.observe(record, request_state)
+        requests_log.info(
+            "%s %s %s %.1fms",
+            record.method,
+            record.route,
+            record.status,
+            record.latency_ms,
+            extra={k: v for k, v in asdict(record).items() if k not in ("time", "request_id")},
+        )
         await state.limiter.settle(request_state, record)
 
     app.add_middleware(
@@ -97,7 +109,8 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
     async def metrics(request: Request) -> Response:
         if not serve.public_metrics:
             await state.auth(request)
-        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        body = await asyncio.to_thread(state.metrics.exposition)  # budgets are read from the store
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     if extend is not None:
         extend(app, state)

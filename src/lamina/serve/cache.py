@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 
 class ResponseCache(Protocol):
@@ -57,3 +61,77 @@ def cache_key(
         return None
     material = {"tenant": tenant, "model": model, "kind": kind, "params": params, **extra}
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class SimilarQuestions:
+    """Grounded answers found again by a question's meaning, not its exact words.
+
+    Entries are grouped by a partition key that holds everything but the question (tenant, model,
+    collection and its version, sampling), so a hit can only come from the same tenant about the
+    same documents; a re-ingest bumps the version and the old partition is never asked again.
+    Within a partition, the nearest earlier question (cosine of unit vectors) is a hit at or above
+    ``threshold``. A threshold alone is not enough: with MiniLM, "Is the cat bigger than the dog?"
+    and its reverse score 0.994 and "When are refunds not paid?" 0.965 against the plain question.
+    So a hit must also keep the negations and the order of the words the two questions share.
+    """
+
+    def __init__(
+        self, threshold: float = 0.95, ttl_s: float = 3600.0, per_partition: int = 256, partitions: int = 1024
+    ) -> None:
+        self.threshold = threshold
+        self.ttl_s = ttl_s
+        self.per_partition = per_partition
+        self.max_partitions = partitions
+        self._parts: OrderedDict[str, list[_Similar]] = OrderedDict()
+
+    def get(self, partition: str, vector: np.ndarray, question: str) -> tuple[dict[str, Any], float] | None:
+        now = time.monotonic()
+        entries = [e for e in self._parts.get(partition, []) if e.expires > now]
+        if not entries:
+            self._parts.pop(partition, None)
+            return None
+        self._parts[partition] = entries
+        self._parts.move_to_end(partition)
+        sims = np.stack([e.vector for e in entries]) @ _unit(vector)
+        for i in np.argsort(-sims):
+            if sims[i] < self.threshold:
+                return None
+            if same_sense(entries[i].question, question):
+                return entries[i].value, float(sims[i])
+        return None
+
+    def put(self, partition: str, vector: np.ndarray, question: str, value: dict[str, Any]) -> None:
+        entries = self._parts.setdefault(partition, [])
+        self._parts.move_to_end(partition)
+        entries.append(_Similar(_unit(vector), question, value, time.monotonic() + self.ttl_s))
+        del entries[: -self.per_partition]
+        while len(self._parts) > self.max_partitions:
+            self._parts.popitem(last=False)
+
+
+@dataclass
+class _Similar:
+    vector: np.ndarray
+    question: str
+    value: dict[str, Any]
+    expires: float
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nor|cannot|without)\b|n't\b")
+
+
+def same_sense(a: str, b: str) -> bool:
+    """Same negations, and the words both questions use in the same order (no swapped roles)."""
+    a, b = a.lower(), b.lower()
+    if len(_NEGATION.findall(a)) != len(_NEGATION.findall(b)):
+        return False
+    wa, wb = list(dict.fromkeys(_WORD.findall(a))), list(dict.fromkeys(_WORD.findall(b)))
+    shared = set(wa) & set(wb)
+    return [w for w in wa if w in shared] == [w for w in wb if w in shared]
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm else v

@@ -11,9 +11,12 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from opentelemetry import trace
 
 from lamina.config import EndpointSettings, ModelSettings, Settings
 from lamina.errors import UnknownModel
@@ -22,10 +25,11 @@ from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.prompts import CHAT_AS_COMPLETION_STOP, chat_as_completion
 from lamina.models.registry import ModelRegistry
 from lamina.models.types import GenerationRequest, Usage
-from lamina.serve.errors import too_many
+from lamina.serve.admission import FairQueue, Ticket
 from lamina.serve.middleware import on_exit
 from lamina.serve.routing import Breaker, Endpoint, backoff, pick, retryable
 from lamina.serve.upstream import HttpUpstream, UpstreamError, api_key
+from lamina.telemetry import tracer
 
 Kind = Literal["chat", "completion"]
 T = TypeVar("T")
@@ -60,31 +64,31 @@ class Result:
 
 
 class Slot:
-    """One of a deployment's in-flight places; releasing twice is harmless."""
+    """A running generation's place in its model's queue; given back with the tokens it used, so
+    the fair queue charges the tenant its real service. Releasing twice is harmless."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deployment, ticket: Ticket, request_state: Any) -> None:
         self.deployment = deployment
         self.model = deployment.name
-        self._held = True
+        self.ticket = ticket
+        self._request_state = request_state
 
     async def release(self) -> None:
-        if self._held:
-            self._held = False
-            self.deployment.inflight -= 1
+        st = self._request_state
+        self.ticket.release(getattr(st, "prompt_tokens", 0), getattr(st, "completion_tokens", 0))
 
 
 class Deployment:
     """One model name: its endpoints (each behind a breaker), retries before the first byte, a limit."""
 
     def __init__(
-        self, name: str, spec: ModelSettings, llm: LLM, endpoints: list[Endpoint], max_inflight: int
+        self, name: str, spec: ModelSettings, llm: LLM, endpoints: list[Endpoint], queue: FairQueue
     ) -> None:
         self.name = name
         self.spec = spec
         self.llm = llm
         self.endpoints = endpoints
-        self.max_inflight = max_inflight
-        self.inflight = 0
+        self.queue = queue
         self._rng = random.Random()
 
     @property
@@ -102,7 +106,12 @@ class Deployment:
             tried.add(index)
             endpoint = self.endpoints[index]
             try:
-                result = await call(endpoint)
+                with _attempt_span(endpoint, attempt) as span:
+                    try:
+                        result = await call(endpoint)
+                    except UpstreamError as exc:
+                        span.set_attribute("error.type", str(exc.status or type(exc).__name__))
+                        raise
             except UpstreamError as exc:
                 if not retryable(exc):
                     endpoint.breaker.success()  # it answered: it is up, the request was wrong
@@ -116,19 +125,14 @@ class Deployment:
                 return result
         raise AssertionError("unreachable")
 
-    def slot(self, request_state: Any) -> Slot:
-        """Bounded generations per model; beyond the bound a 429 at once, never an unbounded queue.
+    async def slot(self, request_state: Any, who: str, tokens: float, timeout_s: float | None) -> Slot:
+        """A place among the model's running generations, fairly between tenants (or 429).
 
-        The slot is given back when the request is over, or earlier by ``Slot.release``.
+        The place is given back when the request is over, or earlier by ``Slot.release``.
         """
-        if self.inflight >= self.max_inflight:
-            raise too_many(
-                f"model {self.name} is busy ({self.inflight} requests in flight); retry shortly",
-                1.0,
-                code="model_busy",
-            )
-        self.inflight += 1
-        slot = Slot(self)
+        ticket = await self.queue.acquire(who, tokens, timeout_s)
+        request_state.queue_ms = round(ticket.queued_s * 1000, 3)
+        slot = Slot(self, ticket, request_state)
         on_exit(request_state, slot.release)
         return slot
 
@@ -220,6 +224,21 @@ class Deployment:
             except UpstreamError:
                 endpoint.breaker.failure()  # cut or stalled after the first byte: no retry, but counted
                 raise
+
+
+def _attempt_span(endpoint: Endpoint, attempt: int) -> AbstractContextManager[trace.Span]:
+    """One call to one endpoint (to the first token, for a stream), under the generation's span."""
+    url = urlsplit(endpoint.url)
+    return tracer.start_as_current_span(
+        f"upstream {url.hostname}",
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "server.address": url.hostname or "",
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+            "lamina.attempt": attempt,
+            "lamina.breaker": endpoint.breaker.state,
+        },
+    )
 
 
 def _piece(chunk: dict[str, Any]) -> Piece | None:
@@ -317,9 +336,9 @@ class ModelGateway:
                             *spec.endpoints,
                         ]
                     ]
-                self._deployments[name] = Deployment(
-                    name, spec, llm, endpoints, self.settings.serve.max_inflight
-                )
+                serve = self.settings.serve
+                queue = FairQueue(name, serve.max_inflight, serve.max_queue, serve.max_queue_wait_s)
+                self._deployments[name] = Deployment(name, spec, llm, endpoints, queue)
         return self._deployments[name]
 
     async def unreachable(self) -> dict[str, str]:
@@ -349,7 +368,10 @@ class ModelGateway:
         return [(n, e.url, e.breaker.code) for n, d in self._deployments.items() for e in d.endpoints]
 
     def running(self) -> dict[str, int]:
-        return {name: dep.inflight for name, dep in self._deployments.items()}
+        return {name: dep.queue.running for name, dep in self._deployments.items()}
+
+    def waiting(self) -> dict[str, int]:
+        return {name: dep.queue.waiting for name, dep in self._deployments.items()}
 
     async def aclose(self) -> None:
         for dep in self._deployments.values():

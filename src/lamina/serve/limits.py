@@ -18,7 +18,7 @@ from typing import Any
 from lamina.config import LimitSettings, Settings
 from lamina.serve.counters import Charge, CounterStore
 from lamina.serve.errors import APIError
-from lamina.serve.keys import Principal
+from lamina.serve.keys import KeyInfo, Principal
 from lamina.serve.requestlog import LogRecord
 
 TEMPLATE_TOKENS = 16  # a message's role and separators
@@ -33,6 +33,10 @@ def worst_case_tokens(params: dict[str, Any], default_max_tokens: int) -> tuple[
         messages = params.get("messages") or []
         prompt_tokens = sum(len(str(m.get("content") or "")) + TEMPLATE_TOKENS for m in messages)
     return prompt_tokens, int(params.get("max_tokens") or default_max_tokens)
+
+
+def budget_counter(scope: str, name: str, period: str) -> str:
+    return f"budget:{scope}:{name}:{period}"
 
 
 def _period(period: str, now: float) -> tuple[str, float]:
@@ -74,7 +78,7 @@ class Limiter:
                 period, resets = _period(limits.budget_period, now)
                 out.append(
                     Charge(
-                        f"budget:{scope}:{name}:{period}",
+                        budget_counter(scope, name, period),
                         cost_usd,
                         limits.budget_usd,
                         "budget_exceeded",
@@ -106,6 +110,22 @@ class Limiter:
                         "tokens",
                     )
                 )
+        return out
+
+    def budgets_remaining(self, keys: list[KeyInfo]) -> list[tuple[str, str, str, float]]:
+        """(scope, name, tenant, USD left in the current period) of every key and tenant with a budget."""
+        now = time.time()
+        scopes: list[tuple[str, str, str, LimitSettings]] = [
+            ("key", k.name, k.tenant, k.limits) for k in keys if k.limits is not None
+        ]
+        scopes += [("tenant", t, t, limits) for t, limits in self.settings.serve.tenants.items()]
+        out = []
+        for scope, name, tenant, limits in scopes:
+            if limits.budget_usd is None:
+                continue
+            period, _ = _period(limits.budget_period, now)
+            used = self.store.used(budget_counter(scope, name, period))
+            out.append((scope, name, tenant, max(0.0, limits.budget_usd - used)))
         return out
 
     async def admit(self, principal: Principal, request_state: Any, *, cost_usd: float, tokens: int) -> None:

@@ -8,7 +8,7 @@ never user text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,14 +19,18 @@ from lamina.serve.gateway import ModelGateway
 from lamina.serve.requestlog import LogRecord
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
+Budgets = Callable[[], list[tuple[str, str, str, float]]]  # (scope, name, tenant, USD left)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
 class _Live(Collector):
-    """Read at scrape time from the gateway: in-flight generations and breaker states."""
+    """Read at scrape time: in-flight and waiting generations, breaker states, budgets left."""
 
-    def __init__(self, gateway: ModelGateway) -> None:
+    def __init__(
+        self, gateway: ModelGateway, budgets: Callable[[], list[tuple[str, str, str, float]]]
+    ) -> None:
         self.gateway = gateway
+        self.budgets = budgets
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         running = GaugeMetricFamily(
@@ -35,6 +39,12 @@ class _Live(Collector):
         for model, n in sorted(self.gateway.running().items()):
             running.add_metric([model], n)
         yield running
+        waiting = GaugeMetricFamily(
+            "lamina:num_requests_waiting", "Requests waiting in the queue per model.", labels=["model"]
+        )
+        for model, n in sorted(self.gateway.waiting().items()):
+            waiting.add_metric([model], n)
+        yield waiting
         breakers = GaugeMetricFamily(
             "lamina:breaker_state",
             "Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open.",
@@ -43,10 +53,18 @@ class _Live(Collector):
         for model, endpoint, code in self.gateway.breakers():
             breakers.add_metric([model, endpoint], code)
         yield breakers
+        budgets = GaugeMetricFamily(
+            "lamina:budget_remaining_usd",
+            "USD left in the current budget period, per key and per tenant with a budget.",
+            labels=["scope", "name", "tenant"],
+        )
+        for scope, name, tenant, left in self.budgets():
+            budgets.add_metric([scope, name, tenant], left)
+        yield budgets
 
 
 class Metrics:
-    def __init__(self, gateway: ModelGateway) -> None:
+    def __init__(self, gateway: ModelGateway, budgets: Budgets = list) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -65,6 +83,13 @@ class Metrics:
         self.ttft = Histogram(
             "lamina:time_to_first_token_seconds",
             "Time to the first generated token.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_time = Histogram(
+            "lamina:request_queue_time_seconds",
+            "Time a request waited in its model's queue.",
             ["model"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -98,9 +123,11 @@ class Metrics:
         self.ingest_tokens = Counter(
             "lamina:ingest_embedded_tokens", "Tokens embedded by ingest jobs.", ["tenant"], registry=r
         )
-        r.register(_Live(gateway))
+        r.register(_Live(gateway, budgets))
 
-    def observe(self, rec: LogRecord, upstream_ms: float | None) -> None:
+    def observe(self, rec: LogRecord, request_state: dict[str, Any]) -> None:
+        upstream_ms: float | None = request_state.get("upstream_ms")
+        queue_ms: float | None = request_state.get("queue_ms")
         model = rec.model or ""
         tenant = rec.tenant or ""
         self.requests.labels(rec.route, model, str(rec.status), rec.key_name or "", tenant).inc()
@@ -109,8 +136,11 @@ class Metrics:
         self.e2e.labels(model).observe(rec.latency_ms / 1000)
         if rec.ttft_ms is not None:
             self.ttft.labels(model).observe(rec.ttft_ms / 1000)
-        if upstream_ms is not None:
-            self.overhead.labels(model).observe(max(0.0, rec.latency_ms - upstream_ms) / 1000)
+        if queue_ms is not None:
+            self.queue_time.labels(model).observe(queue_ms / 1000)
+        if upstream_ms is not None:  # the queue is the model's capacity, not the gateway's overhead
+            overhead = rec.latency_ms - upstream_ms - (queue_ms or 0.0)
+            self.overhead.labels(model).observe(max(0.0, overhead) / 1000)
         if rec.cost_usd:
             self.spend.labels(model, rec.key_name or "", tenant).inc(rec.cost_usd)
         if rec.prompt_tokens:

@@ -15,9 +15,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import propagate, trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lamina.serve import logs
 from lamina.serve.requestlog import LogRecord
+from lamina.telemetry import REQUEST_ID, tracer
 
 LOGGED_PREFIX = "/v1/"
 
@@ -72,16 +75,27 @@ class GatewayMiddleware:
             await send(message)
 
         refusal = self._refusal(scope, path)
-        try:
-            if refusal is not None:
-                await _send_error(send_with_id, *refusal)
-            else:
-                await self.app(scope, receive, send_with_id)
-        finally:
-            for cleanup in state.get("cleanup", ()):
-                await cleanup()
-            if path.startswith(LOGGED_PREFIX):
-                await self.on_record(_record(scope, state, request_id, status, started, finished), state)
+        logs.request_id.set(request_id)
+        method = scope.get("method", "")
+        with tracer.start_as_current_span(
+            f"{method} {path}",
+            context=propagate.extract(_headers(scope)),  # a caller's traceparent continues its trace
+            kind=trace.SpanKind.SERVER,
+            attributes={REQUEST_ID: request_id, "http.request.method": method, "url.path": path},
+        ) as span:
+            try:
+                if refusal is not None:
+                    await _send_error(send_with_id, *refusal)
+                else:
+                    await self.app(scope, receive, send_with_id)
+            finally:
+                for cleanup in state.get("cleanup", ()):
+                    await cleanup()
+                record = _record(scope, state, request_id, status, started, finished)
+                if span.is_recording():
+                    _describe(span, record)
+                if path.startswith(LOGGED_PREFIX):
+                    await self.on_record(record, state)
 
     def _refusal(self, scope: Scope, path: str) -> tuple[int, str, str, str] | None:
         if self.draining() and path not in ("/health", "/ready"):
@@ -96,6 +110,24 @@ class GatewayMiddleware:
                 "request_too_large",
             )
         return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+
+
+def _describe(span: trace.Span, rec: LogRecord) -> None:
+    """The server span, named by route template (bounded) once routing has found it."""
+    span.update_name(f"{rec.method} {rec.route}")
+    span.set_attribute("http.route", rec.route)
+    span.set_attribute("http.response.status_code", rec.status)
+    for name, value in (("lamina.key_name", rec.key_name), ("lamina.tenant", rec.tenant)):
+        if value:
+            span.set_attribute(name, value)
+    if rec.status >= 500:
+        span.set_status(trace.StatusCode.ERROR)
+    if rec.error_type:
+        span.set_attribute("error.type", rec.error_type)
 
 
 def _content_length(scope: Scope) -> int | None:

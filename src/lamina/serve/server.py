@@ -17,6 +17,7 @@ from lamina.config import Settings
 from lamina.errors import ConfigError
 from lamina.serve.app import Extension, build_app
 from lamina.serve.keys import KeyStore
+from lamina.serve.logs import uvicorn_log_config
 from lamina.serve.state import ServerState
 
 
@@ -73,6 +74,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=uvicorn_log_config(settings.serve.log_format, log_level),
         access_log=False,  # the request log records every API request, without secrets
         timeout_graceful_shutdown=max(1, round(settings.serve.drain_s)),
         loop="auto",

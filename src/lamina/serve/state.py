@@ -12,7 +12,7 @@ from lamina.data.embed.base import Embedder
 from lamina.models.registry import ModelRegistry
 from lamina.serve import db
 from lamina.serve.auth import Authenticator
-from lamina.serve.cache import MemoryCache, ResponseCache
+from lamina.serve.cache import MemoryCache, ResponseCache, SimilarQuestions
 from lamina.serve.counters import SqlCounters
 from lamina.serve.gateway import ModelGateway
 from lamina.serve.jobs import JobManager
@@ -21,6 +21,7 @@ from lamina.serve.limits import Limiter
 from lamina.serve.metrics import Metrics
 from lamina.serve.requestlog import RequestLog
 from lamina.serve.tenants import Tenants
+from lamina.serve.tracing import RecentSpans, Tracing
 
 
 @dataclass
@@ -36,6 +37,8 @@ class ServerState:
     metrics: Metrics
     limiter: Limiter
     cache: ResponseCache | None
+    similar: SimilarQuestions | None
+    tracing: Tracing
     draining: bool = False
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -45,7 +48,8 @@ class ServerState:
         keys = KeyStore(engine)
         tenants = Tenants(settings, embedder)
         gateway = ModelGateway(settings, ModelRegistry(settings))
-        metrics = Metrics(gateway)
+        limiter = Limiter(settings, SqlCounters(engine))
+        metrics = Metrics(gateway, lambda: limiter.budgets_remaining(keys.list()))
         return cls(
             settings=settings,
             engine=engine,
@@ -58,11 +62,20 @@ class ServerState:
             ),
             request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
             metrics=metrics,
-            limiter=Limiter(settings, SqlCounters(engine)),
+            limiter=limiter,
             cache=MemoryCache(settings.serve.cache_entries, settings.serve.cache_ttl_s)
             if settings.serve.cache
             else None,
+            similar=SimilarQuestions(settings.serve.semantic_threshold, settings.serve.cache_ttl_s)
+            if settings.serve.semantic_cache
+            else None,
+            tracing=Tracing(settings),
         )
+
+    @property
+    def recent_spans(self) -> RecentSpans | None:
+        """Finished spans kept in memory (``serve.trace_recent``), for the web UI's request pages."""
+        return self.tracing.recent
 
     async def start(self) -> None:
         """Load what the first request would otherwise wait for: the embedder and the default model."""
@@ -77,3 +90,4 @@ class ServerState:
         await self.gateway.aclose()
         self.tenants.close()
         self.engine.dispose()
+        self.tracing.shutdown()

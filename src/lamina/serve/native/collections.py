@@ -169,7 +169,14 @@ async def search(
     coll = await open_collection(state, tenant_of(principal, tenant), name)
     where = Where(source_glob=body.source, document=body.document)
     hits = await asyncio.to_thread(coll.search, body.query, body.k, mode=body.mode, where=where)
-    return {"object": "list", "data": [h.to_dict() | {"scores": h.scores} for h in hits]}
+    uploads = state.tenants.uploads_dir(tenant_of(principal, tenant), name)
+    return {
+        "object": "list",
+        "mode": body.mode,
+        "data": [
+            h.to_dict() | {"source": public_source(h.source, uploads), "scores": h.scores} for h in hits
+        ],
+    }
 
 
 @router.post(

@@ -7,21 +7,35 @@ is down or refuses the request gives a real HTTP error, not a 200 followed by an
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import Request
+from opentelemetry import trace
 
 from lamina.models.types import Usage
 from lamina.serve.errors import APIError
-from lamina.serve.gateway import Deployment, Kind, Piece, Result
+from lamina.serve.gateway import Deployment, Kind, Piece, Result, Slot
 from lamina.serve.keys import Principal
 from lamina.serve.limits import worst_case_tokens
 from lamina.serve.middleware import on_exit
 from lamina.serve.routing import retryable
 from lamina.serve.state import ServerState
 from lamina.serve.upstream import UpstreamError
+from lamina.telemetry import (
+    FINISH_REASONS,
+    INPUT_TOKENS,
+    OPERATION,
+    OUTPUT_TOKENS,
+    PROVIDER,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    STREAM,
+    TIME_TO_FIRST_CHUNK,
+    tracer,
+)
 
 RAG_PREFIX = "rag:"
 
@@ -66,7 +80,8 @@ def upstream_error(exc: UpstreamError, model: str) -> APIError:
 
 
 class Metered:
-    """Notes tokens and time to first token in ``request.state`` for the request log."""
+    """Notes tokens and time to first token in ``request.state`` for the request log, and keeps the
+    generation's span (GenAI semantic conventions) up to date until the request is over."""
 
     def __init__(self, request: Request, model: str) -> None:
         self.state = request.state
@@ -74,6 +89,43 @@ class Metered:
         self.upstream_began = self.started
         self.state.model = model
         self.usage = Usage()
+        self.finish_reason: str | None = None
+        self.span: trace.Span = trace.INVALID_SPAN
+
+    def generation(self, dep: Deployment, kind: Kind, params: dict[str, Any], *, stream: bool) -> trace.Span:
+        """Open the generation's span (ended with the request); upstream attempts nest under it."""
+        if self.span is not trace.INVALID_SPAN:
+            return self.span
+        operation = "chat" if kind == "chat" else "text_completion"
+        attributes: dict[str, Any] = {
+            OPERATION: operation,
+            PROVIDER: "llama.cpp" if dep.spec.backend == "llamacpp" else "openai",
+            REQUEST_MODEL: dep.name,
+            STREAM: stream,
+        }
+        for param in ("max_tokens", "temperature", "top_p", "seed"):
+            if params.get(param) is not None:
+                attributes[f"gen_ai.request.{param}"] = params[param]
+        self.span = tracer.start_span(
+            f"{operation} {dep.name}", kind=trace.SpanKind.CLIENT, attributes=attributes
+        )
+        self.upstream_began = time.perf_counter()
+        on_exit(self.state, self._end)
+        return self.span
+
+    async def _end(self) -> None:
+        span = self.span
+        if span.is_recording():
+            span.set_attribute(RESPONSE_MODEL, str(self.state.model))
+            span.set_attribute(INPUT_TOKENS, self.usage.prompt_tokens)
+            span.set_attribute(OUTPUT_TOKENS, self.usage.completion_tokens)
+            if self.finish_reason:
+                span.set_attribute(FINISH_REASONS, [self.finish_reason])
+            error = getattr(self.state, "error_type", None)
+            if error:
+                span.set_attribute("error.type", error)
+                span.set_status(trace.StatusCode.ERROR)
+        span.end()
 
     def upstream(self, seconds: float) -> None:
         """Time the model itself took: what is left of the latency is the gateway's overhead."""
@@ -81,13 +133,18 @@ class Metered:
 
     def first_token(self) -> None:
         if getattr(self.state, "ttft_ms", None) is None:
-            self.state.ttft_ms = round((time.perf_counter() - self.started) * 1000, 3)
+            now = time.perf_counter()
+            self.state.ttft_ms = round((now - self.started) * 1000, 3)
+            self.span.set_attribute(TIME_TO_FIRST_CHUNK, round(now - self.upstream_began, 6))
 
     def record(self, usage: Usage | None) -> None:
         if usage is not None:
             self.usage = usage
             self.state.prompt_tokens = usage.prompt_tokens
             self.state.completion_tokens = usage.completion_tokens
+
+    def finished(self, reason: str | None) -> None:
+        self.finish_reason = reason or self.finish_reason
 
     def failed(self, error_type: str) -> None:
         self.state.error_type = error_type
@@ -106,22 +163,62 @@ async def admit(
     await state.limiter.admit(principal, request_state, cost_usd=cost, tokens=prompt + completion)
 
 
+TIMEOUT_HEADERS = ("x-request-timeout", "x-stainless-read-timeout")  # the latter: the openai package's
+CHARS_PER_TOKEN = 4  # for the queue's service estimate; settled to the real count when done
+
+
+def client_timeout(request: Request) -> float | None:
+    """Seconds the client will wait, when it says so; a place in the queue must come before then."""
+    for name in TIMEOUT_HEADERS:
+        try:
+            value = float(request.headers.get(name, ""))
+        except ValueError:
+            continue
+        if value > 0 and math.isfinite(value):
+            return value
+    return None
+
+
+async def admission(
+    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], request: Request
+) -> Slot:
+    """Reserve the budget, then wait for a fair place in the model's queue: one span for both."""
+    with tracer.start_as_current_span("admission", attributes={REQUEST_MODEL: dep.name}) as span:
+        await admit(state, principal, dep, params, request.state)
+        slot = await take_slot(state, principal, dep, params, request)
+        span.set_attribute("lamina.queue_ms", request.state.queue_ms)
+        return slot
+
+
+async def take_slot(
+    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], request: Request
+) -> Slot:
+    """Wait for a place among the model's running generations, fair between tenants (or keys)."""
+    share = state.settings.serve.fair_share
+    who = {"tenant": principal.tenant, "key": principal.key_name, "none": ""}[share]
+    prompt, _ = worst_case_tokens(params, dep.spec.max_tokens)
+    return await dep.slot(request.state, who, prompt / CHARS_PER_TOKEN, client_timeout(request))
+
+
 async def generate_with_fallbacks(
     state: ServerState, dep: Deployment, kind: Kind, params: dict[str, Any], meter: Metered
 ) -> tuple[Deployment, Result]:
     """A whole generation from the model, or else from its fallbacks in order."""
     last: UpstreamError | None = None
     began = time.perf_counter()
+    span = meter.generation(dep, kind, params, stream=False)
     try:
         for candidate in await state.gateway.chain(dep.name):
             try:
-                result = await candidate.generate(kind, params)
+                with trace.use_span(span, end_on_exit=False):
+                    result = await candidate.generate(kind, params)
             except UpstreamError as exc:
                 last = exc
                 if not retryable(exc):
                     break  # the request is at fault: another model would refuse it too
                 continue
             meter.state.model = candidate.name
+            meter.finished(result.finish_reason)
             return candidate, result
     finally:
         meter.upstream(time.perf_counter() - began)
@@ -135,12 +232,13 @@ async def stream_with_fallbacks(
     """A stream that has produced its first piece (so nothing was sent to the client yet), from the
     model or its fallbacks; the stream is closed when the request ends, however it ends."""
     last: UpstreamError | None = None
-    meter.upstream_began = time.perf_counter()
+    span = meter.generation(dep, kind, params, stream=True)
     for candidate in await state.gateway.chain(dep.name):
         pieces = candidate.stream(kind, params)
         on_exit(meter.state, pieces.aclose)
         try:
-            first = await anext(pieces)
+            with trace.use_span(span, end_on_exit=False):
+                first = await anext(pieces)
         except StopAsyncIteration:
             first = None
         except UpstreamError as exc:

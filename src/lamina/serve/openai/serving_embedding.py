@@ -14,6 +14,7 @@ from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import EmbeddingRequest
 from lamina.serve.openai.serving import RAG_PREFIX
 from lamina.serve.state import ServerState
+from lamina.telemetry import INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
 
 CREATED = 1_700_000_000  # models have no creation time here; OpenAI's schema wants a number
 
@@ -47,7 +48,11 @@ async def embeddings(
     tokens = sum(min(n, embedder.max_tokens) for n in counts)
     cost = tokens * state.settings.embedding.price_per_mtok / 1_000_000
     await state.limiter.admit(principal, request.state, cost_usd=cost, tokens=tokens)
-    vectors = await asyncio.to_thread(embedder.embed, texts)
+    with tracer.start_as_current_span(
+        f"embeddings {body.model}",
+        attributes={OPERATION: "embeddings", REQUEST_MODEL: body.model, INPUT_TOKENS: tokens},
+    ):
+        vectors = await asyncio.to_thread(embedder.embed, texts)
     request.state.model = body.model
     request.state.embedding_tokens = tokens
     return {

@@ -14,7 +14,12 @@ from lamina.serve.cache import cache_key
 from lamina.serve.gateway import Deployment, Piece, Slot
 from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
-from lamina.serve.openai.serving import Metered, admit, generate_with_fallbacks, stream_with_fallbacks
+from lamina.serve.openai.serving import (
+    Metered,
+    admission,
+    generate_with_fallbacks,
+    stream_with_fallbacks,
+)
 from lamina.serve.openai.streaming import (
     CACHE_HEADER,
     DONE,
@@ -42,8 +47,7 @@ async def generate(
     key = cache_key(principal.tenant, dep.name, kind, params, dep.spec.temperature) if state.cache else None
     if key is not None and state.cache is not None and (hit := state.cache.get(key)) is not None:
         return _cached(request, body, kind, hit)
-    await admit(state, principal, dep, params, request.state)
-    slot = dep.slot(request.state)
+    slot = await admission(state, principal, dep, params, request)
     headers = {CACHE_HEADER: "miss"} if key is not None else {}
 
     def store(message: dict[str, Any], finish: str, usage: Usage, model: str) -> None:
@@ -110,6 +114,7 @@ async def _stream(
                 text.append(piece.text)
                 plain = plain and set(piece.delta) <= {"content"}
             finish = piece.finish_reason or finish
+        meter.finished(finish)
     except UpstreamError as exc:
         meter.failed("upstream_error")
         yield error_event(f"model {slot.model} failed mid-stream: {exc}")

@@ -22,14 +22,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from lamina.data.types import doc_id_for
 from lamina.models.types import Usage
 from lamina.rag.answer import Answer, Answerer
-from lamina.serve.cache import cache_key
 from lamina.serve.errors import bad_request
 from lamina.serve.gateway import Deployment, Kind, Slot, request_params
 from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest
-from lamina.serve.openai.serving import Metered, admit, stream_with_fallbacks, upstream_error
+from lamina.serve.openai.rag_cache import lookup
+from lamina.serve.openai.serving import Metered, admission, stream_with_fallbacks, upstream_error
 from lamina.serve.openai.serving_generate import completion_response
-from lamina.serve.openai.streaming import CACHE_HEADER, DONE, SSE_HEADERS, ChunkWriter, error_event
+from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.state import ServerState
 from lamina.serve.uploads import content_url, public_source
 from lamina.serve.upstream import UpstreamError
@@ -49,26 +49,14 @@ async def grounded_chat(
     meter = Metered(request, dep.name)
     question, history = _conversation(body)
     coll = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collection, collection)
-    key = None
-    if state.cache is not None:
-        version = await asyncio.to_thread(coll.store.version)  # every write bumps it: no stale answers
-        key = cache_key(
-            principal.tenant,
-            dep.name,
-            "rag",
-            _cache_params(body),
-            dep.spec.temperature,
-            collection=collection,
-            k=body.k,
-            version=version,
-        )
-        hit = state.cache.get(key) if key is not None else None
-        if hit is not None:
-            request.state.cached = True
-            request.state.model = hit["model"]
-            usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
-            return _message_response(body, hit["model"], hit["message"], usage, {CACHE_HEADER: "hit"})
-    headers = {CACHE_HEADER: "miss"} if key is not None else {}
+    cached = await lookup(state, principal, dep, body, coll, question, first_question=not history)
+    if cached.hit is not None:
+        hit = cached.hit
+        request.state.cached = True
+        request.state.model = hit["model"]
+        usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
+        return _message_response(body, hit["model"], hit["message"], usage, cached.headers or {})
+    headers = cached.headers or {}
     answerer = Answerer(coll, dep.llm, state.settings.rag, k=body.k, memory_turns=MEMORY_TURNS)
     answerer.history = history
     sources, gen_request = await asyncio.to_thread(answerer.prepare, question)
@@ -84,9 +72,8 @@ async def grounded_chat(
     if body.max_tokens or body.max_completion_tokens:
         params["max_tokens"] = body.max_tokens or body.max_completion_tokens
     kind: Kind = "chat" if gen_request.messages is not None else "completion"
-    await admit(state, principal, dep, params, request.state)
+    slot = await admission(state, principal, dep, params, request)
     assembler = answerer.assembler(question, sources)
-    slot = dep.slot(request.state)
     used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
 
     received = 0
@@ -102,6 +89,7 @@ async def grounded_chat(
                 return
             meter.record(piece.usage)
             finish_reason = piece.finish_reason or finish_reason
+            meter.finished(finish_reason)
             if piece.text:
                 received += 1
                 shown = await asyncio.to_thread(assembler.feed, piece.text)
@@ -113,17 +101,17 @@ async def grounded_chat(
 
     async def final() -> tuple[str, Answer]:
         meter.upstream(time.perf_counter() - meter.upstream_began)
-        await slot.release()
         usage = meter.usage
         if usage.completion_tokens == 0:  # stopped early: llama.cpp sent no usage; count it ourselves
             usage = await asyncio.to_thread(_count_usage, used, gen_request.prompt or "", received)
             meter.record(usage)
+        await slot.release()
         tail, answer = await asyncio.to_thread(
             functools.partial(assembler.finish, used.name, usage, truncated=finish_reason == "length")
         )
-        if key is not None and state.cache is not None and answer.answer:
+        if answer.answer:
             message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
-            state.cache.put(key, {"message": message, "usage": answer.usage.to_dict(), "model": used.name})
+            cached.store(state, {"message": message, "usage": answer.usage.to_dict(), "model": used.name})
         return tail, answer
 
     if not body.stream:
@@ -240,17 +228,6 @@ class _Links:
                 "attributed": answer.attributed,
             },
         }
-
-
-def _cache_params(body: ChatCompletionRequest) -> dict[str, Any]:
-    """What of a grounded request changes its answer, besides the collection and its version."""
-    return {
-        "messages": [[m.role, m.text] for m in body.messages],
-        "temperature": body.temperature,
-        "top_p": body.top_p,
-        "seed": body.seed,
-        "max_tokens": body.max_tokens or body.max_completion_tokens,
-    }
 
 
 def _answer_response(

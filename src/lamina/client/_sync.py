@@ -1,0 +1,262 @@
+"""``Lamina``: the synchronous client. Each method runs one ``Call`` from ``_calls`` (shared with
+``AsyncLamina``); nothing here builds a request or reads an answer itself."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
+
+import httpx
+
+from lamina.client import _calls as calls
+from lamina.client._answers import AnswerStream, answer_body, answer_call, stream_call
+from lamina.client._jobs import Job
+from lamina.client._transport import DEFAULT_TIMEOUT, SyncTransport, Timeout, openai_module
+from lamina.client.types import (
+    Answer,
+    Collection,
+    CreatedKey,
+    Document,
+    Health,
+    Key,
+    SearchHit,
+    SearchMode,
+    UsageRow,
+)
+
+if TYPE_CHECKING:
+    import openai
+
+
+class _Resource:
+    def __init__(self, transport: SyncTransport) -> None:
+        self._t = transport
+
+
+class Collections(_Resource):
+    def list(self, *, tenant: str | None = None) -> builtins.list[Collection]:
+        """The key's tenant's collections (an admin key without ``tenant``: every tenant's)."""
+        return self._t.call(calls.list_collections(tenant))
+
+    def create(self, name: str, *, tenant: str | None = None) -> Collection:
+        return self._t.call(calls.create_collection(name, tenant))
+
+    def delete(self, name: str, *, tenant: str | None = None) -> None:
+        """Delete the collection with its vectors and uploaded files."""
+        self._t.call(calls.delete_collection(name, tenant))
+
+
+class Documents(_Resource):
+    def upload(
+        self,
+        collection: str,
+        files: Iterable[calls.FileInput] = (),
+        *,
+        urls: Iterable[str] = (),
+        tenant: str | None = None,
+    ) -> Job:
+        """Send files (paths, folders or ``(name, bytes)``) and/or URLs: an ingest job, to ``wait()`` on."""
+        return Job.of(self._t.call(calls.upload(collection, files, urls, tenant)), self._t)
+
+    def list(self, collection: str, *, tenant: str | None = None) -> builtins.list[Document]:
+        return self._t.call(calls.list_documents(collection, tenant))
+
+    def delete(self, collection: str, document_id: str, *, tenant: str | None = None) -> None:
+        self._t.call(calls.delete_document(collection, document_id, tenant))
+
+    def content(self, collection: str, document_id: str, *, tenant: str | None = None) -> bytes:
+        """The original file's bytes."""
+        return self._t.call(calls.document_content(collection, document_id, tenant))
+
+
+class Jobs(_Resource):
+    def get(self, job_id: str) -> Job:
+        return Job.of(self._t.call(calls.get_job(job_id)), self._t)
+
+    def list(self) -> builtins.list[Job]:
+        """Recent ingest jobs of the key's tenant (admins: every tenant's), newest first."""
+        return [Job.of(data, self._t) for data in self._t.call(calls.list_jobs())]
+
+    def cancel(self, job_id: str) -> Job:
+        return Job.of(self._t.call(calls.cancel_job(job_id)), self._t)
+
+    def resume(self, job_id: str) -> Job:
+        return Job.of(self._t.call(calls.resume_job(job_id)), self._t)
+
+    def wait(
+        self, job_id: str, progress: Callable[[Job], object] | None = None, *, timeout: float | None = None
+    ) -> Job:
+        return self.get(job_id).wait(progress, timeout=timeout)
+
+
+class Keys(_Resource):
+    """API keys (admin keys only)."""
+
+    def create(
+        self,
+        name: str,
+        *,
+        tenant: str = "default",
+        admin: bool = False,
+        models: Sequence[str] | None = None,
+        budget_usd: float | None = None,
+        budget_period: Literal["day", "month", "total"] = "month",
+        rpm: int | None = None,
+        tpm: int | None = None,
+    ) -> CreatedKey:
+        """A new key; ``.key`` is the secret, returned only now. Limits: spend per period, rpm, tpm."""
+        return self._t.call(
+            calls.create_key(
+                name,
+                tenant=tenant,
+                admin=admin,
+                models=models,
+                budget_usd=budget_usd,
+                budget_period=budget_period,
+                rpm=rpm,
+                tpm=tpm,
+            )
+        )
+
+    def list(self) -> builtins.list[Key]:
+        return self._t.call(calls.list_keys())
+
+    def revoke(self, name: str) -> None:
+        self._t.call(calls.revoke_key(name))
+
+
+class Lamina:
+    """A Lamina server. ``base_url`` (default ``$LAMINA_BASE_URL``, else http://127.0.0.1:8080) and
+    ``api_key`` (default ``$LAMINA_API_KEY``). Connection failures and a busy model are retried
+    ``max_retries`` times; every other error raises at once (see ``lamina.client.errors``)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self._t = SyncTransport(
+            base_url, api_key, timeout=timeout, max_retries=max_retries, http_client=http_client
+        )
+        self.collections = Collections(self._t)
+        self.documents = Documents(self._t)
+        self.jobs = Jobs(self._t)
+        self.keys = Keys(self._t)
+
+    @property
+    def base_url(self) -> str:
+        return self._t.root
+
+    def health(self) -> Health:
+        """``ok`` once the server is up (``draining`` while it shuts down); never raises on 503."""
+        return self._t.call(calls.health())
+
+    def ready(self) -> Health:
+        """``ready`` once the default model answers; ``unavailable`` (with ``models``) or ``draining``."""
+        return self._t.call(calls.ready())
+
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str,
+        k: int = 10,
+        mode: SearchMode = "hybrid",
+        source: str | None = None,
+        document: str | None = None,
+        tenant: str | None = None,
+    ) -> list[SearchHit]:
+        """Hybrid (or dense, or BM25) search; ``source``: a glob over sources, ``document``: one id."""
+        call = calls.search(
+            query, collection, k=k, mode=mode, source=source, document=document, tenant=tenant
+        )
+        return self._t.call(call)
+
+    @overload
+    def answer(
+        self,
+        question: str,
+        *,
+        collection: str,
+        model: str | None = ...,
+        k: int | None = ...,
+        history: Sequence[tuple[str, str]] = ...,
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        stream: Literal[False] = ...,
+    ) -> Answer: ...
+
+    @overload
+    def answer(
+        self,
+        question: str,
+        *,
+        collection: str,
+        model: str | None = ...,
+        k: int | None = ...,
+        history: Sequence[tuple[str, str]] = ...,
+        max_tokens: int | None = ...,
+        temperature: float | None = ...,
+        stream: Literal[True],
+    ) -> AnswerStream: ...
+
+    def answer(
+        self,
+        question: str,
+        *,
+        collection: str,
+        model: str | None = None,
+        k: int | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stream: bool = False,
+    ) -> Answer | AnswerStream:
+        """A grounded answer from ``collection``, citing its sources as [n].
+
+        ``stream=True``: an ``AnswerStream`` that yields ``str`` pieces, then the ``Answer``.
+        ``history``: earlier (question, answer) turns, for a follow-up question.
+        """
+        body = answer_body(
+            question,
+            collection=collection,
+            model=model,
+            k=k,
+            history=history,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=stream,
+        )
+        if stream:
+            return AnswerStream(self._t.open(stream_call(body)), body)
+        return self._t.call(answer_call(body))
+
+    def usage(
+        self, by: calls.UsageGroup = "model", *, since: str | date | datetime | None = None
+    ) -> list[UsageRow]:
+        """Requests, tokens, spend and cache hits per key, tenant or model (non-admins: their tenant)."""
+        return self._t.call(calls.usage(by, since))
+
+    def openai(self, **kwargs: Any) -> openai.OpenAI:
+        """An ``openai.OpenAI`` client for this server and key (needs the ``openai`` package)."""
+        module = openai_module()
+        client: openai.OpenAI = module.OpenAI(
+            base_url=self.base_url + "/v1", api_key=self._t.api_key or "none", **kwargs
+        )
+        return client
+
+    def close(self) -> None:
+        self._t.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
