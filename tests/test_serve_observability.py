@@ -6,6 +6,7 @@ checked in process with the SDK's in-memory exporter."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -225,3 +226,14 @@ def test_ingestion_spans_in_process(workspace: Workspace) -> None:
     assert embed.attributes is not None and embed.attributes["gen_ai.usage.input_tokens"] > 0
     job = next(s for s in spans if s.name == "job")
     assert all(s.context.trace_id == job.context.trace_id for s in spans)  # type: ignore[union-attr]
+
+
+def test_the_ui_shows_a_requests_spans(traced: tuple[LaminaServer, OtlpReceiver, str]) -> None:
+    """``serve.trace_recent`` keeps spans in memory: a request's page in the web UI draws them."""
+    server, _, key = traced
+    with httpx.Client(base_url=server.root, timeout=30) as web:
+        web.get("/login", params={"key": key})
+        rows = re.findall(r"/usage/requests/(\d+)", web.get("/usage").text)
+        assert rows
+        pages = [web.get(f"/usage/requests/{n}").text for n in rows[:20]]
+    assert any("admission" in p and "chat stub" in p for p in pages)

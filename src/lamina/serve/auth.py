@@ -40,7 +40,10 @@ class Authenticator:
         if not self.enabled:
             principal = ANONYMOUS
         else:
-            key = _bearer(request) or request.cookies.get("lamina_session", "")
+            # the UI's session cookie opens reads (original documents) only: a state-changing call
+            # must carry the key itself, so no cross-site form can ride on the cookie
+            cookie = request.cookies.get("lamina_session", "") if request.method in ("GET", "HEAD") else ""
+            key = _bearer(request) or cookie
             if not key:
                 raise APIError(
                     401,

@@ -41,7 +41,7 @@ class RecentSpans(SpanProcessor):
             "span_id": format(ctx.span_id, "016x"),
             "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
             "name": span.name,
-            "start_ns": start,
+            "start_time_unix_nano": start,
             "duration_ms": round((end - start) / 1e6, 3),
             "status": span.status.status_code.name.lower(),
             "attributes": dict(span.attributes or {}),
@@ -49,12 +49,15 @@ class RecentSpans(SpanProcessor):
         with self._lock:
             self._spans.append(row)
 
+    def __call__(self, request_id: str) -> list[dict[str, Any]]:
+        return self.for_request(request_id)
+
     def for_request(self, request_id: str) -> list[dict[str, Any]]:
         """The spans of the trace whose root carries ``request_id``, in start order."""
         with self._lock:
             spans = list(self._spans)
         traces = {s["trace_id"] for s in spans if s["attributes"].get(REQUEST_ID) == request_id}
-        return sorted((s for s in spans if s["trace_id"] in traces), key=lambda s: s["start_ns"])
+        return sorted((s for s in spans if s["trace_id"] in traces), key=lambda s: s["start_time_unix_nano"])
 
 
 def exporting() -> bool:
