@@ -38,6 +38,18 @@ def test_metrics_move_after_requests(served: RunningServer) -> None:
     )
     assert _total(after, "lamina:e2e_request_latency_seconds_count", model="stub") >= 1
     assert _total(after, "lamina:gateway_overhead_seconds_count", model="stub") >= 1
+    finished = {"model": "stub", "finished_reason": "stop"}
+    assert _total(after, "lamina:request_success_total", **finished) == (
+        _total(before, "lamina:request_success_total", **finished) + 1
+    )
+    streamed = client.chat.completions.create(
+        model="stub", messages=[{"role": "user", "content": "hi"}], stream=True, temperature=0
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    final = _samples(served)
+    assert _total(final, "lamina:time_per_output_token_seconds_count", model="stub") > _total(
+        after, "lamina:time_per_output_token_seconds_count", model="stub"
+    )
     assert ("lamina:num_requests_running", (("model", "gemma-3-270m"),)) in after
     assert all("lam_" not in str(key) for key in after)
 

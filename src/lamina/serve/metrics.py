@@ -87,6 +87,25 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.per_token = Histogram(
+            "lamina:time_per_output_token_seconds",
+            "Inter-token latency of a stream: (end - first token) / (tokens - 1), per request.",
+            ["model"],
+            buckets=(*OVERHEAD_BUCKETS, 1.0, 2.5),
+            registry=r,
+        )
+        self.finished = Counter(
+            "lamina:request_success",
+            "Generations that finished, by finish reason (stop, length, …).",
+            ["model", "finished_reason"],
+            registry=r,
+        )
+        self.cache = Counter(
+            "lamina:cache_requests",
+            "Cacheable requests by outcome: hit (free) or miss.",
+            ["model", "result"],
+            registry=r,
+        )
         self.queue_time = Histogram(
             "lamina:request_queue_time_seconds",
             "Time a request waited in its model's queue.",
@@ -136,6 +155,14 @@ class Metrics:
         self.e2e.labels(model).observe(rec.latency_ms / 1000)
         if rec.ttft_ms is not None:
             self.ttft.labels(model).observe(rec.ttft_ms / 1000)
+            if rec.completion_tokens > 1:
+                tail_s = max(0.0, rec.latency_ms - rec.ttft_ms) / 1000
+                self.per_token.labels(model).observe(tail_s / (rec.completion_tokens - 1))
+        finish = request_state.get("finish_reason")
+        if finish and rec.status == 200:
+            self.finished.labels(model, finish).inc()
+        if rec.cached or request_state.get("cache_miss"):
+            self.cache.labels(model, "hit" if rec.cached else "miss").inc()
         if queue_ms is not None:
             self.queue_time.labels(model).observe(queue_ms / 1000)
         if upstream_ms is not None:  # the queue is the model's capacity, not the gateway's overhead

@@ -145,6 +145,7 @@ class Metered:
 
     def finished(self, reason: str | None) -> None:
         self.finish_reason = reason or self.finish_reason
+        self.state.finish_reason = self.finish_reason
 
     def failed(self, error_type: str) -> None:
         self.state.error_type = error_type

@@ -49,6 +49,7 @@ async def generate(
         return _cached(request, body, kind, hit)
     slot = await admission(state, principal, dep, params, request)
     headers = {CACHE_HEADER: "miss"} if key is not None else {}
+    request.state.cache_miss = key is not None
 
     def store(message: dict[str, Any], finish: str, usage: Usage, model: str) -> None:
         if key is not None and state.cache is not None and set(message) <= {"role", "content"}:

@@ -57,6 +57,7 @@ async def grounded_chat(
         usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
         return _message_response(body, hit["model"], hit["message"], usage, cached.headers or {})
     headers = cached.headers or {}
+    request.state.cache_miss = bool(headers)
     answerer = Answerer(coll, dep.llm, state.settings.rag, k=body.k, memory_turns=MEMORY_TURNS)
     answerer.history = history
     sources, gen_request = await asyncio.to_thread(answerer.prepare, question)
