@@ -40,10 +40,7 @@ class Authenticator:
         if not self.enabled:
             principal = ANONYMOUS
         else:
-            # the UI's session cookie opens reads (original documents) only: a state-changing call
-            # must carry the key itself, so no cross-site form can ride on the cookie
-            cookie = request.cookies.get("lamina_session", "") if request.method in ("GET", "HEAD") else ""
-            key = _bearer(request) or cookie
+            key = _bearer(request) or request.cookies.get("lamina_session", "")
             if not key:
                 raise APIError(
                     401,
