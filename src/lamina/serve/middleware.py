@@ -91,11 +91,13 @@ class GatewayMiddleware:
             finally:
                 for cleanup in state.get("cleanup", ()):
                     await cleanup()
-                record = _record(scope, state, request_id, status, started, finished)
-                if span.is_recording():
-                    _describe(span, record)
-                if path.startswith(LOGGED_PREFIX):
-                    await self.on_record(record, state)
+                logged, traced = path.startswith(LOGGED_PREFIX), span.is_recording()
+                if logged or traced:
+                    record = _record(scope, state, request_id, status, started, finished)
+                    if traced:
+                        _describe(span, record)
+                    if logged:
+                        await self.on_record(record, state)
 
     def _refusal(self, scope: Scope, path: str) -> tuple[int, str, str, str] | None:
         if self.draining() and path not in ("/health", "/ready"):

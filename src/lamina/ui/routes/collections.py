@@ -111,15 +111,28 @@ async def _collection_context(
     }
 
 
-@router.get("/collections/{name}")
-async def collection_page(
-    request: Request, name: str, ui: UIDep, session: SessionDep, tenant: TenantQuery = None
+async def _collection_page(
+    request: Request,
+    ui: UIDep,
+    session: SessionDep,
+    name: str,
+    tenant: str | None,
+    template: str,
+    **extra: Any,
 ) -> Response:
+    """A full page about one collection, or the error page when the key may not see it."""
     try:
         context = await _collection_context(request, ui, session, name, tenant)
     except APIError as exc:
         return ui.pages.render(request, "error.html", status=exc.status, session=session, message=exc.message)
-    return ui.pages.render(request, "collection.html", session=session, page="collections", **context)
+    return ui.pages.render(request, template, session=session, page="collections", **extra, **context)
+
+
+@router.get("/collections/{name}")
+async def collection_page(
+    request: Request, name: str, ui: UIDep, session: SessionDep, tenant: TenantQuery = None
+) -> Response:
+    return await _collection_page(request, ui, session, name, tenant, "collection.html")
 
 
 @router.get("/collections/{name}/documents-table")
@@ -217,24 +230,14 @@ async def search(
     search = {"q": q, "mode": mode, "k": k, "hits": hits, "error": error}
     if is_htmx(request):
         return ui.pages.render(request, "_search_results.html", search=search)
-    try:
-        context = await _collection_context(request, ui, session, name, tenant)
-    except APIError as exc:
-        return ui.pages.render(request, "error.html", status=exc.status, session=session, message=exc.message)
-    return ui.pages.render(
-        request, "collection.html", session=session, page="collections", search=search, **context
-    )
+    return await _collection_page(request, ui, session, name, tenant, "collection.html", search=search)
 
 
 @router.get("/collections/{name}/delete")
 async def confirm_delete(
     request: Request, name: str, ui: UIDep, session: SessionDep, tenant: TenantQuery = None
 ) -> Response:
-    try:
-        context = await _collection_context(request, ui, session, name, tenant)
-    except APIError as exc:
-        return ui.pages.render(request, "error.html", status=exc.status, session=session, message=exc.message)
-    return ui.pages.render(request, "confirm_delete.html", session=session, page="collections", **context)
+    return await _collection_page(request, ui, session, name, tenant, "confirm_delete.html")
 
 
 @router.post("/collections/{name}/delete")
