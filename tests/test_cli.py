@@ -139,3 +139,31 @@ def test_ask_prints_the_answer_once_then_its_sources() -> None:
     assert [f"[{c['n']}]" for c in answer["citations"]] == [
         line.split()[0] for line in sources.splitlines() if line.strip()
     ]
+
+
+def test_eval_retrieval_prints_every_configuration(tmp_path: Path, scifact_sample: dict[str, object]) -> None:
+    """A tiny BEIR-format dataset: every configuration is listed with its settings, test and dev."""
+    data = tmp_path / "tiny"
+    (data / "qrels").mkdir(parents=True)
+    corpus: list[dict[str, str]] = scifact_sample["corpus"][:60]  # type: ignore[index]
+    qrels: dict[str, dict[str, int]] = scifact_sample["qrels"]  # type: ignore[assignment]
+    queries: dict[str, str] = scifact_sample["queries"]  # type: ignore[assignment]
+    (data / "corpus.jsonl").write_text("".join(json.dumps(c) + "\n" for c in corpus))
+    (data / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    )
+    lines = [f"{q}\t{d}\t{r}" for q, rels in qrels.items() for d, r in rels.items()]
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(lines) + "\n")
+
+    out = json.loads(lamina("eval", "retrieval", "--dataset", str(data), "--json").stdout)
+    labels = [c["label"] for c in out["configs"]]
+    assert labels[:4] == ["dense", "bm25", "hybrid", "hybrid, plain RRF (k=60)"]
+    assert any("convex" in label for label in labels) and any("PRF" in label for label in labels)
+    assert all({"settings", "ndcg@10", "recall@100", "mrr@10"} <= c.keys() for c in out["configs"])
+    assert out["hybrid"] == {k: out["configs"][2][k] for k in ("ndcg@10", "recall@100", "mrr@10")}
+    assert out["embedding_model"] == "all-MiniLM-L6-v2/onnx-int8-dynamic"
+
+    dev = json.loads(lamina("eval", "retrieval", "--dataset", str(data), "--split", "dev", "--json").stdout)
+    assert dev["queries"] > 0 and all(c["ndcg@10"] >= 0 for c in dev["configs"])
+    bad = lamina("eval", "retrieval", "--dataset", str(data), "--split", "train", check=False)
+    assert bad.returncode != 0 and "unknown split" in bad.stderr

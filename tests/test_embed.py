@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ from lamina.data.embed import make_embedder
 from lamina.data.embed.onnx import OnnxMiniLM, model_path
 from lamina.data.embed.openai import OpenAIEmbedder
 from lamina.errors import ConfigError, EmbeddingMismatch, ModelUnavailable
+from tests.loopback_http import JsonHandler, serving
 
 
 def test_vectors_are_normalized_and_meaningful(embedder: OnnxMiniLM) -> None:
@@ -46,20 +44,20 @@ def test_long_text_is_cut_at_256_not_128(embedder: OnnxMiniLM) -> None:
 
 def test_fused_graph_gives_the_same_vectors_and_is_cached(tmp_path: Path) -> None:
     texts = ["The fused graph must agree with the original.", "word " * 300]
-    original = OnnxMiniLM()
-    fused = OnnxMiniLM(cache_dir=tmp_path)
+    original = OnnxMiniLM(variant="fp32")
+    fused = OnnxMiniLM(cache_dir=tmp_path, variant="fp32")
     assert np.abs(fused.embed(texts) - original.embed(texts)).max() < 1e-4
-    assert (fused.variant, original.variant) == ("fused", "original")
+    assert (fused.graph, original.graph) == ("fused", "original")
     cached = next(tmp_path.glob("minilm-fused-*.onnx"))
     built_at = cached.stat().st_mtime_ns
-    again = OnnxMiniLM(cache_dir=tmp_path)
+    again = OnnxMiniLM(cache_dir=tmp_path, variant="fp32")
     again.embed(["x"])
-    assert again.variant == "fused" and cached.stat().st_mtime_ns == built_at  # reused, not rebuilt
+    assert again.graph == "fused" and cached.stat().st_mtime_ns == built_at  # reused, not rebuilt
 
     cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")  # a damaged cache is rebuilt, not trusted
-    rebuilt = OnnxMiniLM(cache_dir=tmp_path)
+    rebuilt = OnnxMiniLM(cache_dir=tmp_path, variant="fp32")
     assert np.abs(rebuilt.embed(texts) - original.embed(texts)).max() < 1e-4
-    assert rebuilt.variant == "fused"
+    assert rebuilt.graph == "fused"
 
 
 def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
@@ -74,13 +72,13 @@ def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
         OnnxMiniLM(path=tmp_path / "missing.onnx").embed(["x"])
 
 
-class _EmbeddingsHandler(BaseHTTPRequestHandler):
+class _EmbeddingsHandler(JsonHandler):
     """A real /v1/embeddings server on loopback, computing real vectors with the ONNX model."""
 
     model: OnnxMiniLM
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         if self.path != "/v1/embeddings" or self.headers.get("Authorization") != "Bearer sk-test":
             self.send_response(401)
             self.end_headers()
@@ -93,24 +91,13 @@ class _EmbeddingsHandler(BaseHTTPRequestHandler):
                 {"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)
             ],
         }
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(payload)
 
 
 @pytest.fixture
 def embeddings_server(embedder: OnnxMiniLM) -> Iterator[str]:
-    handler = type("H", (_EmbeddingsHandler,), {"model": embedder})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with serving(type("H", (_EmbeddingsHandler,), {"model": embedder})) as root:
+        yield root + "/v1"
 
 
 def test_openai_backend_over_http(

@@ -7,11 +7,8 @@ misbehave on purpose (429s, hanging).
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,6 +18,7 @@ from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.openai import OpenAIModel
 from lamina.models.structured import generate_json
 from lamina.models.types import GenerationRequest
+from tests.loopback_http import JsonHandler, serving
 
 EIFFEL = (
     "Context: The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.\n"
@@ -65,7 +63,7 @@ def test_schema_through_response_format(remote: OpenAIModel) -> None:
     assert isinstance(value["year"], int)
 
 
-class _Flaky(BaseHTTPRequestHandler):
+class _Flaky(JsonHandler):
     """Answers 429 (Retry-After: 0) twice, then a completion; or hangs, on /hang/."""
 
     calls = 0
@@ -82,29 +80,19 @@ class _Flaky(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        body = json.dumps(
+        self.reply(
             {
                 "choices": [{"text": " ok", "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 3, "completion_tokens": 1},
             }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        )
 
 
 @pytest.fixture
 def flaky() -> Iterator[str]:
     _Flaky.calls = 0
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(_Flaky) as root:
+        yield root
 
 
 def test_429_is_retried_honouring_retry_after(flaky: str) -> None:

@@ -26,7 +26,7 @@ def test_metrics_move_after_requests(served: RunningServer) -> None:
     before = _samples(served)
     client = served.client("alice")
     client.chat.completions.create(model="stub", messages=[{"role": "user", "content": "hi"}])
-    client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8", input="hello there")
+    client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8-dynamic", input="hello there")
     after = _samples(served)
     ok = {"route": "/v1/chat/completions", "model": "stub", "status": "200", "tenant": "a"}
     assert _total(after, "lamina:requests_total", **ok) == _total(before, "lamina:requests_total", **ok) + 1

@@ -17,7 +17,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 def test_models_lists_chat_and_embedding_models(served: RunningServer) -> None:
     ids = {m.id: m for m in served.client().models.list().data}
-    assert MODEL in ids and "stub" in ids and "all-MiniLM-L6-v2/onnx-int8" in ids
+    assert MODEL in ids and "stub" in ids and "all-MiniLM-L6-v2/onnx-int8-dynamic" in ids
     assert all(m.object == "model" for m in ids.values())
 
 
@@ -99,7 +99,7 @@ def test_completions_streamed_and_not(served: RunningServer) -> None:
 
 def test_embeddings_float_and_base64(served: RunningServer) -> None:
     client = served.client()
-    r = client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8", input=["a cat", "a dog"])
+    r = client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8-dynamic", input=["a cat", "a dog"])
     assert len(r.data) == 2 and len(r.data[0].embedding) == 384
     assert r.usage.prompt_tokens > 0
     b64 = client.embeddings.create(model="all-MiniLM-L6-v2", input="a cat")  # the client asks base64

@@ -89,7 +89,7 @@ def test_key_limited_to_models(served: RunningServer) -> None:
     with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.PermissionDeniedError):
-        client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8", input="hi")
+        client.embeddings.create(model="all-MiniLM-L6-v2/onnx-int8-dynamic", input="hi")
     r = client.chat.completions.create(model="stub", messages=[{"role": "user", "content": "hi"}])
     assert r.choices[0].message.content
 
@@ -113,7 +113,7 @@ def test_keys_api_create_list_revoke(served: RunningServer) -> None:
 
 
 def test_request_log_records_requests_without_secrets(served: RunningServer) -> None:
-    served.client("alice").embeddings.create(model="all-MiniLM-L6-v2/onnx-int8", input="hello")
+    served.client("alice").embeddings.create(model="all-MiniLM-L6-v2/onnx-int8-dynamic", input="hello")
     with served.http("admin") as admin:
         rows = admin.get("/v1/logs", params={"limit": 200}).json()["data"]
     emb = next(r for r in rows if r["route"] == "/v1/embeddings" and r["key_name"] == "alice")

@@ -76,16 +76,61 @@ class EmbeddingSettings(_Section):
     dimensions: int | None = Field(
         None, ge=1, description="Vector size of a remote model (asked once if unset)."
     )
-    batch_size: int = Field(8, ge=1, le=1024, description="Texts per model call (sorted by length first).")
+    variant: Literal["auto", "int8", "fp32"] = Field(
+        "auto",
+        description=(
+            "Arithmetic of the local ONNX model. 'auto': new collections get the default (int8), "
+            "existing ones keep the variant they were built with; 'int8' or 'fp32' insists on one."
+        ),
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Texts per model call, sorted by length (the int8 ONNX variant runs one).",
+    )
     threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
     timeout_s: float = Field(60.0, gt=0)
     price_per_mtok: float = Field(0.0, ge=0, description="Price per million embedded tokens (0 = local).")
 
 
+class RerankSettings(_Section):
+    """A rerank stage: a cross-encoder or LLM behind a ``/rerank`` API (vLLM, Jina, Cohere); off if unset."""
+
+    base_url: str | None = Field(None, description="e.g. http://localhost:8000/v1 (vLLM serving a reranker)")
+    model: str = Field("", description="Model name sent with each request.")
+    api_key_env: str | None = Field(None, description="Environment variable that holds the API key.")
+    candidates: int = Field(30, ge=1, le=1000, description="Fused hits the reranker reorders.")
+    timeout_s: float = Field(30.0, gt=0)
+
+
 class SearchSettings(_Section):
     k: int = Field(10, ge=1, le=1000)
+    fusion: Literal["rrf", "convex"] = Field(
+        "convex", description="Hybrid fusion: weighted sum of min-max normalized scores, or reciprocal ranks."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal Rank Fusion constant.")
+    dense_weight: float = Field(0.6, ge=0, le=1, description="Weight of the dense score in convex fusion.")
+    title_boost: float = Field(
+        0.0, ge=0, description="BM25 over the title as a field of its own, added with this weight (0 = off)."
+    )
+    prf_docs: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="Dense pseudo-relevance feedback: top hits folded into the query (0 = off).",
+    )
+    prf_weight: float = Field(
+        0.5, ge=0, description="Weight of the feedback centroid against the query (Rocchio)."
+    )
+    doc_chunks: int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="Documents rank by the sum of their best N chunks' scores (1 = best chunk).",
+    )
     candidates: int = Field(100, ge=1, description="Hits each mode contributes before fusion.")
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
 
 
 class EndpointSettings(_Section):
@@ -251,15 +296,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=lambda: Path.home() / ".lamina", description="Where Lamina keeps state."
     )
-    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
-    fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
-    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)  # type: ignore[arg-type]
-    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)  # type: ignore[arg-type]
-    search: SearchSettings = Field(default_factory=SearchSettings)  # type: ignore[arg-type]
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict, description="Extra or overridden models.")
     default_model: str = DEFAULT_MODEL
-    rag: RagSettings = Field(default_factory=RagSettings)  # type: ignore[arg-type]
-    serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
+    rag: RagSettings = Field(default_factory=RagSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @model_validator(mode="after")
     def _with_builtin_models(self) -> Settings:

@@ -12,11 +12,12 @@ from lamina.cli import models
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_json
 from lamina.errors import LaminaError
-from lamina.evals.beir import load_beir
+from lamina.evals.beir import dev_split, load_beir
 from lamina.evals.generation import bench_generation
 from lamina.evals.grounding import calibrate_min_similarity, evaluate_grounding
+from lamina.evals.hardware import machine_peaks
 from lamina.evals.ingest_bench import bench_baseline, bench_lamina
-from lamina.evals.retrieval import evaluate_retrieval
+from lamina.evals.retrieval import evaluate_retrieval, grid_configs
 from lamina.models.llamacpp import LlamaCppModel
 
 eval_app = typer.Typer(help="Quality evaluations.", no_args_is_help=True)
@@ -36,21 +37,52 @@ def eval_retrieval(
     reuse: Annotated[
         bool, typer.Option("--reuse", help="Keep an existing eval collection (no re-ingest).")
     ] = False,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="'test': the dataset's queries. 'dev': queries made from the corpus (each a document's "
+            "last sentence, cut from it), for tuning without touching the test queries.",
+        ),
+    ] = "test",
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Each lever over a range of values (for tuning on --split dev).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """nDCG@10, Recall@100 and MRR@10 for dense, bm25 and hybrid retrieval, plus ingest time."""
+    """nDCG@10, Recall@100 and MRR@10 of each retrieval configuration, plus ingest time.
+
+    Lists the three modes as configured, plain RRF, each lever (convex fusion, title field, sum of
+    top chunks, dense pseudo-relevance feedback) alone, with the [search] settings of every row.
+    """
+    if split not in ("test", "dev"):
+        raise LaminaError(f"unknown split {split!r}; use 'test' or 'dev'")
     data = load_beir(dataset, limit_docs=limit_docs)
+    if split == "dev":
+        data = dev_split(data)
+    configs = grid_configs() if grid else None
     with IngestProgress(f"ingest {data.name}", enabled=not as_json and err_console.is_terminal) as bar:
-        result = evaluate_retrieval(state.workspace, data, reuse=reuse, progress=bar)
+        result = evaluate_retrieval(state.workspace, data, reuse=reuse, progress=bar, configs=configs)
     if as_json:
         print_json(result)
         return
     table = Table(
-        "mode", "nDCG@10", "Recall@100", "MRR@10", title=f"{data.name}: {result['queries']} queries"
+        "configuration",
+        "settings",
+        "nDCG@10",
+        "Recall@100",
+        "MRR@10",
+        title=f"{data.name}: {result['queries']} queries",
     )
-    for mode in ("dense", "bm25", "hybrid"):
-        m = result[mode]
-        table.add_row(mode, f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}")
+    for row in result["configs"]:
+        settings = " ".join(f"{k}={v}" for k, v in row["settings"].items())
+        table.add_row(
+            row["label"],
+            settings,
+            f"{row['ndcg@10']:.4f}",
+            f"{row['recall@100']:.4f}",
+            f"{row['mrr@10']:.4f}",
+        )
     console.print(table)
     console.print(
         f"ingested {result['documents']} documents → {result['chunks']} chunks "
@@ -69,6 +101,9 @@ def bench_ingest(
 ) -> None:
     """Ingestion throughput (docs/s, chunks/s, tokens/s) and peak RSS, optionally against a baseline."""
     data = load_beir(dataset, limit_docs=limit_docs)
+    if not as_json:
+        err_console.print("measuring the machine's GEMM peak (fp32 and int8) …")
+    machine = machine_peaks()
     with IngestProgress(f"bench {data.name}", enabled=not as_json and err_console.is_terminal) as bar:
         result: dict[str, Any] = {"lamina": bench_lamina(state.settings, data, progress=bar)}
     if baseline:
@@ -78,25 +113,42 @@ def bench_ingest(
         result["speedup_tokens_per_s"] = round(
             result["lamina"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2
         )
+        result["rss_ratio"] = round(result["lamina"]["peak_rss_mb"] / result["baseline"]["peak_rss_mb"], 2)
+    result["machine"] = machine
     if as_json:
         print_json(result)
         return
     table = Table(
-        "pipeline", "docs/s", "chunks/s", "tokens/s", "seconds", "peak RSS MB", title=f"ingest {data.name}"
+        "pipeline",
+        "docs/s",
+        "chunks/s",
+        "tokens/s",
+        "GFLOP/s",
+        "seconds",
+        "peak RSS MB",
+        title=f"ingest {data.name}",
     )
-    for name, r in result.items():
-        if isinstance(r, dict):
+    for name in ("lamina", "baseline"):
+        if r := result.get(name):
             table.add_row(
                 f"{name}: {r['embedding_model']}",
                 f"{r['docs_per_s']:.1f}",
                 f"{r.get('chunks_per_s', '-')}",
                 f"{r['tokens_per_s']:,.0f}",
+                f"{r['gflops']:.0f}",
                 f"{r['seconds']:.1f}",
                 f"{r['peak_rss_mb']:.0f}",
             )
     console.print(table)
+    console.print(
+        f"machine ({machine['cores']:.0f} cores), ONNX Runtime GEMM peak: "
+        f"fp32 {machine['fp32_gemm_gflops']:.0f} GFLOP/s, int8 {machine['int8_gemm_gops']:.0f} GOP/s"
+    )
     if "speedup_tokens_per_s" in result:
-        console.print(f"tokens/s speed-up over the baseline: {result['speedup_tokens_per_s']}x")
+        console.print(
+            f"tokens/s speed-up over the baseline: {result['speedup_tokens_per_s']}x; "
+            f"peak RSS {result['rss_ratio']}x the baseline's"
+        )
 
 
 @bench_app.command("generate")

@@ -112,7 +112,7 @@ def keys_create(
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
     try:
-        limits = LimitSettings(budget_usd=budget_usd, budget_period=budget_period, rpm=rpm, tpm=tpm)  # type: ignore[arg-type]
+        limits = LimitSettings(budget_usd=budget_usd, budget_period=budget_period, rpm=rpm, tpm=tpm)
     except ValidationError as exc:
         raise LaminaError(f"invalid limits: {exc.errors()[0]['msg']}") from None
     info, key = _keys().create(name, tenant=tenant, admin=admin, models=models or None, limits=limits)

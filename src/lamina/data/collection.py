@@ -6,11 +6,18 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Literal
 
-from lamina.config import Settings, load_settings
-from lamina.data.embed import Embedder, make_embedder
-from lamina.data.fusion import collapse_duplicates, reciprocal_rank_fusion
+from lamina.config import SearchSettings, Settings, load_settings
+from lamina.data.embed import Embedder, Embedders
+from lamina.data.fusion import (
+    collapse_duplicates,
+    convex_fusion,
+    rank_documents,
+    reciprocal_rank_fusion,
+    rocchio,
+)
 from lamina.data.ingest import Ingestion, IngestReport, Progress
 from lamina.data.registry import CollectionInfo, DocumentRecord, Registry, check_name
+from lamina.data.rerank import Reranker, make_reranker, rerank
 from lamina.data.store.base import ChunkStore, Where
 from lamina.data.store.lance import LanceStore
 from lamina.data.types import Document, Hit
@@ -21,13 +28,13 @@ SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "bm25", "hybrid")
 
 
 class Collection:
-    def __init__(self, info: CollectionInfo, workspace: Workspace) -> None:
+    def __init__(self, info: CollectionInfo, workspace: Workspace, embedder: Embedder) -> None:
         self.info = info
         self.name = info.name
         self.workspace = workspace
         self.settings = workspace.settings
         self.registry = workspace.registry
-        self.embedder = workspace.embedder
+        self.embedder = embedder
         self.store: ChunkStore = LanceStore(workspace.settings.vectors_dir, info.name, info.dim)
 
     # load --------------------------------------------------------------------------------------
@@ -65,45 +72,89 @@ class Collection:
         mode: SearchMode = "hybrid",
         where: Where | None = None,
         candidates: int | None = None,
+        options: SearchSettings | None = None,
     ) -> list[Hit]:
-        """Top ``k`` chunks for ``query``; hybrid fuses BM25 and dense rankings with RRF."""
+        """Top ``k`` chunks for ``query``; ``options`` (default: ``settings.search``) pick the levers."""
+        opts = options or self.settings.search
         if mode not in SEARCH_MODES:
             raise LaminaError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
         if not query.strip():
             raise LaminaError("the query is empty")
-        k = k or self.settings.search.k
-        n = max(candidates or self.settings.search.candidates, k)
+        k = k or opts.k
+        n = max(candidates or opts.candidates, k)
         rankings: list[list[Hit]] = []
         names: list[str] = []
         if mode in ("dense", "hybrid"):
-            rankings.append(self.store.dense(self.embedder.embed([query]), n, where))
+            rankings.append(self._dense(query, n, where, opts))
             names.append("dense")
         if mode in ("bm25", "hybrid"):
-            rankings.append(self.store.lexical(query, n, where))
+            rankings.append(self.store.lexical(query, n, where, title_boost=opts.title_boost))
             names.append("bm25")
-        hits = (
-            rankings[0]
-            if len(rankings) == 1
-            else reciprocal_rank_fusion(rankings, self.settings.search.rrf_k, names)
-        )
-        return collapse_duplicates(hits)[:k]
+        if len(rankings) == 1:
+            hits = rankings[0]
+        elif opts.fusion == "convex":
+            hits = convex_fusion(rankings, [opts.dense_weight, 1 - opts.dense_weight], names)
+        else:
+            hits = reciprocal_rank_fusion(rankings, opts.rrf_k, names)
+        hits = collapse_duplicates(hits)
+        reranker = self.workspace.reranker if options is None else make_reranker(opts.rerank)
+        if reranker is not None:
+            hits = rerank(reranker, query, hits, opts.rerank.candidates)
+        return hits[:k]
+
+    def _dense(self, query: str, n: int, where: Where | None, opts: SearchSettings) -> list[Hit]:
+        vector = self.embedder.embed([query])
+        hits = self.store.dense(vector, n, where)
+        if opts.prf_docs and hits:
+            feedback = self.store.vectors([h.chunk_id for h in hits[: opts.prf_docs]])
+            hits = self.store.dense(rocchio(vector, feedback, opts.prf_weight), n, where)
+        return hits
+
+    def search_documents(
+        self,
+        query: str,
+        k: int,
+        *,
+        mode: SearchMode = "hybrid",
+        candidates: int | None = None,
+        options: SearchSettings | None = None,
+    ) -> list[Hit]:
+        """Top ``k`` documents, each as its best chunk, scored by ``search.doc_chunks`` of its chunks."""
+        opts = options or self.settings.search
+        n = max(candidates or opts.candidates, k)
+        hits = self.search(query, n, mode=mode, candidates=n, options=options)
+        return rank_documents(hits, opts.doc_chunks)[:k]
 
 
 class Workspace:
     """Everything under one data directory: the registry, the vector store and the embedder."""
 
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        embedders: Embedders | None = None,
+    ) -> None:
+        """``embedder`` pins one embedder; ``embedders`` shares loaded models between workspaces."""
         self.settings = settings or load_settings()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self._embedder = embedder
+        self.embedders = embedders or Embedders(
+            self.settings.embedding, self.settings.data_dir / "models", default=embedder
+        )
 
     @cached_property
     def registry(self) -> Registry:
         return Registry(self.settings.registry_url)
 
-    @cached_property
+    @property
     def embedder(self) -> Embedder:
-        return self._embedder or make_embedder(self.settings.embedding, self.settings.data_dir / "models")
+        """The embedder new collections are built with."""
+        return self.embedders.default
+
+    @cached_property
+    def reranker(self) -> Reranker | None:
+        return make_reranker(self.settings.search.rerank)
 
     def collections(self) -> list[CollectionInfo]:
         return self.registry.list_collections()
@@ -117,15 +168,17 @@ class Workspace:
                 info = self.registry.require_collection(name)  # raises with the list of known ones
             else:
                 info = self.registry.create_collection(name, self.embedder.name, self.embedder.dim)
-        if info.embedding_model != self.embedder.name or info.dim != self.embedder.dim:
+        embedder = self.embedders.for_model(info.embedding_model)
+        if embedder is None or info.dim != embedder.dim:
             raise EmbeddingMismatch(
                 f"collection {name!r} was built with embedding model {info.embedding_model!r} "
                 f"({info.dim}-d), "
                 f"but the configured embedder is {self.embedder.name!r} ({self.embedder.dim}-d); "
-                "vectors of different models cannot be mixed. Configure the original model "
+                "vectors of different models or variants cannot be mixed. Configure the original one "
+                f'(for a local variant: embedding.variant = "auto") '
                 f"or rebuild: lamina drop {name} && lamina ingest ... -c {name}"
             )
-        return Collection(info, self)
+        return Collection(info, self, embedder)
 
     def drop(self, name: str) -> None:
         info = self.registry.require_collection(name)

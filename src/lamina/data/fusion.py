@@ -1,9 +1,12 @@
-"""Reciprocal Rank Fusion and result clean-up shared by every retrieval mode."""
+"""Fusion of rankings (reciprocal ranks or normalized scores), feedback and document ranking."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from lamina.data.embed.base import Vectors, normalize
 from lamina.data.types import Hit
 
 
@@ -25,6 +28,56 @@ def reciprocal_rank_fusion(
             entry.score += 1.0 / (k + rank)
             entry.scores[name] = hit.score
     return sorted(fused.values(), key=lambda h: h.score, reverse=True)
+
+
+def convex_fusion(
+    rankings: Sequence[Sequence[Hit]], weights: Sequence[float], names: Sequence[str]
+) -> list[Hit]:
+    """Score each chunk by sum(weight * min-max normalized score); absent from a ranking counts 0.
+
+    Uses the scores, not only the ranks, so a clear BM25 or dense winner keeps its margin
+    (Bruch et al., 2023, "An Analysis of Fusion Functions for Hybrid Retrieval").
+    """
+    fused: dict[str, Hit] = {}
+    for ranking, weight, name in zip(rankings, weights, names, strict=True):
+        if not ranking:
+            continue
+        scores = [h.score for h in ranking]
+        low, span = min(scores), (max(scores) - min(scores)) or 1.0
+        for hit in ranking:
+            entry = fused.get(hit.chunk_id)
+            if entry is None:
+                entry = Hit(**{**hit.__dict__, "score": 0.0, "scores": {}})
+                fused[hit.chunk_id] = entry
+            entry.score += weight * (hit.score - low) / span
+            entry.scores[name] = hit.score
+    return sorted(fused.values(), key=lambda h: h.score, reverse=True)
+
+
+def rocchio(query: Vectors, feedback: Vectors, weight: float) -> Vectors:
+    """The query moved toward the centroid of the top hits' vectors (pseudo-relevance feedback)."""
+    if not len(feedback):
+        return query
+    return normalize(query + weight * feedback.mean(axis=0, keepdims=True))
+
+
+def rank_documents(hits: Sequence[Hit], chunks: int = 1) -> list[Hit]:
+    """One hit per document, best first, scored by the sum of its best ``chunks`` chunk scores.
+
+    ``chunks = 1`` is the best chunk alone. Hits must be sorted best first; the hit kept for a
+    document is its best chunk, with the document's score.
+    """
+    if chunks == 1:
+        return best_per_document(hits)
+    best: dict[str, Hit] = {}
+    totals: dict[str, list[float]] = {}
+    for hit in hits:
+        scores = totals.setdefault(hit.doc_id, [])
+        if len(scores) < chunks:
+            scores.append(hit.score)
+        best.setdefault(hit.doc_id, hit)
+    ranked = sorted(best, key=lambda d: sum(totals[d]), reverse=True)
+    return [Hit(**{**best[d].__dict__, "score": float(np.sum(totals[d]))}) for d in ranked]
 
 
 def collapse_duplicates(hits: Sequence[Hit]) -> list[Hit]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from opentelemetry import context as otel_context
 
 from lamina.data.chunking import Chunker
 from lamina.data.extract import extract
@@ -162,8 +164,10 @@ class Ingestion:
         self.progress.start(total)
         status = "failed"
         try:
-            for batch in _batched(items, self.c.settings.ingest.batch_documents):
-                self._ingest_batch(batch)
+            for docs, chunks_by_doc in self._prepared(
+                _batched(items, self.c.settings.ingest.batch_documents)
+            ):
+                self._ingest_batch(docs, chunks_by_doc)
             finish()
             self.c.store.optimize()
             status = "completed"
@@ -177,6 +181,34 @@ class Ingestion:
             self.report.seconds = round(time.perf_counter() - self._started, 3)
             self.c.registry.finish_run(self.report.run_id, status, self.report.stats(), self.report.errors)
         return self.report
+
+    def _prepared(self, batches: Iterator[list[Any]]) -> Iterator[tuple[list[Document], list[list[Chunk]]]]:
+        """Prepared batches, the next one read, extracted and chunked in a thread while this one embeds.
+
+        ONNX Runtime releases the GIL while it multiplies, so the Python work of the next batch
+        overlaps it. At most one batch is prepared ahead; an error there surfaces on the next call.
+        """
+        context = otel_context.get_current()
+
+        def prepare(batch: list[Any]) -> tuple[list[Document], list[list[Chunk]]]:
+            token = otel_context.attach(context)
+            try:
+                return self._prepare(batch)
+            finally:
+                otel_context.detach(token)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamina-prepare") as pool:
+            ahead: Future[tuple[list[Document], list[list[Chunk]]]] | None = None
+            try:
+                for batch in batches:
+                    current, ahead = ahead, pool.submit(prepare, batch)
+                    if current is not None:
+                        yield current.result()
+                if ahead is not None:
+                    yield ahead.result()
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
 
     def _load(self, ref: SourceRef, allow_private: bool | None) -> _Loaded:
         if ref.is_url:
@@ -235,7 +267,8 @@ class Ingestion:
             self._record_error(item.ref.location, ExtractionFailed(f"{type(exc).__name__}: {exc}"))
             return None
 
-    def _ingest_batch(self, batch: list[Any]) -> None:
+    def _prepare(self, batch: list[Any]) -> tuple[list[Document], list[list[Chunk]]]:
+        """Extract and chunk one batch: pure Python, so it runs beside the previous batch's embedding."""
         docs: list[Document] = []
         chunks_by_doc: list[list[Chunk]] = []
         for item in batch:
@@ -252,6 +285,9 @@ class Ingestion:
                 continue
             docs.append(doc)
             chunks_by_doc.append(chunks)
+        return docs, chunks_by_doc
+
+    def _ingest_batch(self, docs: list[Document], chunks_by_doc: list[list[Chunk]]) -> None:
         if not docs:
             return
         for doc in docs:

@@ -125,9 +125,29 @@ def open_database(url: str, schema: sa.MetaData) -> sa.Engine:
     return engine
 
 
+# Embedder names that changed (old -> new, same vectors): recorded collections are renamed on open.
+RENAMED_EMBEDDERS = {"all-MiniLM-L6-v2/onnx-int8": "all-MiniLM-L6-v2/onnx-fp32"}
+
+
 class Registry:
     def __init__(self, url: str) -> None:
         self._engine = open_database(url, metadata)
+        self._rename_embedders()
+
+    def _rename_embedders(self) -> None:
+        """Keep collections built under an old embedder name usable, and their documents up to date."""
+        with self._engine.begin() as conn:
+            for old, new in RENAMED_EMBEDDERS.items():
+                conn.execute(
+                    collections.update()
+                    .where(collections.c.embedding_model == old)
+                    .values(embedding_model=new)
+                )
+                conn.execute(
+                    documents.update()
+                    .where(documents.c.pipeline.startswith(old + "|"))
+                    .values(pipeline=sa.func.replace(documents.c.pipeline, old + "|", new + "|"))
+                )
 
     def close(self) -> None:
         self._engine.dispose()

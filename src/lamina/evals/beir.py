@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +64,34 @@ def load_beir(path: Path, split: str = "test", limit_docs: int | None = None) ->
     if limit_docs is not None:
         corpus = corpus[:limit_docs]
     return BeirDataset(path.name, corpus, queries, qrels)
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def dev_split(dataset: BeirDataset, queries: int = 300, seed: int = 7) -> BeirDataset:
+    """A tuning split made from the corpus alone, so parameters are never picked on the test queries.
+
+    For ``queries`` seeded-random documents that no test query judges and that have at least four
+    sentences, the last sentence (usually the finding, as a claim states one) becomes the query and
+    is cut from the document, which is its one relevant document. The other documents are unchanged.
+    """
+    judged = {doc for rels in dataset.qrels.values() for doc in rels}
+    sentences = {
+        row["_id"]: SENTENCE_END.split(row.get("text", "").strip())
+        for row in dataset.corpus
+        if row["_id"] not in judged
+    }
+    eligible = sorted(
+        doc for doc, parts in sentences.items() if len(parts) >= 4 and 40 <= len(parts[-1]) <= 250
+    )
+    chosen = set(random.Random(seed).sample(eligible, min(queries, len(eligible))))
+    corpus, dev_queries, qrels = [], {}, {}
+    for row in dataset.corpus:
+        if row["_id"] in chosen:
+            *body, last = sentences[row["_id"]]
+            row = {**row, "text": " ".join(body)}
+            dev_queries[f"dev-{row['_id']}"] = last
+            qrels[f"dev-{row['_id']}"] = {row["_id"]: 1}
+        corpus.append(row)
+    return BeirDataset(f"{dataset.name}-dev", corpus, dev_queries, qrels)

@@ -21,6 +21,7 @@ from lamina.data.collection import Workspace
 from lamina.data.ingest import Progress
 from lamina.errors import LaminaError
 from lamina.evals.beir import BeirDataset
+from lamina.evals.hardware import flop_per_token
 
 
 def peak_rss_mb() -> float:
@@ -47,7 +48,15 @@ def bench_lamina(
         "tokens_per_s": round(report.tokens_embedded / seconds, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "embedding_model": coll.embedder.name,
+        "gflops": achieved_gflops(report.tokens_embedded, report.chunks_embedded, seconds),
     }
+
+
+def achieved_gflops(tokens: int, sequences: int, seconds: float) -> float:
+    """Useful arithmetic per second: MiniLM's FLOPs for these tokens (padding not counted)."""
+    if not tokens or not sequences or seconds <= 0:
+        return 0.0
+    return round(tokens * flop_per_token(tokens / sequences + 2) / seconds / 1e9, 1)
 
 
 def bench_baseline(dataset_path: Path, limit_docs: int | None) -> dict[str, Any]:

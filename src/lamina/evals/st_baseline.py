@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from lamina.evals.beir import load_beir
-from lamina.evals.ingest_bench import peak_rss_mb
+from lamina.evals.ingest_bench import achieved_gflops, peak_rss_mb
 
 
 def main() -> None:
@@ -41,6 +41,7 @@ def main() -> None:
                 "tokens_per_s": round(tokens / seconds, 1),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "embedding_model": "all-MiniLM-L6-v2/sentence-transformers (fp32, torch)",
+                "gflops": achieved_gflops(tokens, len(texts), seconds),
             }
         )
     )

@@ -7,7 +7,6 @@ Timeouts on every call; 429 and 5xx are retried with exponential backoff that ho
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -17,7 +16,8 @@ from typing import Any
 import httpx
 
 from lamina.config import ModelSettings
-from lamina.errors import GenerationFailed, ModelUnavailable
+from lamina.errors import GenerationFailed
+from lamina.http import bearer_headers
 from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
 from lamina.models.types import Generation, GenerationRequest, StreamEvent
 
@@ -44,14 +44,7 @@ class OpenAIModel(ConfiguredModel):
 
     @cached_property
     def _client(self) -> httpx.Client:
-        headers = {}
-        if self.settings.api_key_env:
-            key = os.environ.get(self.settings.api_key_env)
-            if not key:
-                raise ModelUnavailable(
-                    f"model {self.name}: api_key_env {self.settings.api_key_env} is not set"
-                )
-            headers["Authorization"] = f"Bearer {key}"
+        headers = bearer_headers(self.settings.api_key_env, f"model {self.name}: api_key_env")
         assert self.settings.base_url is not None
         return httpx.Client(
             base_url=self.settings.base_url.rstrip("/"),

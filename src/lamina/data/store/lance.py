@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from lamina.data.embed.base import Vectors
@@ -19,6 +20,7 @@ from lamina.data.store.base import Where
 from lamina.data.types import Chunk, Hit
 
 FTS_COLUMN = "indexed_text"
+TITLE_COLUMN = "title"
 ANN_MIN_ROWS = 100_000  # below this an exact scan is fast enough and loses nothing
 
 
@@ -142,6 +144,7 @@ class LanceStore:
                 return
             self._table = self._db.create_table(self._name, self._rows(chunks, vectors), mode="create")
             self._table.create_fts_index(FTS_COLUMN, replace=True, stem=True, remove_stop_words=True)
+            self._table.create_fts_index(TITLE_COLUMN, replace=True, stem=True, remove_stop_words=True)
             return
         in_batch = f"source IN ({', '.join(_sql_str(s) for s in sources)})"
         if not chunks:
@@ -188,18 +191,42 @@ class LanceStore:
         rows = query.limit(k).select([*_HIT_COLUMNS, "_distance"]).to_list()
         return [self._hit(r, 1.0 - float(r["_distance"])) for r in rows]
 
-    def lexical(self, query: str, k: int, where: Where | None = None) -> list[Hit]:
-        from lancedb.query import MatchQuery
+    def lexical(self, query: str, k: int, where: Where | None = None, title_boost: float = 0.0) -> list[Hit]:
+        from lancedb.query import BooleanQuery, MatchQuery, Occur
 
         table = self._open()
         if table is None or not query.strip():
             return []
-        search = table.search(MatchQuery(query, FTS_COLUMN), query_type="fts")  # type: ignore[call-arg]
+        fts: Any = MatchQuery(query, FTS_COLUMN)  # type: ignore[call-arg]
+        if title_boost > 0:
+            self._ensure_title_index(table)
+            # SHOULD clauses add up (a multi-match would take the better field's score only)
+            title: Any = MatchQuery(query, TITLE_COLUMN, boost=title_boost)  # type: ignore[call-arg]
+            fts = BooleanQuery([(Occur.SHOULD, fts), (Occur.SHOULD, title)])
+        search = table.search(fts, query_type="fts")
         sql = where_sql(where)
         if sql:
             search = search.where(sql, prefilter=True)
         rows = search.limit(k).select([*_HIT_COLUMNS, "_score"]).to_list()
         return [self._hit(r, float(r["_score"])) for r in rows]
+
+    def _ensure_title_index(self, table: Any) -> None:
+        """The title's own full-text index, made on first use (tables written before it lack one)."""
+        if not any(TITLE_COLUMN in i.columns and i.index_type == "FTS" for i in table.list_indices()):
+            table.create_fts_index(TITLE_COLUMN, replace=True, stem=True, remove_stop_words=True)
+
+    def vectors(self, chunk_ids: Sequence[str]) -> Vectors:
+        table = self._open()
+        if table is None or not chunk_ids:
+            return np.zeros((0, self._dim), np.float32)
+        part = ", ".join(_sql_str(c) for c in chunk_ids)
+        rows = table.search().where(f"chunk_id IN ({part})").select(["chunk_id", "vector"]).to_arrow()
+        ids = rows.column("chunk_id").to_pylist()
+        flat = rows.column("vector").combine_chunks().flatten().to_numpy()
+        by_id = {c: flat[i * self._dim : (i + 1) * self._dim] for i, c in enumerate(ids)}
+        return np.asarray([by_id[c] for c in chunk_ids if c in by_id], dtype=np.float32).reshape(
+            -1, self._dim
+        )
 
     def count(self) -> int:
         table = self._open()

@@ -1,0 +1,20 @@
+"""What every outbound HTTP client (remote models, embedders, rerankers) shares."""
+
+from __future__ import annotations
+
+import os
+
+from lamina.errors import ModelUnavailable
+
+
+def bearer_headers(api_key_env: str | None, setting: str) -> dict[str, str]:
+    """An ``Authorization`` header from the environment variable ``api_key_env`` names, if any.
+
+    ``setting`` is the configuration key that named it, so the error says what to fix.
+    """
+    if not api_key_env:
+        return {}
+    key = os.environ.get(api_key_env)
+    if not key:
+        raise ModelUnavailable(f"{setting} names {api_key_env}, which is not set")
+    return {"Authorization": f"Bearer {key}"}
