@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from opentelemetry import context as otel_context
 
 from lamina.data.chunking import Chunker
 from lamina.data.extract import extract
@@ -164,10 +162,10 @@ class Ingestion:
         self.progress.start(total)
         status = "failed"
         try:
-            for docs, chunks_by_doc in self._prepared(
-                _batched(items, self.c.settings.ingest.batch_documents)
-            ):
-                self._ingest_batch(docs, chunks_by_doc)
+            # Preparing the next batch in a thread while this one embeds measured no faster (ONNX
+            # Runtime keeps every core busy; README "Measured"), so batches run one after another.
+            for batch in _batched(items, self.c.settings.ingest.batch_documents):
+                self._ingest_batch(*self._prepare(batch))
             finish()
             self.c.store.optimize()
             status = "completed"
@@ -181,34 +179,6 @@ class Ingestion:
             self.report.seconds = round(time.perf_counter() - self._started, 3)
             self.c.registry.finish_run(self.report.run_id, status, self.report.stats(), self.report.errors)
         return self.report
-
-    def _prepared(self, batches: Iterator[list[Any]]) -> Iterator[tuple[list[Document], list[list[Chunk]]]]:
-        """Prepared batches, the next one read, extracted and chunked in a thread while this one embeds.
-
-        ONNX Runtime releases the GIL while it multiplies, so the Python work of the next batch
-        overlaps it. At most one batch is prepared ahead; an error there surfaces on the next call.
-        """
-        context = otel_context.get_current()
-
-        def prepare(batch: list[Any]) -> tuple[list[Document], list[list[Chunk]]]:
-            token = otel_context.attach(context)
-            try:
-                return self._prepare(batch)
-            finally:
-                otel_context.detach(token)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamina-prepare") as pool:
-            ahead: Future[tuple[list[Document], list[list[Chunk]]]] | None = None
-            try:
-                for batch in batches:
-                    current, ahead = ahead, pool.submit(prepare, batch)
-                    if current is not None:
-                        yield current.result()
-                if ahead is not None:
-                    yield ahead.result()
-            finally:
-                if ahead is not None:
-                    ahead.cancel()
 
     def _load(self, ref: SourceRef, allow_private: bool | None) -> _Loaded:
         if ref.is_url:
@@ -268,7 +238,7 @@ class Ingestion:
             return None
 
     def _prepare(self, batch: list[Any]) -> tuple[list[Document], list[list[Chunk]]]:
-        """Extract and chunk one batch: pure Python, so it runs beside the previous batch's embedding."""
+        """Extract and chunk one batch."""
         docs: list[Document] = []
         chunks_by_doc: list[list[Chunk]] = []
         for item in batch:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from functools import cached_property
@@ -76,7 +78,9 @@ class OnnxMiniLM:
         path: Path | None = None,
         cache_dir: Path | None = None,
         variant: Variant = DEFAULT_VARIANT,
+        build_here: bool = False,
     ) -> None:
+        """``build_here`` builds missing derived graphs in this process instead of a child."""
         if variant not in VARIANT_NAMES:
             raise ValueError(f"unknown MiniLM variant {variant!r}; use one of {', '.join(VARIANT_NAMES)}")
         self._threads = threads or os.cpu_count() or 1
@@ -85,6 +89,7 @@ class OnnxMiniLM:
         self._batch_size = 1 if variant == "int8" else batch_size
         self._path = path or model_path()
         self._cache_dir = cache_dir
+        self._build_here = build_here
         self.variant: Variant = variant
         self.name = VARIANT_NAMES[variant]
         self.graph = "original"  # "fused" or "int8" once a derived graph is in use
@@ -101,11 +106,19 @@ class OnnxMiniLM:
     @cached_property
     def _session(self) -> Any:
         verify_file(self._path, MODEL_SHA256, "MiniLM ONNX model")
+        if self._cache_dir is None and self.variant == "int8":
+            self._cache_dir = Path(tempfile.mkdtemp(prefix="lamina-minilm-"))
+        kind = INT8_GRAPH if self.variant == "int8" else "fused"
+        if self._cache_dir is not None and not self._build_here and self._cached(kind) is None:
+            self._build_in_child()
         if self.variant == "int8":
             return self._int8_session()
-        original = self._new_session(self._path)
         if self._cache_dir is None:
-            return original
+            return self._new_session(self._path)
+        if cached := self._cached("fused"):
+            self.graph = "fused"
+            return self._new_session(cached)
+        original = self._new_session(self._path)
         try:
             fused = self._fused_session(original)
         except Exception as exc:  # the rewrite is an optimization: never a reason not to embed
@@ -113,6 +126,27 @@ class OnnxMiniLM:
             return original
         self.graph = "fused"
         return fused
+
+    def _build_in_child(self) -> None:
+        """Build the derived graphs in a child process, which then exits.
+
+        Building peaks near 0.7 GB (two graphs and two sessions at once); a long-lived process
+        that built them itself would keep most of that, one that loads the cached result ~0.25 GB.
+        """
+        cmd = [
+            sys.executable,
+            "-m",
+            "lamina.data.embed.prepare",
+            str(self._cache_dir),
+            self.variant,
+            str(self._path),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            logger.warning(
+                "building the %s MiniLM graph in a child process failed: %s", self.variant, tail[0]
+            )
 
     def _graph_path(self, kind: str) -> Path:
         assert self._cache_dir is not None
@@ -153,12 +187,13 @@ class OnnxMiniLM:
         Unlike the fused rewrite this changes the vectors, so a failure is an error: falling back
         to fp32 would silently mix variants in a collection.
         """
-        if self._cache_dir is None:
-            self._cache_dir = Path(tempfile.mkdtemp(prefix="lamina-minilm-"))
+        assert self._cache_dir is not None
         self.graph = "int8"
         if cached := self._cached(INT8_GRAPH):
             return self._new_session(cached)
-        fp32 = OnnxMiniLM(threads=self._threads, path=self._path, cache_dir=self._cache_dir, variant="fp32")
+        fp32 = OnnxMiniLM(
+            threads=self._threads, path=self._path, cache_dir=self._cache_dir, variant="fp32", build_here=True
+        )
         fp32_session = fp32._session
         fused_path = self._cached("fused")
         if fused_path is None:
