@@ -97,7 +97,8 @@ class Collection:
         else:
             hits = reciprocal_rank_fusion(rankings, opts.rrf_k, names)
         hits = collapse_duplicates(hits)
-        reranker = self.workspace.reranker if options is None else make_reranker(opts.rerank)
+        same = opts.rerank == self.settings.search.rerank
+        reranker = self.workspace.reranker if same else make_reranker(opts.rerank)
         if reranker is not None:
             hits = rerank(reranker, query, hits, opts.rerank.candidates)
         return hits[:k]

@@ -126,6 +126,7 @@ def open_database(url: str, schema: sa.MetaData) -> sa.Engine:
 
 
 # Embedder names that changed (old -> new, same vectors): recorded collections are renamed on open.
+# Before variants existed the fp32 MiniLM embedder was named after its int8-stored *file*.
 RENAMED_EMBEDDERS = {"all-MiniLM-L6-v2/onnx-int8": "all-MiniLM-L6-v2/onnx-fp32"}
 
 

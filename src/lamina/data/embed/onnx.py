@@ -44,8 +44,6 @@ VARIANT_NAMES: dict[Variant, str] = {
     "fp32": f"{MODEL_NAME}/onnx-fp32",
     "int8": f"{MODEL_NAME}/onnx-int8-dynamic",
 }
-# Before variants existed the fp32 embedder was named after its int8 *file*; registries are migrated.
-RENAMED = {f"{MODEL_NAME}/onnx-int8": VARIANT_NAMES["fp32"]}
 INT8_GRAPH = "int8r1"  # bump with any change to the quantization recipe (and the variant's name)
 INT8_MIN_PROBE_COSINE = 0.98  # a sanity check of the built graph, not the quality bar (that is nDCG)
 
