@@ -53,7 +53,8 @@ def eval_retrieval(
     """nDCG@10, Recall@100 and MRR@10 of each retrieval configuration, plus ingest time.
 
     Lists the three modes as configured, plain RRF, each lever (convex fusion, title field, sum of
-    top chunks, dense pseudo-relevance feedback) alone, with the [search] settings of every row.
+    top chunks, dense pseudo-relevance feedback) alone and all together, with each row's search.*
+    settings, so the comparison reruns on any BEIR-format data set.
     """
     if split not in ("test", "dev"):
         raise LaminaError(f"unknown split {split!r}; use 'test' or 'dev'")
