@@ -16,6 +16,7 @@ from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.fusion import convex_fusion, rank_documents, rocchio
 from lamina.data.types import Document, Hit, doc_id_for, sha256_hex
 from lamina.errors import ModelUnavailable
+from lamina.evals.retrieval import NO_LEVERS
 from tests.loopback_http import JsonHandler, serving
 
 
@@ -68,8 +69,7 @@ def scifact_coll(
 
 
 def _rankings(coll: Collection, queries: dict[str, str], **levers: Any) -> dict[str, list[str]]:
-    plain = {"fusion": "rrf", "rrf_k": 60, "title_boost": 0.0, "prf_docs": 0, "doc_chunks": 1}
-    options = SearchSettings(**{**plain, **levers})
+    options = SearchSettings(**{**NO_LEVERS, **levers})
     return {
         q: [h.doc_id for h in coll.search_documents(text, 10, candidates=100, options=options)]
         for q, text in queries.items()

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from lamina.data.embed.base import Vectors, normalize
 from lamina.data.types import Hit
+
+
+def _add_up(contributions: Iterable[tuple[str, Hit, float]]) -> list[Hit]:
+    """Sum each chunk's contributions, best first; ``scores`` keeps each ranking's own score."""
+    fused: dict[str, Hit] = {}
+    for name, hit, value in contributions:
+        entry = fused.get(hit.chunk_id)
+        if entry is None:
+            entry = fused[hit.chunk_id] = replace(hit, score=0.0, scores={})
+        entry.score += value
+        entry.scores[name] = hit.score
+    return sorted(fused.values(), key=lambda h: h.score, reverse=True)
 
 
 def reciprocal_rank_fusion(
@@ -17,17 +28,11 @@ def reciprocal_rank_fusion(
 
     Rank-based, so BM25 scores and cosine similarities need no calibration against each other.
     """
-    fused: dict[str, Hit] = {}
-    for index, ranking in enumerate(rankings):
-        name = names[index] if index < len(names) else str(index)
-        for rank, hit in enumerate(ranking, start=1):
-            entry = fused.get(hit.chunk_id)
-            if entry is None:
-                entry = Hit(**{**hit.__dict__, "score": 0.0, "scores": {}})
-                fused[hit.chunk_id] = entry
-            entry.score += 1.0 / (k + rank)
-            entry.scores[name] = hit.score
-    return sorted(fused.values(), key=lambda h: h.score, reverse=True)
+    return _add_up(
+        (names[index] if index < len(names) else str(index), hit, 1.0 / (k + rank))
+        for index, ranking in enumerate(rankings)
+        for rank, hit in enumerate(ranking, start=1)
+    )
 
 
 def convex_fusion(
@@ -38,20 +43,18 @@ def convex_fusion(
     Uses the scores, not only the ranks, so a clear BM25 or dense winner keeps its margin
     (Bruch et al., 2023, "An Analysis of Fusion Functions for Hybrid Retrieval").
     """
-    fused: dict[str, Hit] = {}
-    for ranking, weight, name in zip(rankings, weights, names, strict=True):
-        if not ranking:
-            continue
-        scores = [h.score for h in ranking]
-        low, span = min(scores), (max(scores) - min(scores)) or 1.0
-        for hit in ranking:
-            entry = fused.get(hit.chunk_id)
-            if entry is None:
-                entry = Hit(**{**hit.__dict__, "score": 0.0, "scores": {}})
-                fused[hit.chunk_id] = entry
-            entry.score += weight * (hit.score - low) / span
-            entry.scores[name] = hit.score
-    return sorted(fused.values(), key=lambda h: h.score, reverse=True)
+
+    def normalized(ranking: Sequence[Hit], weight: float, name: str) -> Iterator[tuple[str, Hit, float]]:
+        low = min(h.score for h in ranking)
+        span = (max(h.score for h in ranking) - low) or 1.0
+        return ((name, hit, weight * (hit.score - low) / span) for hit in ranking)
+
+    return _add_up(
+        entry
+        for ranking, weight, name in zip(rankings, weights, names, strict=True)
+        if ranking
+        for entry in normalized(ranking, weight, name)
+    )
 
 
 def rocchio(query: Vectors, feedback: Vectors, weight: float) -> Vectors:
@@ -77,7 +80,7 @@ def rank_documents(hits: Sequence[Hit], chunks: int = 1) -> list[Hit]:
             scores.append(hit.score)
         best.setdefault(hit.doc_id, hit)
     ranked = sorted(best, key=lambda d: sum(totals[d]), reverse=True)
-    return [Hit(**{**best[d].__dict__, "score": float(np.sum(totals[d]))}) for d in ranked]
+    return [replace(best[d], score=sum(totals[d])) for d in ranked]
 
 
 def collapse_duplicates(hits: Sequence[Hit]) -> list[Hit]:

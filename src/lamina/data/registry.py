@@ -136,17 +136,27 @@ class Registry:
         self._rename_embedders()
 
     def _rename_embedders(self) -> None:
-        """Keep collections built under an old embedder name usable, and their documents up to date."""
+        """Keep collections built under an old embedder name usable, and their documents up to date.
+
+        Reads the (small) collections table first, so opening an up-to-date registry writes nothing.
+        """
+        with self._engine.connect() as conn:
+            stale = conn.execute(
+                sa.select(collections.c.name, collections.c.embedding_model).where(
+                    collections.c.embedding_model.in_(list(RENAMED_EMBEDDERS))
+                )
+            ).all()
+        if not stale:
+            return
         with self._engine.begin() as conn:
-            for old, new in RENAMED_EMBEDDERS.items():
+            for name, old in stale:
+                new = RENAMED_EMBEDDERS[old]
                 conn.execute(
-                    collections.update()
-                    .where(collections.c.embedding_model == old)
-                    .values(embedding_model=new)
+                    collections.update().where(collections.c.name == name).values(embedding_model=new)
                 )
                 conn.execute(
                     documents.update()
-                    .where(documents.c.pipeline.startswith(old + "|"))
+                    .where(documents.c.collection == name, documents.c.pipeline.startswith(old + "|"))
                     .values(pipeline=sa.func.replace(documents.c.pipeline, old + "|", new + "|"))
                 )
 

@@ -92,6 +92,7 @@ class LanceStore:
         self._db = lancedb.connect(str(root))
         self._name = table
         self._dim = dim
+        self._title_indexed = False
         self._table: Any = None
 
     def _open(self) -> Any:
@@ -144,7 +145,6 @@ class LanceStore:
                 return
             self._table = self._db.create_table(self._name, self._rows(chunks, vectors), mode="create")
             self._table.create_fts_index(FTS_COLUMN, replace=True, stem=True, remove_stop_words=True)
-            self._table.create_fts_index(TITLE_COLUMN, replace=True, stem=True, remove_stop_words=True)
             return
         in_batch = f"source IN ({', '.join(_sql_str(s) for s in sources)})"
         if not chunks:
@@ -211,9 +211,12 @@ class LanceStore:
         return [self._hit(r, float(r["_score"])) for r in rows]
 
     def _ensure_title_index(self, table: Any) -> None:
-        """The title's own full-text index, made on first use (tables written before it lack one)."""
+        """The title's own full-text index, made on first use: only ``search.title_boost`` needs it."""
+        if self._title_indexed:
+            return
         if not any(TITLE_COLUMN in i.columns and i.index_type == "FTS" for i in table.list_indices()):
             table.create_fts_index(TITLE_COLUMN, replace=True, stem=True, remove_stop_words=True)
+        self._title_indexed = True
 
     def vectors(self, chunk_ids: Sequence[str]) -> Vectors:
         table = self._open()
@@ -278,3 +281,4 @@ class LanceStore:
         if self._open() is not None or self._name in self._db.table_names():
             self._db.drop_table(self._name)
         self._table = None
+        self._title_indexed = False
