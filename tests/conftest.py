@@ -27,20 +27,36 @@ DOCS = SHARED_DATA / "docs"
 SCIFACT = SHARED_DATA / "scifact"
 
 
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models folder for the whole session: the assembled GGUF and the derived embedder graphs
+    (fused fp32, int8) are built once, then every data directory a test makes links to it."""
+    return tmp_path_factory.mktemp("shared-models")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads the developer's lamina.toml or ~/.lamina."""
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> None:
+    """No test reads the developer's lamina.toml or ~/.lamina; each gets a fresh data directory
+    whose models folder is the session's."""
     monkeypatch.chdir(tmp_path)
     for key in list(os.environ):
         if key.startswith("LAMINA_") and key != "LAMINA_SHARED_DATA":
             monkeypatch.delenv(key)
-    monkeypatch.setenv("LAMINA_DATA_DIR", str(tmp_path / "lamina-data"))
+    data_dir = tmp_path / "lamina-data"
+    share_models(data_dir, models_dir)
+    monkeypatch.setenv("LAMINA_DATA_DIR", str(data_dir))
+
+
+def share_models(data_dir: Path, models_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "models").exists():
+        (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_cache(models_dir: Path) -> Path:
     """Derived model graphs (fused fp32, int8), built once per test session."""
-    return tmp_path_factory.mktemp("model-cache")
+    return models_dir
 
 
 @pytest.fixture(scope="session")
@@ -88,12 +104,10 @@ def scifact_sample() -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppModel]:
+def llm(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[LlamaCppModel]:
     """The real default model (gemma-3-270m GGUF from PyPI), loaded once for the whole session."""
     settings = load_settings(data_dir=tmp_path_factory.mktemp("models"))
-    model = LlamaCppModel(
-        settings.default_model, settings.models[settings.default_model], settings.data_dir / "models"
-    )
+    model = LlamaCppModel(settings.default_model, settings.models[settings.default_model], models_dir)
     model.load()
     yield model
     model.close()
@@ -110,12 +124,6 @@ def sample_collection(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMi
 
 
 # the server --------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One models folder (GGUF, fused embedder graph) shared by every test server."""
-    return tmp_path_factory.mktemp("shared-models")
-
-
 @pytest.fixture(scope="session")
 def stub() -> Iterator[StubUpstream]:
     """A stand-in OpenAI upstream, for the tests that must break something on purpose."""

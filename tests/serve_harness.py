@@ -8,15 +8,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import httpx
 
 from lamina.config import load_settings
 from lamina.serve import db
 from lamina.serve.keys import KeyStore
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -120,3 +123,15 @@ class LaminaServer:
 def sse_events(lines: list[str]) -> list[str]:
     """The ``data:`` payloads of a server-sent event stream, in order."""
     return [line[5:].strip() for line in lines if line.startswith("data:")]
+
+
+def until(check: Callable[[], T | None], timeout_s: float = 20.0, what: str = "the condition") -> T:
+    """Poll ``check`` until it returns something truthy: a test waits on state, never on a sleep."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s:g}s")
+        time.sleep(0.05)

@@ -21,6 +21,21 @@ from tests.conftest import RunningServer
 T = TypeVar("T")
 
 
+def wait_for_waiting(served: RunningServer, model: str, at_least: int, timeout_s: float = 20.0) -> None:
+    """Until the server's own gauge shows ``at_least`` requests queued for ``model`` (never a sleep)."""
+    line = f'lamina:num_requests_waiting{{model="{model}"}} '
+    deadline = time.monotonic() + timeout_s
+    seen = 0.0
+    with served.http("admin") as http:
+        while time.monotonic() < deadline:
+            for row in http.get("/metrics").text.splitlines():
+                if row.startswith(line):
+                    seen = float(row.removeprefix(line))
+            if seen >= at_least:
+                return
+    raise AssertionError(f"only {seen:g} requests queued for {model} within {timeout_s:g}s")
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run in its own thread: Playwright's sync API may hold this thread's event loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -39,7 +54,8 @@ def test_a_flood_does_not_starve_a_modest_tenant() -> None:
         q = FairQueue("m", capacity=1, max_waiting=100, max_wait_s=60)
         order: list[str] = []
         flood = [asyncio.create_task(_hold(q, "a", order)) for _ in range(10)]
-        await asyncio.sleep(0.025)  # a is backlogged when b arrives
+        while len(order) < 2:  # a is backlogged (its first two ran) when b arrives
+            await asyncio.sleep(0.001)
         late = [asyncio.create_task(_hold(q, "b", order)) for _ in range(2)]
         await asyncio.gather(*flood, *late)
         return order
@@ -131,7 +147,7 @@ def test_two_tenants_through_the_server(served: RunningServer, stub: StubUpstrea
         flood = [threading.Thread(target=call, args=("alice",)) for _ in range(12)]
         for t in flood:
             t.start()
-        time.sleep(0.2)
+        wait_for_waiting(served, "stub", 6)  # alice is backlogged when bob arrives
         call("bob")
         for t in flood:
             t.join()
@@ -166,7 +182,7 @@ def test_client_timeout_header_gets_an_early_429(served: RunningServer, stub: St
             flood = [threading.Thread(target=call) for _ in range(9)]
             for t in flood:
                 t.start()
-            time.sleep(0.15)
+            wait_for_waiting(served, "stub", 6)  # three run, six wait: ~1.2 s ahead of this one
             began = time.monotonic()
             r = http.post("/v1/chat/completions", json=body, headers={"x-request-timeout": "0.5"}, timeout=30)
             took = time.monotonic() - began

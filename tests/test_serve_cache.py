@@ -13,7 +13,7 @@ import pytest
 from lamina.evals.stub_upstream import StubUpstream
 from lamina.serve.cache import SimilarQuestions
 from tests.conftest import stub_model_config
-from tests.serve_harness import LaminaServer
+from tests.serve_harness import LaminaServer, until
 
 CHAT = {
     "model": "stub",
@@ -55,8 +55,10 @@ def test_deterministic_requests_are_served_from_the_cache(
         assert stub.stats()["total"] == 1  # the model was called once
         sampled = a.post("/v1/chat/completions", json=CHAT | {"temperature": 0.7})
         assert "x-lamina-cache" not in sampled.headers  # may vary: never cached
-        time.sleep(1.0)  # the request log is written in batches
-        rows = a.get("/v1/logs", params={"limit": 10}).json()["data"]
+        rows = until(  # the request log is written in batches
+            lambda: [r for r in a.get("/v1/logs", params={"limit": 10}).json()["data"] if r["cached"]],
+            what="the cached request in the log",
+        )
     hit = next(r for r in rows if r["cached"])
     assert hit["cost_usd"] == 0
     with _http(server, keys["b"]) as b:  # another tenant never gets tenant a's answer

@@ -19,7 +19,7 @@ from lamina.data.collection import Workspace
 from lamina.evals.stub_upstream import StubUpstream
 from lamina.models.llamacpp import LlamaCppModel
 from tests.conftest import SCIFACT, stub_model_config
-from tests.serve_harness import LaminaServer, sse_events
+from tests.serve_harness import LaminaServer, sse_events, until
 from tests.test_serve_tenants import _wait_job
 
 CHAT = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
@@ -68,9 +68,7 @@ def test_sigterm_drains_in_flight_streams(tmp_path: Path, models_dir: Path, slow
     assert started.wait(20)
     assert server.proc is not None
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    with pytest.raises(httpx.HTTPError):  # no longer accepting
-        httpx.get(server.root + "/health", timeout=2).raise_for_status()
+    until(lambda: not _healthy(server.root), what="the server to stop accepting")  # while draining
     reader.join(30)
     assert server.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
     events = sse_events(got)
@@ -135,8 +133,9 @@ def test_full_queue_gives_429_and_faults_map_to_errors(
             for i, _ in enumerate(resp.iter_lines()):
                 if i > 4:
                     break  # the client goes away mid-stream
-        time.sleep(1.0)
-        assert slow_stub.stats()["responses"].get("abandoned") == 1  # the upstream stream was closed
+        until(
+            lambda: slow_stub.stats()["responses"].get("abandoned") == 1, what="the upstream stream to close"
+        )
         slow_stub.set_mode("ok", chunk_delay_ms=0, delay_ms=0)
         for _ in range(2):  # both slots are free again
             assert client.chat.completions.create(**CHAT).choices[0].message.content  # type: ignore[arg-type]
@@ -194,3 +193,10 @@ def test_llamacpp_frees_its_slot_when_the_stream_is_closed(llm: LlamaCppModel) -
                 break
             time.sleep(0.1)
     assert not any(s["is_processing"] for s in slots)
+
+
+def _healthy(root: str) -> bool:
+    try:
+        return httpx.get(root + "/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
