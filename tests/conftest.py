@@ -16,9 +16,9 @@ import lamina
 from lamina.config import Settings, load_settings
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
-from lamina.evals.stub_upstream import StubUpstream
 from lamina.models.llamacpp import LlamaCppModel
-from tests.serve_harness import LaminaServer
+from lamina.testing.server import LaminaServer
+from lamina.testing.stub_upstream import StubUpstream
 
 SHARED_DATA = Path(
     os.environ.get("LAMINA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -27,8 +27,8 @@ from lamina.client import (
     PermissionDeniedError,
     RateLimitError,
 )
+from lamina.testing.server import free_port
 from tests.conftest import DOCS, RunningServer
-from tests.serve_harness import free_port
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
 QUESTION = "What happens if an ingestion is interrupted?"

@@ -15,7 +15,7 @@ from lamina.data.embed import make_embedder
 from lamina.data.embed.onnx import OnnxMiniLM, model_path
 from lamina.data.embed.openai import OpenAIEmbedder
 from lamina.errors import ConfigError, EmbeddingMismatch, ModelUnavailable
-from tests.loopback_http import JsonHandler, serving
+from lamina.testing.json_http import JsonHandler, serving
 
 
 def test_vectors_are_normalized_and_meaningful(embedder: OnnxMiniLM) -> None:

@@ -18,7 +18,7 @@ from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.openai import OpenAIModel
 from lamina.models.structured import generate_json
 from lamina.models.types import GenerationRequest
-from tests.loopback_http import JsonHandler, serving
+from lamina.testing.json_http import JsonHandler, serving
 
 EIFFEL = (
     "Context: The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.\n"

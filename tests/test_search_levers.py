@@ -17,7 +17,7 @@ from lamina.data.fusion import convex_fusion, rank_documents, rocchio
 from lamina.data.types import Document, Hit, doc_id_for, sha256_hex
 from lamina.errors import ModelUnavailable
 from lamina.evals.retrieval import NO_LEVERS
-from tests.loopback_http import JsonHandler, serving
+from lamina.testing.json_http import JsonHandler, serving
 
 
 def _hit(cid: str, score: float, doc: str | None = None) -> Hit:

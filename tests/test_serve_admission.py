@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from lamina.evals.stub_upstream import StubUpstream
-from lamina.serve.admission import FairQueue, Ticket
-from lamina.serve.errors import APIError
+from lamina.serve.http.errors import APIError
+from lamina.serve.upstreams.admission import FairQueue, Ticket
+from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import RunningServer
 
 T = TypeVar("T")

@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lamina.config import LimitSettings
-from lamina.evals.stub_upstream import StubUpstream
+from lamina.testing.server import LaminaServer
+from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
-from tests.serve_harness import LaminaServer
 
 CHAT = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 # worst case of CHAT: (2 + 16) prompt tokens x $1000/M + 8 completion tokens x $2000/M

@@ -10,10 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
-from lamina.evals.stub_upstream import StubUpstream
-from lamina.serve.cache import SimilarQuestions
+from lamina.serve.policy.cache import SimilarQuestions
+from lamina.testing.server import LaminaServer, until
+from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
-from tests.serve_harness import LaminaServer, until
 
 CHAT = {
     "model": "stub",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lamina.testing.server import sse_events
 from tests.conftest import DOCS, SCIFACT, RunningServer
-from tests.serve_harness import sse_events
 from tests.test_serve_tenants import _wait_job
 
 

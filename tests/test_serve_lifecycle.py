@@ -16,10 +16,10 @@ import pytest
 
 from lamina.config import load_settings
 from lamina.data.collection import Workspace
-from lamina.evals.stub_upstream import StubUpstream
 from lamina.models.llamacpp import LlamaCppModel
+from lamina.testing.server import LaminaServer, sse_events, until
+from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import SCIFACT, stub_model_config
-from tests.serve_harness import LaminaServer, sse_events, until
 from tests.test_serve_tenants import _wait_job
 
 CHAT = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}

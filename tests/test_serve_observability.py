@@ -27,9 +27,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import lamina
 from lamina.data.collection import Workspace
-from lamina.evals.stub_upstream import StubUpstream
+from lamina.testing.server import LaminaServer
+from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
-from tests.serve_harness import LaminaServer
 from tests.test_serve_tenants import _wait_job
 
 SAMPLES = Path(lamina.__file__).parent / "samples"

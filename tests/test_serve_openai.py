@@ -8,8 +8,8 @@ import httpx
 import openai
 import pytest
 
+from lamina.testing.server import sse_events
 from tests.conftest import RunningServer
-from tests.serve_harness import sse_events
 
 MODEL = "gemma-3-270m"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import lamina
+from lamina.testing.server import sse_events
 from tests.conftest import RunningServer
-from tests.serve_harness import sse_events
 from tests.test_serve_tenants import _wait_job
 
 QUESTION = "What happens if an ingestion is interrupted?"

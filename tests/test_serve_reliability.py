@@ -9,8 +9,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from lamina.evals.stub_upstream import StubUpstream
-from tests.serve_harness import LaminaServer
+from lamina.testing.server import LaminaServer
+from lamina.testing.stub_upstream import StubUpstream
 
 CHAT = {"model": "split", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 

@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 from lamina.cli.app import app as cli
 from lamina.config import Settings
 from lamina.errors import ConfigError
-from lamina.serve.app import build_app
-from lamina.serve.errors import APIError
-from lamina.serve.keys import KeyStore
-from lamina.serve.server import is_loopback, serve
+from lamina.serve.http.app import build_app
+from lamina.serve.http.errors import APIError
+from lamina.serve.http.server import is_loopback, serve
+from lamina.serve.jobs.uploads import safe_name
+from lamina.serve.policy.keys import KeyStore
 from lamina.serve.state import ServerState
-from lamina.serve.uploads import safe_name
 
 
 def test_a_bug_is_a_500_with_only_the_request_id(
@@ -91,7 +91,7 @@ def test_keys_cli_create_list_revoke(settings: Settings) -> None:
 
 def test_first_start_makes_one_admin_key(settings: Settings) -> None:
     from lamina.serve import db
-    from lamina.serve.server import first_admin_key
+    from lamina.serve.http.server import first_admin_key
 
     store = KeyStore(db.connect(settings.gateway_url))
     key = first_admin_key(store)

@@ -16,9 +16,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from lamina.evals.gateway_bench import bench_gateway, percentile
-from lamina.evals.loopback import PassthroughProxy
-from lamina.evals.stub_upstream import StubUpstream
+from lamina.bench.gateway import bench_gateway, percentile
+from lamina.testing.loopback import PassthroughProxy
+from lamina.testing.stub_upstream import StubUpstream
 
 REPLY = "Hello from the stub."
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

@@ -20,8 +20,8 @@ import pytest
 
 import lamina
 from lamina.client import Lamina
-from lamina.serve.app import SESSION_COOKIE
-from tests.serve_harness import LaminaServer
+from lamina.serve.http.app import SESSION_COOKIE
+from lamina.testing.server import LaminaServer
 
 SAMPLE_NAMES = {p.name for p in (Path(lamina.__file__).parent / "samples").iterdir() if p.is_file()}
 SHORT = 32  # the local model is slow on a small CPU: short answers

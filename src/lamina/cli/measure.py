@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from lamina.bench.hardware import machine_peaks
+from lamina.bench.ingest import bench_baseline, bench_lamina
 from lamina.cli import models
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_json
@@ -15,8 +17,6 @@ from lamina.errors import LaminaError
 from lamina.evals.beir import dev_split, load_beir
 from lamina.evals.generation import bench_generation
 from lamina.evals.grounding import calibrate_min_similarity, evaluate_grounding
-from lamina.evals.hardware import machine_peaks
-from lamina.evals.ingest_bench import bench_baseline, bench_lamina
 from lamina.evals.retrieval import evaluate_retrieval, grid_configs
 from lamina.models.llamacpp import LlamaCppModel
 
@@ -261,10 +261,10 @@ def bench_gateway_command(
     or, with --scenarios, how it holds under overload, unfair load, budget races, faults and a soak."""
     import tempfile
 
-    from lamina.evals.gateway_bench import bench_gateway
-    from lamina.evals.gateway_process import lamina_gateway
-    from lamina.evals.gateway_scenarios import SCENARIOS, run_scenarios, stub_model
-    from lamina.evals.stub_upstream import StubUpstream
+    from lamina.bench.gateway import bench_gateway
+    from lamina.bench.gateway_process import lamina_gateway
+    from lamina.bench.gateway_scenarios import SCENARIOS, run_scenarios, stub_model
+    from lamina.testing.stub_upstream import StubUpstream
 
     if scenarios:
         names = list(SCENARIOS) if scenarios == "all" else [s.strip() for s in scenarios.split(",")]

@@ -14,10 +14,10 @@ from lamina.cli.output import console, err_console, print_json
 from lamina.config import LimitSettings
 from lamina.errors import LaminaError
 from lamina.serve import db
-from lamina.serve.costs import GROUPS
-from lamina.serve.costs import usage as usage_rows
-from lamina.serve.keys import DEFAULT_TENANT, KeyStore
-from lamina.serve.requestlog import recent
+from lamina.serve.observe.requestlog import recent
+from lamina.serve.policy.costs import GROUPS
+from lamina.serve.policy.costs import usage as usage_rows
+from lamina.serve.policy.keys import DEFAULT_TENANT, KeyStore
 from lamina.serve.state import ServerState
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -60,8 +60,8 @@ def run_server(
 ) -> None:
     """``lamina serve``: announce, then run until Ctrl-C. ``before``/``after`` run around the
     announcement, once the state is built and before the port opens (``lamina up`` uses them)."""
-    from lamina.serve.server import is_loopback
-    from lamina.serve.server import serve as run
+    from lamina.serve.http.server import is_loopback
+    from lamina.serve.http.server import serve as run
 
     settings = state.settings
     host = host or settings.serve.host

@@ -1,1 +1,1 @@
-"""Benchmarks that print numbers: retrieval quality (BEIR) and ingestion throughput."""
+"""Quality evals behind ``lamina eval``: retrieval (BEIR nDCG), grounding and generation checks."""

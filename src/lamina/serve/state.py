@@ -11,17 +11,17 @@ from lamina.config import Settings
 from lamina.data.embed.base import Embedder
 from lamina.models.registry import ModelRegistry
 from lamina.serve import db
-from lamina.serve.auth import Authenticator
-from lamina.serve.cache import MemoryCache, ResponseCache, SimilarQuestions
-from lamina.serve.counters import SqlCounters
-from lamina.serve.gateway import ModelGateway
-from lamina.serve.jobs import JobManager
-from lamina.serve.keys import KeyStore
-from lamina.serve.limits import Limiter
-from lamina.serve.metrics import Metrics
-from lamina.serve.requestlog import RequestLog
-from lamina.serve.tenants import Tenants
-from lamina.serve.tracing import RecentSpans, Tracing
+from lamina.serve.http.auth import Authenticator
+from lamina.serve.jobs.manager import JobManager
+from lamina.serve.observe.metrics import Metrics
+from lamina.serve.observe.requestlog import RequestLog
+from lamina.serve.observe.tracing import RecentSpans, Tracing
+from lamina.serve.policy.cache import MemoryCache, ResponseCache, SimilarQuestions
+from lamina.serve.policy.counters import SqlCounters
+from lamina.serve.policy.keys import KeyStore
+from lamina.serve.policy.limits import Limiter
+from lamina.serve.policy.tenants import Tenants
+from lamina.serve.upstreams.gateway import ModelGateway
 
 
 @dataclass

@@ -15,7 +15,7 @@ import secrets
 
 from fastapi import Request
 
-from lamina.serve.keys import hash_key
+from lamina.serve.policy.keys import hash_key
 
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from lamina import __version__
-from lamina.serve.jobs import TERMINAL
+from lamina.serve.jobs.manager import TERMINAL
 from lamina.ui.assets import Assets
 
 TEMPLATES = Path(__file__).with_name("templates")

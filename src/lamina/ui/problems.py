@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from lamina.errors import LaminaError
-from lamina.serve.errors import APIError, from_lamina
+from lamina.serve.http.errors import APIError, from_lamina
 
 Refusal = APIError | LaminaError | ValidationError
 

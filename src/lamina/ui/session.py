@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from lamina.serve.app import SESSION_COOKIE
-from lamina.serve.errors import APIError
-from lamina.serve.keys import Principal
+from lamina.serve.http.app import SESSION_COOKIE
+from lamina.serve.http.errors import APIError
+from lamina.serve.policy.keys import Principal
 from lamina.ui.context import UI, ui_of
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from lamina.serve.db import request_log
-from lamina.serve.keys import Principal
+from lamina.serve.policy.keys import Principal
 from lamina.ui.session import visible_tenant
 
 c = request_log.c

@@ -11,15 +11,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from lamina.errors import LaminaError
-from lamina.serve.auth import require_admin
-from lamina.serve.costs import usage
-from lamina.serve.deps import authenticated, server_state
-from lamina.serve.errors import APIError, bad_request, not_found
-from lamina.serve.jobs import TERMINAL, Job
-from lamina.serve.keys import Principal
+from lamina.serve.http.auth import require_admin
+from lamina.serve.http.deps import authenticated, server_state
+from lamina.serve.http.errors import APIError, bad_request, not_found
+from lamina.serve.jobs.manager import TERMINAL, Job
 from lamina.serve.native.protocol import KeyCreate
+from lamina.serve.observe.requestlog import recent
 from lamina.serve.openai.streaming import SSE_HEADERS, event
-from lamina.serve.requestlog import recent
+from lamina.serve.policy.costs import usage
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 
 router = APIRouter(prefix="/v1", tags=["Jobs, keys and logs"])

@@ -15,14 +15,14 @@ from lamina.data.registry import DocumentRecord
 from lamina.data.sources import is_url
 from lamina.data.store.base import Where
 from lamina.errors import CollectionNotFound, LaminaError
-from lamina.serve.auth import require_admin
-from lamina.serve.deps import authenticated, server_state
-from lamina.serve.errors import APIError, bad_request, not_found
-from lamina.serve.jobs import Item
-from lamina.serve.keys import Principal
+from lamina.serve.http.auth import require_admin
+from lamina.serve.http.deps import authenticated, server_state
+from lamina.serve.http.errors import APIError, bad_request, not_found
+from lamina.serve.jobs.manager import Item
+from lamina.serve.jobs.uploads import content_url, public_source, save, too_large
 from lamina.serve.native.protocol import CollectionCreate, SearchRequest
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.uploads import content_url, public_source, save, too_large
 
 router = APIRouter(prefix="/v1", tags=["Collections"])
 StateDep = Annotated[ServerState, Depends(server_state)]

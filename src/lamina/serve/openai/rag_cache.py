@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from lamina.data.collection import Collection
-from lamina.serve.cache import cache_key
-from lamina.serve.gateway import Deployment
-from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.streaming import CACHE_HEADER
+from lamina.serve.policy.cache import cache_key
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
+from lamina.serve.upstreams.gateway import Deployment
 
 SIMILARITY_HEADER = "x-lamina-cache-similarity"
 

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lamina.serve.deps import authenticated, server_state
-from lamina.serve.keys import Principal
+from lamina.serve.http.deps import authenticated, server_state
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lamina.serve.openai.serving import RAG_PREFIX, deployment_for
 from lamina.serve.openai.serving_embedding import embeddings, list_models
 from lamina.serve.openai.serving_generate import generate
 from lamina.serve.openai.serving_rag import grounded_chat
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])

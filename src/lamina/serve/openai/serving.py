@@ -16,14 +16,14 @@ from fastapi import Request
 from opentelemetry import trace
 
 from lamina.models.types import Usage
-from lamina.serve.errors import APIError
-from lamina.serve.gateway import Deployment, Kind, Piece, Result, Slot
-from lamina.serve.keys import Principal
-from lamina.serve.limits import worst_case_tokens
-from lamina.serve.middleware import on_exit
-from lamina.serve.routing import retryable
+from lamina.serve.http.errors import APIError
+from lamina.serve.http.middleware import on_exit
+from lamina.serve.policy.keys import Principal
+from lamina.serve.policy.limits import worst_case_tokens
 from lamina.serve.state import ServerState
-from lamina.serve.upstream import UpstreamError
+from lamina.serve.upstreams.gateway import Deployment, Kind, Piece, Result, Slot
+from lamina.serve.upstreams.routing import retryable
+from lamina.serve.upstreams.upstream import UpstreamError
 from lamina.telemetry import (
     FINISH_REASONS,
     INPUT_TOKENS,

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 
-from lamina.serve.errors import APIError, bad_request
-from lamina.serve.keys import Principal
+from lamina.serve.http.errors import APIError, bad_request
 from lamina.serve.openai.protocol import EmbeddingRequest
 from lamina.serve.openai.serving import RAG_PREFIX
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 from lamina.telemetry import INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
 

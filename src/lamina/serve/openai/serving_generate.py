@@ -10,9 +10,6 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lamina.models.types import Usage
-from lamina.serve.cache import cache_key
-from lamina.serve.gateway import Deployment, Piece, Slot
-from lamina.serve.keys import Principal
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
 from lamina.serve.openai.serving import (
     Metered,
@@ -28,8 +25,11 @@ from lamina.serve.openai.streaming import (
     completion_id,
     error_event,
 )
+from lamina.serve.policy.cache import cache_key
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.upstream import UpstreamError
+from lamina.serve.upstreams.gateway import Deployment, Piece, Slot
+from lamina.serve.upstreams.upstream import UpstreamError
 
 Kind = Literal["chat", "completion"]
 

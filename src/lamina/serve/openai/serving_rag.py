@@ -22,17 +22,17 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from lamina.data.types import doc_id_for
 from lamina.models.types import Usage
 from lamina.rag.answer import Answer, Answerer
-from lamina.serve.errors import bad_request
-from lamina.serve.gateway import Deployment, Kind, Slot, request_params
-from lamina.serve.keys import Principal
+from lamina.serve.http.errors import bad_request
+from lamina.serve.jobs.uploads import content_url, public_source
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.rag_cache import lookup
 from lamina.serve.openai.serving import Metered, admission, stream_with_fallbacks, upstream_error
 from lamina.serve.openai.serving_generate import completion_response
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.uploads import content_url, public_source
-from lamina.serve.upstream import UpstreamError
+from lamina.serve.upstreams.gateway import Deployment, Kind, Slot, request_params
+from lamina.serve.upstreams.upstream import UpstreamError
 
 MEMORY_TURNS = 3
 _MARKER = re.compile(r"\[(\d+)\]")

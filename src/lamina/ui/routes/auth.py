@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from lamina.serve.app import SESSION_COOKIE
-from lamina.serve.keys import KEY_PREFIX, Principal
+from lamina.serve.http.app import SESSION_COOKIE
+from lamina.serve.policy.keys import KEY_PREFIX, Principal
 from lamina.ui.csrf import LOGIN_COOKIE, login_token_valid, new_login_token
 from lamina.ui.session import CheckedDep, UIDep
 

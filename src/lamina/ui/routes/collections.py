@@ -16,12 +16,12 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from lamina.errors import LaminaError
-from lamina.serve.errors import APIError
-from lamina.serve.jobs import TERMINAL
+from lamina.serve.http.errors import APIError
+from lamina.serve.jobs.manager import TERMINAL
+from lamina.serve.jobs.uploads import content_url, public_source
 from lamina.serve.native import admin as admin_api
 from lamina.serve.native import collections as api
 from lamina.serve.native.protocol import CollectionCreate, SearchRequest
-from lamina.serve.uploads import content_url, public_source
 from lamina.ui import sse
 from lamina.ui.pages import is_htmx
 from lamina.ui.problems import problem

@@ -12,11 +12,11 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from lamina.config import LimitSettings
-from lamina.serve.auth import require_admin
-from lamina.serve.errors import APIError
-from lamina.serve.keys import Principal
+from lamina.serve.http.auth import require_admin
+from lamina.serve.http.errors import APIError
 from lamina.serve.native import admin as admin_api
 from lamina.serve.native.protocol import KeyCreate
+from lamina.serve.policy.keys import Principal
 from lamina.ui.problems import problem
 from lamina.ui.session import CheckedDep, Session, SessionDep, UIDep
 

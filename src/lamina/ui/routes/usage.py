@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from lamina.serve.costs import usage
+from lamina.serve.policy.costs import usage
 from lamina.ui.charts import Chart, line_chart
 from lamina.ui.pages import ms, num, usd
 from lamina.ui.session import SessionDep, UIDep, visible_tenant

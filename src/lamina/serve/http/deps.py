@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from lamina.serve.keys import Principal
+from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 
 

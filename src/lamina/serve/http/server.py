@@ -15,9 +15,9 @@ import uvicorn
 
 from lamina.config import Settings
 from lamina.errors import ConfigError
-from lamina.serve.app import Extension, build_app
-from lamina.serve.keys import KeyStore
-from lamina.serve.logs import uvicorn_log_config
+from lamina.serve.http.app import Extension, build_app
+from lamina.serve.observe.logs import uvicorn_log_config
+from lamina.serve.policy.keys import KeyStore
 from lamina.serve.state import ServerState
 
 

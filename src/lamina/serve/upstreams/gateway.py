@@ -25,10 +25,10 @@ from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.prompts import CHAT_AS_COMPLETION_STOP, chat_as_completion
 from lamina.models.registry import ModelRegistry
 from lamina.models.types import GenerationRequest, Usage
-from lamina.serve.admission import FairQueue, Ticket
-from lamina.serve.middleware import on_exit
-from lamina.serve.routing import Breaker, Endpoint, backoff, pick, retryable
-from lamina.serve.upstream import HttpUpstream, UpstreamError, api_key
+from lamina.serve.http.middleware import on_exit
+from lamina.serve.upstreams.admission import FairQueue, Ticket
+from lamina.serve.upstreams.routing import Breaker, Endpoint, backoff, pick, retryable
+from lamina.serve.upstreams.upstream import HttpUpstream, UpstreamError, api_key
 from lamina.telemetry import tracer
 
 Kind = Literal["chat", "completion"]

@@ -2,7 +2,7 @@
 
 The same load goes straight to the upstream ("direct") and through the gateway, alternated in
 time so drift on a shared machine hits both alike; what the gateway adds is the difference of the
-two distributions' percentiles. The load comes from a separate process (lamina.evals.loadgen), so
+two distributions' percentiles. The load comes from a separate process (lamina.bench.loadgen), so
 the generator's CPU is never charged to either side. Phases:
 
 * ``sequential``: concurrency 1, direct and gateway requests alternated;
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lamina.evals.loadgen import LoadGenerator, Target
+from lamina.bench.loadgen import LoadGenerator, Target
 
 DEFAULT_RATES = (100.0, 200.0, 300.0, 500.0, 700.0, 1000.0)
 

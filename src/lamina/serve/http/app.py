@@ -14,13 +14,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from lamina import __version__
-from lamina.serve import errors
-from lamina.serve.costs import price
-from lamina.serve.middleware import GatewayMiddleware
+from lamina.serve.http import errors
+from lamina.serve.http.middleware import GatewayMiddleware
 from lamina.serve.native import admin, collections
+from lamina.serve.observe.requestlog import LogRecord
 from lamina.serve.openai import routes as openai_routes
 from lamina.serve.openai.serving_embedding import embedding_names
-from lamina.serve.requestlog import LogRecord
+from lamina.serve.policy.costs import price
 from lamina.serve.state import ServerState
 
 UPLOAD_SUFFIX = "/documents"

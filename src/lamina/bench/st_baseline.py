@@ -1,6 +1,6 @@
 """Child process of ``lamina bench ingest --baseline``: plain sentence-transformers, fp32, PyTorch.
 
-Usage: python -m lamina.evals.st_baseline DATASET_DIR [LIMIT_DOCS]; prints one JSON line.
+Usage: python -m lamina.bench.st_baseline DATASET_DIR [LIMIT_DOCS]; prints one JSON line.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from lamina.bench.ingest import achieved_gflops, peak_rss_mb
 from lamina.evals.beir import load_beir
-from lamina.evals.ingest_bench import achieved_gflops, peak_rss_mb
 
 
 def main() -> None:

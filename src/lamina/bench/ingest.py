@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lamina.bench.hardware import flop_per_token
 from lamina.config import Settings
 from lamina.data.collection import Workspace
 from lamina.data.ingest import Progress
 from lamina.errors import LaminaError
 from lamina.evals.beir import BeirDataset
-from lamina.evals.hardware import flop_per_token
 
 
 def peak_rss_mb() -> float:
@@ -60,7 +60,7 @@ def achieved_gflops(tokens: int, sequences: int, seconds: float) -> float:
 
 
 def bench_baseline(dataset_path: Path, limit_docs: int | None) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "lamina.evals.st_baseline", str(dataset_path)]
+    cmd = [sys.executable, "-m", "lamina.bench.st_baseline", str(dataset_path)]
     if limit_docs is not None:
         cmd.append(str(limit_docs))
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -7,8 +7,8 @@ import time
 
 from fastapi import Request
 
-from lamina.serve.errors import APIError
-from lamina.serve.keys import DEFAULT_TENANT, KeyStore, Principal, hash_key
+from lamina.serve.http.errors import APIError
+from lamina.serve.policy.keys import DEFAULT_TENANT, KeyStore, Principal, hash_key
 
 CACHE_SECONDS = 5.0  # a key revoked from another process stops working within this time
 ANONYMOUS = Principal("anonymous", DEFAULT_TENANT, admin=True)

@@ -17,7 +17,7 @@ import httpx
 
 from lamina.config import load_settings
 from lamina.serve import db
-from lamina.serve.keys import KeyStore
+from lamina.serve.policy.keys import KeyStore
 
 T = TypeVar("T")
 

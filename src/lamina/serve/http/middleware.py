@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry import propagate, trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lamina.serve import logs
-from lamina.serve.requestlog import LogRecord
+from lamina.serve.observe import logs
+from lamina.serve.observe.requestlog import LogRecord
 from lamina.telemetry import REQUEST_ID, tracer
 
 LOGGED_PREFIX = "/v1/"

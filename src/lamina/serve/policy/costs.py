@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from lamina.config import Settings
 from lamina.serve.db import request_log
-from lamina.serve.requestlog import LogRecord
+from lamina.serve.observe.requestlog import LogRecord
 
 MILLION = 1_000_000
 GROUPS = {"key": request_log.c.key_name, "tenant": request_log.c.tenant, "model": request_log.c.model}

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lamina.config import LimitSettings, Settings
-from lamina.serve.counters import Charge, CounterStore
-from lamina.serve.errors import APIError
-from lamina.serve.keys import KeyInfo, Principal
-from lamina.serve.requestlog import LogRecord
+from lamina.serve.http.errors import APIError
+from lamina.serve.observe.requestlog import LogRecord
+from lamina.serve.policy.counters import Charge, CounterStore
+from lamina.serve.policy.keys import KeyInfo, Principal
 
 TEMPLATE_TOKENS = 16  # a message's role and separators
 

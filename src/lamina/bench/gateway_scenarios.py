@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
-from lamina.evals.gateway_bench import percentile
-from lamina.evals.gateway_process import Gateway, lamina_gateway
-from lamina.evals.stub_upstream import StubUpstream
+from lamina.bench.gateway import percentile
+from lamina.bench.gateway_process import Gateway, lamina_gateway
+from lamina.testing.stub_upstream import StubUpstream
 
 SERVICE_MS = 200  # what one stub answer takes: capacity = max_inflight / 0.2 s
 

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from lamina.evals.loopback import ServerProcess, serve_app
+from lamina.testing.loopback import ServerProcess, serve_app
 
 MODES = ("ok", "error500", "error429", "hang", "cut", "slow", "fail_rate")
 CHAT_PATH = "/v1/chat/completions"
@@ -279,7 +279,7 @@ class StubUpstream(ServerProcess):
     def __init__(self, mode: str = "ok", *, startup_timeout_s: float = 20.0, **settings: Any) -> None:
         config = StubConfig()
         config.update({"mode": mode, **settings})  # fail here, not in the child, on a bad setting
-        args = ["-m", "lamina.evals.stub_upstream", "--port", "0"]
+        args = ["-m", "lamina.testing.stub_upstream", "--port", "0"]
         for key, value in asdict(config).items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         super().__init__(args, startup_timeout_s)
@@ -304,7 +304,7 @@ class StubUpstream(ServerProcess):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lamina.evals.stub_upstream", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lamina.testing.stub_upstream", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     for f in fields(StubConfig):

@@ -192,11 +192,11 @@ class PassthroughProxy(ServerProcess):
 
     def __init__(self, upstream_base_url: str, startup_timeout_s: float = 20.0) -> None:
         root = upstream_base_url.rstrip("/").removesuffix("/v1")
-        super().__init__(["-m", "lamina.evals.loopback", "--upstream", root], startup_timeout_s)
+        super().__init__(["-m", "lamina.testing.loopback", "--upstream", root], startup_timeout_s)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lamina.evals.loopback", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lamina.testing.loopback", description=__doc__)
     parser.add_argument("--upstream", required=True, help="upstream root, e.g. http://127.0.0.1:8000")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lamina.serve.upstream import Upstream, UpstreamError
+from lamina.serve.upstreams.upstream import Upstream, UpstreamError
 
 State = Literal["closed", "open", "half_open"]
 MAX_BACKOFF_S = 8.0

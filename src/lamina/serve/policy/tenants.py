@@ -13,7 +13,7 @@ from pathlib import Path
 from lamina.config import Settings
 from lamina.data.collection import Workspace
 from lamina.data.embed.base import Embedder
-from lamina.serve.keys import DEFAULT_TENANT, check_tenant
+from lamina.serve.policy.keys import DEFAULT_TENANT, check_tenant
 
 
 def tenant_dir(settings: Settings, tenant: str) -> Path:

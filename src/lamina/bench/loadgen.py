@@ -6,7 +6,7 @@ core saturates near 1,000-1,500 req/s; the raw client spends ~0.05 ms and drove 
 a third of a core (the stub was the limit). A generator that saturates its core turns its own
 queueing into "latency", so ``raw`` is the default and ``httpx`` stays as a cross-check.
 
-The parent talks to the worker (``python -m lamina.evals.loadgen``) in JSON lines over stdin and
+The parent talks to the worker (``python -m lamina.bench.loadgen``) in JSON lines over stdin and
 stdout: one command in, one result out. Every result carries per-request times in ms, measured
 from when the request was *due*: in the open loop that is its slot in the schedule, so queueing
 (in the generator, the network or the server) counts as latency, as a client would feel it.
@@ -323,7 +323,7 @@ class LoadGenerator:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> LoadGenerator:
-        args = [sys.executable, "-m", "lamina.evals.loadgen", "--client", self.client]
+        args = [sys.executable, "-m", "lamina.bench.loadgen", "--client", self.client]
         args += ["--max-connections", str(self.max_connections), "--timeout-s", str(self.timeout_s)]
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     """The worker: commands from stdin, results to stdout, until stdin closes."""
     import uvloop
 
-    parser = argparse.ArgumentParser(prog="python -m lamina.evals.loadgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lamina.bench.loadgen", description=__doc__)
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
     parser.add_argument("--max-connections", type=int, default=256)
     parser.add_argument("--timeout-s", type=float, default=10.0)

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lamina.serve.gateway import ModelGateway
-from lamina.serve.requestlog import LogRecord
+from lamina.serve.observe.requestlog import LogRecord
+from lamina.serve.upstreams.gateway import ModelGateway
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
 Budgets = Callable[[], list[tuple[str, str, str, float]]]  # (scope, name, tenant, USD left)

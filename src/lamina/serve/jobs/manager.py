@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from lamina.data.registry import now
 from lamina.errors import IngestCancelled, LaminaError
 from lamina.serve.db import jobs
-from lamina.serve.tenants import Tenants
+from lamina.serve.policy.tenants import Tenants
 
 log = logging.getLogger("lamina.serve")
 TERMINAL = {"completed", "failed", "cancelled", "interrupted"}

@@ -1,0 +1,1 @@
+"""Performance benchmarks behind ``lamina bench``: ingestion throughput, gateway overhead and scenarios."""

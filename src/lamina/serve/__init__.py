@@ -1,0 +1,17 @@
+"""The deployment layer: an OpenAI-compatible server over models and collections.
+
+What lives where (arrows point down; nothing here is imported by data, models or rag):
+
+- ``http/``: the ASGI app, uvicorn runner, the one middleware, errors in OpenAI's shape, auth and
+  the FastAPI dependencies. The only place that knows Starlette/FastAPI besides the route modules.
+- ``openai/`` and ``native/``: the API, one folder per surface as in vLLM's entrypoints:
+  ``protocol.py`` (pydantic request and response models), ``serving*.py`` (handlers), ``routes.py``.
+- ``context.py``: the typed record of one request (principal, model, usage, reservation, cleanups)
+  that the middleware creates and every layer below fills in.
+- ``upstreams/``: the engine side: model deployments, endpoint routing and breakers, the fair
+  admission queue. Imports nothing of ASGI.
+- ``policy/``: keys and tenants, budgets and rate limits with their counter store, prices, caches.
+- ``observe/``: Prometheus metrics, OpenTelemetry tracing, the request log, server logs.
+- ``jobs/``: ingest jobs run in the server and the uploads they read.
+- ``state.py``: the composition root: builds every part above from ``Settings`` once at start-up.
+"""

@@ -1,0 +1,1 @@
+"""HTTP edge: app factory, uvicorn runner, middleware, OpenAI-shaped errors, auth, dependencies."""

@@ -1,0 +1,1 @@
+"""What the server tells operators: Prometheus metrics, OpenTelemetry traces, the request log, logs."""
