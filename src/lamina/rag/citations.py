@@ -1,20 +1,35 @@
-"""Citations that are real: ``[n]`` markers must point at retrieved sources."""
+"""Citations that are real: ``[n]`` markers must point at retrieved sources.
+
+The one definition of a citation marker: ``[1]`` or ``[1, 2]``. The answer assembler, the API's
+annotations and the web UI all find markers through :func:`find_markers`.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
+@dataclass(frozen=True)
+class Marker:
+    """One marker in a text: where it stands and the source numbers it names, in order."""
+
+    start: int
+    end: int
+    numbers: tuple[int, ...]
+
+
+def find_markers(text: str) -> list[Marker]:
+    return [
+        Marker(m.start(), m.end(), tuple(int(p) for p in m.group(1).split(",")))
+        for m in MARKER.finditer(text)
+    ]
+
+
 def cited_numbers(text: str) -> list[int]:
-    out: list[int] = []
-    for match in MARKER.finditer(text):
-        for part in match.group(1).split(","):
-            n = int(part)
-            if n not in out:
-                out.append(n)
-    return out
+    return list(dict.fromkeys(n for marker in find_markers(text) for n in marker.numbers))
 
 
 def drop_invalid_markers(text: str, valid: int) -> str:

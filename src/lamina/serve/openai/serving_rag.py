@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from lamina.data.types import doc_id_for
 from lamina.models.types import Usage
 from lamina.rag.answer import Answer, Answerer
+from lamina.rag.citations import find_markers
 from lamina.serve.http.errors import bad_request
 from lamina.serve.jobs.uploads import content_url, public_source
 from lamina.serve.openai.protocol import ChatCompletionRequest
@@ -35,7 +35,6 @@ from lamina.serve.upstreams.gateway import Deployment, Kind, Slot, request_param
 from lamina.serve.upstreams.upstream import UpstreamError
 
 MEMORY_TURNS = 3
-_MARKER = re.compile(r"\[(\d+)\]")
 
 
 async def grounded_chat(
@@ -210,14 +209,15 @@ class _Links:
             {
                 "type": "url_citation",
                 "url_citation": {
-                    "start_index": m.start(),
-                    "end_index": m.end(),
-                    "url": by_n[int(m.group(1))]["url"],
-                    "title": by_n[int(m.group(1))]["title"] or by_n[int(m.group(1))]["source"],
+                    "start_index": marker.start,
+                    "end_index": marker.end,
+                    "url": by_n[n]["url"],
+                    "title": by_n[n]["title"] or by_n[n]["source"],
                 },
             }
-            for m in _MARKER.finditer(answer.answer)
-            if int(m.group(1)) in by_n
+            for marker in find_markers(answer.answer)
+            for n in marker.numbers
+            if n in by_n
         ]
         return {
             "citations": citations,
