@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from lamina import __version__
+from lamina.serve.context import RequestContext
 from lamina.serve.http import errors
 from lamina.serve.http.middleware import GatewayMiddleware
 from lamina.serve.native import admin, collections
@@ -69,10 +70,10 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
 
     json_lines = serve.log_format == "json"
 
-    async def on_record(record: LogRecord, request_state: dict[str, Any]) -> None:
+    async def on_record(record: LogRecord, ctx: RequestContext) -> None:
         record.cost_usd = price(state.settings, record, set(embedding_names(state)))
         state.request_log.add(record)
-        state.metrics.observe(record, request_state)
+        state.metrics.observe(record, ctx)
         if json_lines:  # for a log collector; people read the request log (`lamina logs`)
             requests_log.info(
                 "%s %s %s %.1fms",
@@ -82,7 +83,7 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
                 record.latency_ms,
                 extra={k: v for k, v in asdict(record).items() if k not in ("time", "request_id")},
             )
-        await state.limiter.settle(request_state, record)
+        await state.limiter.settle(ctx, record)
 
     app.add_middleware(
         GatewayMiddleware,

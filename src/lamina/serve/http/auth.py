@@ -7,7 +7,8 @@ import time
 
 from fastapi import Request
 
-from lamina.serve.http.errors import APIError
+from lamina.serve.errors import APIError
+from lamina.serve.http.middleware import context_of
 from lamina.serve.policy.keys import DEFAULT_TENANT, KeyStore, Principal, hash_key
 
 CACHE_SECONDS = 5.0  # a key revoked from another process stops working within this time
@@ -55,7 +56,9 @@ class Authenticator:
                     401, "invalid or revoked API key", "authentication_error", code="invalid_api_key"
                 )
             principal = found
-        request.state.principal = principal
+        ctx = context_of(request.scope)
+        if ctx is not None:
+            ctx.principal = principal
         return principal
 
 

@@ -1,9 +1,11 @@
-"""FastAPI dependencies shared by every router: the server state and the calling principal."""
+"""FastAPI dependencies shared by every router: the server state, the request's context, the caller."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
+from lamina.serve.context import RequestContext
+from lamina.serve.http.middleware import context_of
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 
@@ -11,6 +13,14 @@ from lamina.serve.state import ServerState
 def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.lamina
     return state
+
+
+def request_context(request: Request) -> RequestContext:
+    """The typed context the gateway middleware made for this request."""
+    ctx = context_of(request.scope)
+    if ctx is None:  # only an app built without its middleware: a programming error
+        raise RuntimeError("no request context: build the app with lamina.serve.http.app.build_app")
+    return ctx
 
 
 async def authenticated(request: Request) -> Principal:

@@ -1,9 +1,10 @@
 """The one ASGI middleware every request passes: request id, body cap, draining, request record.
 
 Written as plain ASGI (not BaseHTTPMiddleware) so that it adds little latency and never buffers a
-stream. Handlers leave what the log needs (principal, model, tokens, time to first token) in
-``request.state``; the record is written when the response's last byte has gone out, or when the
-client went away.
+stream. It creates the request's typed :class:`RequestContext` (``request_context`` hands it to the
+handlers), which they fill with what the log needs (principal, model, tokens, time to first token);
+when the response's last byte has gone out, or the client went away, it runs the context's
+cleanups and writes the record.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from opentelemetry import propagate, trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lamina.serve.context import RequestContext
 from lamina.serve.observe import logs
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.telemetry import REQUEST_ID, tracer
@@ -29,13 +30,13 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
-Cleanup = Callable[[], Awaitable[None]]
+CONTEXT = "lamina"  # the key of the request's context in the ASGI scope's state
 
 
-def on_exit(state: Any, cleanup: Cleanup) -> None:
-    """Run ``cleanup`` when the request is over, however it ended (a stream never started included)."""
-    callbacks: list[Cleanup] = state._state.setdefault("cleanup", [])
-    callbacks.append(cleanup)
+def context_of(scope: Scope) -> RequestContext | None:
+    """The context the middleware made for this request; None outside it (a request it refused)."""
+    ctx: RequestContext | None = scope.get("state", {}).get(CONTEXT)
+    return ctx
 
 
 class GatewayMiddleware:
@@ -43,7 +44,7 @@ class GatewayMiddleware:
         self,
         app: ASGIApp,
         *,
-        on_record: Callable[[LogRecord, dict[str, Any]], Awaitable[None]],
+        on_record: Callable[[LogRecord, RequestContext], Awaitable[None]],
         body_limit: Callable[[str], int],
         draining: Callable[[], bool],
     ) -> None:
@@ -56,10 +57,9 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
         request_id = new_request_id()
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        ctx = RequestContext(request_id)
+        scope.setdefault("state", {})[CONTEXT] = ctx
         path: str = scope["path"]
         status = 0
         finished = False
@@ -89,15 +89,14 @@ class GatewayMiddleware:
                 else:
                     await self.app(scope, receive, send_with_id)
             finally:
-                for cleanup in state.get("cleanup", ()):
-                    await cleanup()
+                await ctx.close()
                 logged, traced = path.startswith(LOGGED_PREFIX), span.is_recording()
                 if logged or traced:
-                    record = _record(scope, state, request_id, status, started, finished)
+                    record = _record(scope, ctx, status, finished)
                     if traced:
                         _describe(span, record)
                     if logged:
-                        await self.on_record(record, state)
+                        await self.on_record(record, ctx)
 
     def _refusal(self, scope: Scope, path: str) -> tuple[int, str, str, str] | None:
         if self.draining() and path not in ("/health", "/ready"):
@@ -151,28 +150,26 @@ async def _send_error(send: Send, status: int, message: str, type_: str, code: s
     await send({"type": "http.response.body", "body": body})
 
 
-def _record(
-    scope: Scope, state: dict[str, Any], request_id: str, status: int, started: float, finished: bool
-) -> LogRecord:
-    principal = state.get("principal")
+def _record(scope: Scope, ctx: RequestContext, status: int, finished: bool) -> LogRecord:
+    principal = ctx.principal
     route = scope.get("route")
-    error_type = state.get("error_type")
+    error_type = ctx.error_type
     if not finished and status < 400:
         error_type, status = "client_disconnected", status or 499
     return LogRecord(
         time=datetime.now(UTC).isoformat(timespec="milliseconds"),
-        request_id=request_id,
+        request_id=ctx.request_id,
         method=scope.get("method", ""),
         route=str(getattr(route, "path", scope["path"])),
         status=status or 500,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        key_name=getattr(principal, "key_name", None),
-        tenant=getattr(principal, "tenant", None),
-        model=state.get("model"),
-        prompt_tokens=int(state.get("prompt_tokens", 0)),
-        completion_tokens=int(state.get("completion_tokens", 0)),
-        embedding_tokens=int(state.get("embedding_tokens", 0)),
-        ttft_ms=state.get("ttft_ms"),
+        latency_ms=round((time.perf_counter() - ctx.started) * 1000, 3),
+        key_name=principal.key_name if principal else None,
+        tenant=principal.tenant if principal else None,
+        model=ctx.model,
+        prompt_tokens=ctx.prompt_tokens,
+        completion_tokens=ctx.completion_tokens,
+        embedding_tokens=ctx.embedding_tokens,
+        ttft_ms=ctx.ttft_ms,
         error_type=error_type,
-        cached=bool(state.get("cached", False)),
+        cached=ctx.cached,
     )

@@ -12,7 +12,7 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
-from lamina.serve.http.errors import APIError, bad_request
+from lamina.serve.errors import APIError, bad_request
 
 _UNSAFE = re.compile(r"[^\w.\- ()+,@]+", re.UNICODE)
 MAX_NAME = 160

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lamina.serve.context import RequestContext
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.serve.upstreams.gateway import ModelGateway
 
@@ -144,9 +145,8 @@ class Metrics:
         )
         r.register(_Live(gateway, budgets))
 
-    def observe(self, rec: LogRecord, request_state: dict[str, Any]) -> None:
-        upstream_ms: float | None = request_state.get("upstream_ms")
-        queue_ms: float | None = request_state.get("queue_ms")
+    def observe(self, rec: LogRecord, ctx: RequestContext) -> None:
+        upstream_ms, queue_ms = ctx.upstream_ms, ctx.queue_ms
         model = rec.model or ""
         tenant = rec.tenant or ""
         self.requests.labels(rec.route, model, str(rec.status), rec.key_name or "", tenant).inc()
@@ -158,10 +158,10 @@ class Metrics:
             if rec.completion_tokens > 1:
                 tail_s = max(0.0, rec.latency_ms - rec.ttft_ms) / 1000
                 self.per_token.labels(model).observe(tail_s / (rec.completion_tokens - 1))
-        finish = request_state.get("finish_reason")
+        finish = ctx.finish_reason
         if finish and rec.status == 200:
             self.finished.labels(model, finish).inc()
-        if rec.cached or request_state.get("cache_miss"):
+        if rec.cached or ctx.cache_miss:
             self.cache.labels(model, "hit" if rec.cached else "miss").inc()
         if queue_ms is not None:
             self.queue_time.labels(model).observe(queue_ms / 1000)

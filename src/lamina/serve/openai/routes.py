@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lamina.serve.http.deps import authenticated, server_state
+from lamina.serve.context import RequestContext
+from lamina.serve.http.deps import authenticated, request_context, server_state
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from lamina.serve.openai.serving import RAG_PREFIX, deployment_for
 from lamina.serve.openai.serving_embedding import embeddings, list_models
@@ -19,6 +20,7 @@ from lamina.serve.state import ServerState
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 StateDep = Annotated[ServerState, Depends(server_state)]
 PrincipalDep = Annotated[Principal, Depends(authenticated)]
+ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
 @router.get("/models", summary="Models, the embedder, and a rag:NAME model per collection")
@@ -32,7 +34,7 @@ async def models(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     summary="Chat; with `collection` (or a rag:NAME model), a cited answer",
 )
 async def chat_completions(
-    request: Request, body: ChatCompletionRequest, state: StateDep, principal: PrincipalDep
+    request: Request, body: ChatCompletionRequest, ctx: ContextDep, state: StateDep, principal: PrincipalDep
 ) -> JSONResponse | StreamingResponse:
     collection = body.collection
     model = body.model
@@ -41,20 +43,20 @@ async def chat_completions(
         model = state.settings.serve.rag_models.get(collection, state.settings.default_model)
     dep = await deployment_for(state, principal, model)
     if collection:
-        return await grounded_chat(request, state, principal, dep, body, collection)
-    return await generate(request, state, principal, dep, body, "chat")
+        return await grounded_chat(request, ctx, state, principal, dep, body, collection)
+    return await generate(request, ctx, state, principal, dep, body, "chat")
 
 
 @router.post("/completions", response_model=None, summary="Text completion")
 async def completions(
-    request: Request, body: CompletionRequest, state: StateDep, principal: PrincipalDep
+    request: Request, body: CompletionRequest, ctx: ContextDep, state: StateDep, principal: PrincipalDep
 ) -> JSONResponse | StreamingResponse:
     dep = await deployment_for(state, principal, body.model)
-    return await generate(request, state, principal, dep, body, "completion")
+    return await generate(request, ctx, state, principal, dep, body, "completion")
 
 
 @router.post("/embeddings", summary="Embeddings with the collection embedder")
 async def embeddings_route(
-    request: Request, body: EmbeddingRequest, state: StateDep, principal: PrincipalDep
+    body: EmbeddingRequest, ctx: ContextDep, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return await embeddings(request, state, principal, body)
+    return await embeddings(ctx, state, principal, body)

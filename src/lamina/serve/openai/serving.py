@@ -16,8 +16,8 @@ from fastapi import Request
 from opentelemetry import trace
 
 from lamina.models.types import Usage
-from lamina.serve.http.errors import APIError
-from lamina.serve.http.middleware import on_exit
+from lamina.serve.context import RequestContext
+from lamina.serve.errors import APIError
 from lamina.serve.policy.keys import Principal
 from lamina.serve.policy.limits import worst_case_tokens
 from lamina.serve.state import ServerState
@@ -80,14 +80,13 @@ def upstream_error(exc: UpstreamError, model: str) -> APIError:
 
 
 class Metered:
-    """Notes tokens and time to first token in ``request.state`` for the request log, and keeps the
-    generation's span (GenAI semantic conventions) up to date until the request is over."""
+    """Notes tokens and time to first token in the request's context for the request log, and keeps
+    the generation's span (GenAI semantic conventions) up to date until the request is over."""
 
-    def __init__(self, request: Request, model: str) -> None:
-        self.state = request.state
-        self.started = time.perf_counter()
-        self.upstream_began = self.started
-        self.state.model = model
+    def __init__(self, ctx: RequestContext, model: str) -> None:
+        self.ctx = ctx
+        self.upstream_began = time.perf_counter()
+        ctx.model = model
         self.usage = Usage()
         self.finish_reason: str | None = None
         self.span: trace.Span = trace.INVALID_SPAN
@@ -110,18 +109,18 @@ class Metered:
             f"{operation} {dep.name}", kind=trace.SpanKind.CLIENT, attributes=attributes
         )
         self.upstream_began = time.perf_counter()
-        on_exit(self.state, self._end)
+        self.ctx.on_exit(self._end)
         return self.span
 
     async def _end(self) -> None:
         span = self.span
         if span.is_recording():
-            span.set_attribute(RESPONSE_MODEL, str(self.state.model))
+            span.set_attribute(RESPONSE_MODEL, str(self.ctx.model))
             span.set_attribute(INPUT_TOKENS, self.usage.prompt_tokens)
             span.set_attribute(OUTPUT_TOKENS, self.usage.completion_tokens)
             if self.finish_reason:
                 span.set_attribute(FINISH_REASONS, [self.finish_reason])
-            error = getattr(self.state, "error_type", None)
+            error = self.ctx.error_type
             if error:
                 span.set_attribute("error.type", error)
                 span.set_status(trace.StatusCode.ERROR)
@@ -129,30 +128,28 @@ class Metered:
 
     def upstream(self, seconds: float) -> None:
         """Time the model itself took: what is left of the latency is the gateway's overhead."""
-        self.state.upstream_ms = getattr(self.state, "upstream_ms", 0.0) + seconds * 1000
+        self.ctx.add_upstream_time(seconds)
 
     def first_token(self) -> None:
-        if getattr(self.state, "ttft_ms", None) is None:
-            now = time.perf_counter()
-            self.state.ttft_ms = round((now - self.started) * 1000, 3)
-            self.span.set_attribute(TIME_TO_FIRST_CHUNK, round(now - self.upstream_began, 6))
+        if self.ctx.ttft_ms is None:
+            self.ctx.first_token()
+            self.span.set_attribute(TIME_TO_FIRST_CHUNK, round(time.perf_counter() - self.upstream_began, 6))
 
     def record(self, usage: Usage | None) -> None:
         if usage is not None:
             self.usage = usage
-            self.state.prompt_tokens = usage.prompt_tokens
-            self.state.completion_tokens = usage.completion_tokens
+            self.ctx.record_usage(usage)
 
     def finished(self, reason: str | None) -> None:
         self.finish_reason = reason or self.finish_reason
-        self.state.finish_reason = self.finish_reason
+        self.ctx.finish_reason = self.finish_reason
 
     def failed(self, error_type: str) -> None:
-        self.state.error_type = error_type
+        self.ctx.error_type = error_type
 
 
 async def admit(
-    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], request_state: Any
+    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], ctx: RequestContext
 ) -> None:
     """Reserve the worst case of this generation (priced as the dearest model of its fallback chain)."""
     prompt, completion = worst_case_tokens(params, dep.spec.max_tokens)
@@ -161,7 +158,7 @@ async def admit(
         prompt * max(s.price_input_per_mtok for s in specs)
         + completion * max(s.price_output_per_mtok for s in specs)
     ) / 1_000_000
-    await state.limiter.admit(principal, request_state, cost_usd=cost, tokens=prompt + completion)
+    await state.limiter.admit(principal, ctx, cost_usd=cost, tokens=prompt + completion)
 
 
 TIMEOUT_HEADERS = ("x-request-timeout", "x-stainless-read-timeout")  # the latter: the openai package's
@@ -181,24 +178,23 @@ def client_timeout(request: Request) -> float | None:
 
 
 async def admission(
-    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], request: Request
+    state: ServerState,
+    principal: Principal,
+    dep: Deployment,
+    params: dict[str, Any],
+    ctx: RequestContext,
+    timeout_s: float | None,
 ) -> Slot:
-    """Reserve the budget, then wait for a fair place in the model's queue: one span for both."""
+    """Reserve the budget, then wait for a fair place in the model's queue (before ``timeout_s``,
+    the client's own deadline): one span for both."""
     with tracer.start_as_current_span("admission", attributes={REQUEST_MODEL: dep.name}) as span:
-        await admit(state, principal, dep, params, request.state)
-        slot = await take_slot(state, principal, dep, params, request)
-        span.set_attribute("lamina.queue_ms", request.state.queue_ms)
+        await admit(state, principal, dep, params, ctx)
+        share = state.settings.serve.fair_share
+        who = {"tenant": principal.tenant, "key": principal.key_name, "none": ""}[share]
+        prompt, _ = worst_case_tokens(params, dep.spec.max_tokens)
+        slot = await dep.slot(ctx, who, prompt / CHARS_PER_TOKEN, timeout_s)
+        span.set_attribute("lamina.queue_ms", ctx.queue_ms or 0.0)
         return slot
-
-
-async def take_slot(
-    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], request: Request
-) -> Slot:
-    """Wait for a place among the model's running generations, fair between tenants (or keys)."""
-    share = state.settings.serve.fair_share
-    who = {"tenant": principal.tenant, "key": principal.key_name, "none": ""}[share]
-    prompt, _ = worst_case_tokens(params, dep.spec.max_tokens)
-    return await dep.slot(request.state, who, prompt / CHARS_PER_TOKEN, client_timeout(request))
 
 
 async def generate_with_fallbacks(
@@ -218,7 +214,7 @@ async def generate_with_fallbacks(
                 if not retryable(exc):
                     break  # the request is at fault: another model would refuse it too
                 continue
-            meter.state.model = candidate.name
+            meter.ctx.model = candidate.name
             meter.finished(result.finish_reason)
             return candidate, result
     finally:
@@ -236,7 +232,7 @@ async def stream_with_fallbacks(
     span = meter.generation(dep, kind, params, stream=True)
     for candidate in await state.gateway.chain(dep.name):
         pieces = candidate.stream(kind, params)
-        on_exit(meter.state, pieces.aclose)
+        meter.ctx.on_exit(pieces.aclose)
         try:
             with trace.use_span(span, end_on_exit=False):
                 first = await anext(pieces)
@@ -248,7 +244,7 @@ async def stream_with_fallbacks(
             if not retryable(exc):
                 break
             continue
-        meter.state.model = candidate.name
+        meter.ctx.model = candidate.name
         meter.first_token()
         return candidate, first, pieces
     assert last is not None

@@ -7,9 +7,9 @@ import base64
 from typing import Any
 
 import numpy as np
-from fastapi import Request
 
-from lamina.serve.http.errors import APIError, bad_request
+from lamina.serve.context import RequestContext
+from lamina.serve.errors import APIError, bad_request
 from lamina.serve.openai.protocol import EmbeddingRequest
 from lamina.serve.openai.serving import RAG_PREFIX
 from lamina.serve.policy.keys import Principal
@@ -25,7 +25,7 @@ def embedding_names(state: ServerState) -> list[str]:
 
 
 async def embeddings(
-    request: Request, state: ServerState, principal: Principal, body: EmbeddingRequest
+    ctx: RequestContext, state: ServerState, principal: Principal, body: EmbeddingRequest
 ) -> dict[str, Any]:
     names = embedding_names(state)
     if body.model in names and not principal.may_use(body.model):
@@ -47,14 +47,14 @@ async def embeddings(
     counts = await asyncio.to_thread(embedder.count_tokens, texts)
     tokens = sum(min(n, embedder.max_tokens) for n in counts)
     cost = tokens * state.settings.embedding.price_per_mtok / 1_000_000
-    await state.limiter.admit(principal, request.state, cost_usd=cost, tokens=tokens)
+    await state.limiter.admit(principal, ctx, cost_usd=cost, tokens=tokens)
     with tracer.start_as_current_span(
         f"embeddings {body.model}",
         attributes={OPERATION: "embeddings", REQUEST_MODEL: body.model, INPUT_TOKENS: tokens},
     ):
         vectors = await asyncio.to_thread(embedder.embed, texts)
-    request.state.model = body.model
-    request.state.embedding_tokens = tokens
+    ctx.model = body.model
+    ctx.embedding_tokens = tokens
     return {
         "object": "list",
         "data": [

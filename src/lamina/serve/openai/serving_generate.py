@@ -10,10 +10,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lamina.models.types import Usage
+from lamina.serve.context import RequestContext
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
 from lamina.serve.openai.serving import (
     Metered,
     admission,
+    client_timeout,
     generate_with_fallbacks,
     stream_with_fallbacks,
 )
@@ -36,20 +38,21 @@ Kind = Literal["chat", "completion"]
 
 async def generate(
     request: Request,
+    ctx: RequestContext,
     state: ServerState,
     principal: Principal,
     dep: Deployment,
     body: ChatCompletionRequest | CompletionRequest,
     kind: Kind,
 ) -> JSONResponse | StreamingResponse:
-    meter = Metered(request, dep.name)
+    meter = Metered(ctx, dep.name)
     params = body.sampling()
     key = cache_key(principal.tenant, dep.name, kind, params, dep.spec.temperature) if state.cache else None
     if key is not None and state.cache is not None and (hit := state.cache.get(key)) is not None:
-        return _cached(request, body, kind, hit)
-    slot = await admission(state, principal, dep, params, request)
+        return _cached(ctx, body, kind, hit)
+    slot = await admission(state, principal, dep, params, ctx, client_timeout(request))
     headers = {CACHE_HEADER: "miss"} if key is not None else {}
-    request.state.cache_miss = key is not None
+    ctx.cache_miss = key is not None
 
     def store(message: dict[str, Any], finish: str, usage: Usage, model: str) -> None:
         if key is not None and state.cache is not None and set(message) <= {"role", "content"}:
@@ -74,11 +77,11 @@ async def generate(
 
 
 def _cached(
-    request: Request, body: ChatCompletionRequest | CompletionRequest, kind: Kind, hit: dict[str, Any]
+    ctx: RequestContext, body: ChatCompletionRequest | CompletionRequest, kind: Kind, hit: dict[str, Any]
 ) -> JSONResponse | StreamingResponse:
     """A cached answer: costs nothing, and says so (header, request log)."""
-    request.state.cached = True
-    request.state.model = hit["model"]
+    ctx.cached = True
+    ctx.model = hit["model"]
     headers = {CACHE_HEADER: "hit"}
     if not body.stream:
         return JSONResponse(

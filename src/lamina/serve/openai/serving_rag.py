@@ -22,11 +22,18 @@ from lamina.data.types import doc_id_for
 from lamina.models.types import Usage
 from lamina.rag.answer import Answer, Answerer
 from lamina.rag.citations import find_markers
-from lamina.serve.http.errors import bad_request
+from lamina.serve.context import RequestContext
+from lamina.serve.errors import bad_request
 from lamina.serve.jobs.uploads import content_url, public_source
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.rag_cache import lookup
-from lamina.serve.openai.serving import Metered, admission, stream_with_fallbacks, upstream_error
+from lamina.serve.openai.serving import (
+    Metered,
+    admission,
+    client_timeout,
+    stream_with_fallbacks,
+    upstream_error,
+)
 from lamina.serve.openai.serving_generate import completion_response
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.policy.keys import Principal
@@ -39,30 +46,31 @@ MEMORY_TURNS = 3
 
 async def grounded_chat(
     request: Request,
+    ctx: RequestContext,
     state: ServerState,
     principal: Principal,
     dep: Deployment,
     body: ChatCompletionRequest,
     collection: str,
 ) -> JSONResponse | StreamingResponse:
-    meter = Metered(request, dep.name)
+    meter = Metered(ctx, dep.name)
     question, history = _conversation(body)
     coll = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collection, collection)
     cached = await lookup(state, principal, dep, body, coll, question, first_question=not history)
     if cached.hit is not None:
         hit = cached.hit
-        request.state.cached = True
-        request.state.model = hit["model"]
+        ctx.cached = True
+        ctx.model = hit["model"]
         usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
         return _message_response(body, hit["model"], hit["message"], usage, cached.headers or {})
     headers = cached.headers or {}
-    request.state.cache_miss = bool(headers)
+    ctx.cache_miss = bool(headers)
     answerer = Answerer(coll, dep.llm, state.settings.rag, k=body.k, memory_turns=MEMORY_TURNS)
     answerer.history = history
     sources, gen_request = await asyncio.to_thread(answerer.prepare, question)
     links = _Links(str(request.base_url), collection, state.tenants.uploads_dir(principal.tenant, collection))
     if gen_request is None:  # nothing relevant: said without calling the model
-        await state.limiter.admit(principal, request.state, cost_usd=0.0, tokens=0)
+        await state.limiter.admit(principal, ctx, cost_usd=0.0, tokens=0)
         answer = answerer.nothing_relevant()
         return _answer_response(body, dep.name, answer, links, meter)
     params = request_params(gen_request)
@@ -72,7 +80,7 @@ async def grounded_chat(
     if body.max_tokens or body.max_completion_tokens:
         params["max_tokens"] = body.max_tokens or body.max_completion_tokens
     kind: Kind = "chat" if gen_request.messages is not None else "completion"
-    slot = await admission(state, principal, dep, params, request)
+    slot = await admission(state, principal, dep, params, ctx, client_timeout(request))
     assembler = answerer.assembler(question, sources)
     used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
 

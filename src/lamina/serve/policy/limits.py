@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lamina.config import LimitSettings, Settings
-from lamina.serve.http.errors import APIError
+from lamina.serve.context import RequestContext
+from lamina.serve.errors import APIError
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.serve.policy.counters import Charge, CounterStore
 from lamina.serve.policy.keys import KeyInfo, Principal
@@ -128,7 +129,7 @@ class Limiter:
             out.append((scope, name, tenant, max(0.0, limits.budget_usd - used)))
         return out
 
-    async def admit(self, principal: Principal, request_state: Any, *, cost_usd: float, tokens: int) -> None:
+    async def admit(self, principal: Principal, ctx: RequestContext, *, cost_usd: float, tokens: int) -> None:
         """Reserve the request's worst case, or refuse it with a 429 that says which limit and when."""
         now = time.time()
         charges = self.charges(principal, cost_usd, tokens, now)
@@ -149,11 +150,11 @@ class Limiter:
                 code=refused.kind,
                 headers={"Retry-After": str(math.ceil(wait))} if wait is not None else {},
             )
-        request_state.reservation = charges
+        ctx.reservation = charges
 
-    async def settle(self, request_state: dict[str, Any], record: LogRecord) -> None:
+    async def settle(self, ctx: RequestContext, record: LogRecord) -> None:
         """Replace the reservation by the real cost and tokens (a failed call costs what it used)."""
-        charges: list[Charge] | None = request_state.get("reservation")
+        charges = ctx.reservation
         if not charges:
             return
         used = {

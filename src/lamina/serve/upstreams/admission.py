@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from lamina.serve.http.errors import too_many
+from lamina.serve.errors import too_many
 
 OUTPUT_WEIGHT = 2.0  # VTC: an output token costs the server about twice an input token
 EWMA = 0.2  # weight of the newest sample in the service-time estimate

@@ -25,7 +25,7 @@ from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.prompts import CHAT_AS_COMPLETION_STOP, chat_as_completion
 from lamina.models.registry import ModelRegistry
 from lamina.models.types import GenerationRequest, Usage
-from lamina.serve.http.middleware import on_exit
+from lamina.serve.context import RequestContext
 from lamina.serve.upstreams.admission import FairQueue, Ticket
 from lamina.serve.upstreams.routing import Breaker, Endpoint, backoff, pick, retryable
 from lamina.serve.upstreams.upstream import HttpUpstream, UpstreamError, api_key
@@ -67,15 +67,14 @@ class Slot:
     """A running generation's place in its model's queue; given back with the tokens it used, so
     the fair queue charges the tenant its real service. Releasing twice is harmless."""
 
-    def __init__(self, deployment: Deployment, ticket: Ticket, request_state: Any) -> None:
+    def __init__(self, deployment: Deployment, ticket: Ticket, ctx: RequestContext) -> None:
         self.deployment = deployment
         self.model = deployment.name
         self.ticket = ticket
-        self._request_state = request_state
+        self._ctx = ctx
 
     async def release(self) -> None:
-        st = self._request_state
-        self.ticket.release(getattr(st, "prompt_tokens", 0), getattr(st, "completion_tokens", 0))
+        self.ticket.release(self._ctx.prompt_tokens, self._ctx.completion_tokens)
 
 
 class Deployment:
@@ -125,15 +124,15 @@ class Deployment:
                 return result
         raise AssertionError("unreachable")
 
-    async def slot(self, request_state: Any, who: str, tokens: float, timeout_s: float | None) -> Slot:
+    async def slot(self, ctx: RequestContext, who: str, tokens: float, timeout_s: float | None) -> Slot:
         """A place among the model's running generations, fairly between tenants (or 429).
 
         The place is given back when the request is over, or earlier by ``Slot.release``.
         """
         ticket = await self.queue.acquire(who, tokens, timeout_s)
-        request_state.queue_ms = round(ticket.queued_s * 1000, 3)
-        slot = Slot(self, ticket, request_state)
-        on_exit(request_state, slot.release)
+        ctx.queue_ms = round(ticket.queued_s * 1000, 3)
+        slot = Slot(self, ticket, ctx)
+        ctx.on_exit(slot.release)
         return slot
 
     def body(self, kind: Kind, params: dict[str, Any], *, stream: bool) -> tuple[str, dict[str, Any]]:
