@@ -8,7 +8,6 @@ text, with citations and usage), then stops. ``stream.text()`` yields only the p
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -18,6 +17,7 @@ import httpx
 from lamina.client._transport import Call
 from lamina.client.errors import APIStreamError, connection_error, error_fields
 from lamina.client.types import Answer
+from lamina.sse import EventDecoder, StreamError
 
 JSON = dict[str, Any]
 CHAT_PATH = "/v1/chat/completions"
@@ -92,11 +92,6 @@ def stream_call(body: JSON) -> Call[None]:
     return Call("POST", CHAT_PATH, lambda response: None, json=body)
 
 
-def sse_payload(line: str) -> str | None:
-    """The data of a ``data:`` line (the server sends one line per event); ``None`` for other lines."""
-    return line[5:].strip() if line.startswith("data:") else None
-
-
 class AnswerBuilder:
     """Reads the chunks of one streamed answer; ``feed`` returns new text, ``result`` the ``Answer``."""
 
@@ -109,17 +104,26 @@ class AnswerBuilder:
         self.usage: JSON | None = None
         self.finish_reason: str | None = None
         self.id: str | None = None
-        self.done = False
+        self._decoder = EventDecoder()
 
-    def feed(self, payload: str) -> str:
-        if payload == "[DONE]":
-            self.done = True
-            return ""
-        data: JSON = json.loads(payload)
-        if "error" in data:
-            fields = error_fields(data)
+    @property
+    def done(self) -> bool:
+        return self._decoder.done
+
+    def feed(self, line: str) -> str:
+        """New text from one line of the stream (empty for lines that carry none)."""
+        try:
+            data = self._decoder.feed(line)
+        except StreamError as exc:
+            if exc.event is None:
+                raise APIStreamError(str(exc), status=200, request_id=self.request_id) from None
+            fields = error_fields(exc.event)
             message = fields.pop("message", None) or "the stream ended with an error"
-            raise APIStreamError(message, status=200, request_id=self.request_id, body=data, **fields)
+            raise APIStreamError(
+                message, status=200, request_id=self.request_id, body=exc.event, **fields
+            ) from None
+        if data is None:
+            return ""
         self.id, self.model = data.get("id", self.id), data.get("model", self.model)
         self.usage = data.get("usage") or self.usage
         text = ""
@@ -165,8 +169,7 @@ class AnswerStream(_StreamBase):
         builder = self._builder
         try:
             for line in self._response.iter_lines():
-                payload = sse_payload(line)
-                if payload is not None and (piece := builder.feed(payload)):
+                if piece := builder.feed(line):
                     yield piece
                 if builder.done:
                     break
@@ -206,8 +209,7 @@ class AsyncAnswerStream(_StreamBase):
         builder = self._builder
         try:
             async for line in self._response.aiter_lines():
-                payload = sse_payload(line)
-                if payload is not None and (piece := builder.feed(payload)):
+                if piece := builder.feed(line):
                     yield piece
                 if builder.done:
                     break

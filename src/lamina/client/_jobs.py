@@ -17,10 +17,10 @@ import httpx
 from pydantic import PrivateAttr
 
 from lamina.client import _calls as calls
-from lamina.client._answers import sse_payload
 from lamina.client._transport import AsyncTransport, SyncTransport
 from lamina.client.errors import APIConnectionError, LaminaError, WaitTimeout
 from lamina.client.types import JobInfo
+from lamina.sse import data_of
 
 J = TypeVar("J", bound=JobInfo)
 RECONNECT_S = 1.0
@@ -51,7 +51,7 @@ class JobWatcher(Generic[J]):
 
 
 def _event(line: str) -> dict[str, Any] | None:
-    payload = sse_payload(line)
+    payload = data_of(line)
     return json.loads(payload) if payload else None
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from lamina.config import ModelSettings
+from lamina.config import EndpointSettings, ModelSettings
 from lamina.errors import GenerationFailed
 from lamina.models.types import Generation, GenerationRequest, StreamEvent, Usage
 
@@ -34,6 +34,10 @@ class LLM(Protocol):
         """Tokens of ``text`` in this model's own tokenizer (for packing context into the window)."""
         ...
 
+    def endpoints(self) -> list[EndpointSettings]:
+        """The OpenAI-compatible servers that serve this model (a local one is started first)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -56,18 +60,84 @@ class ConfiguredModel:
     def is_chat(self) -> bool:
         return self.settings.chat
 
-    def sampling(self, request: GenerationRequest) -> dict[str, Any]:
-        """The request's sampling parameters, each unset one taken from the model's configuration."""
+    def endpoints(self) -> list[EndpointSettings]:
         s = self.settings
-        params: dict[str, Any] = {
-            "max_tokens": request.max_tokens or s.max_tokens,
-            "temperature": s.temperature if request.temperature is None else request.temperature,
-            "top_p": request.top_p or s.top_p,
-            "stop": request.stop if request.stop is not None else s.stop,
+        assert s.base_url is not None
+        first = EndpointSettings(base_url=s.base_url, weight=s.weight, api_key_env=s.api_key_env)
+        return [first, *s.endpoints]
+
+    def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The OpenAI-shaped body this model gets for ``request`` (public: benchmarks send the same)."""
+        params = request_params(request)
+        if request.json_schema is not None:
+            params.update(self.schema_fields(request.json_schema, chat=request.messages is not None))
+        return request_body(self.name, self.settings, params, stream=stream)
+
+    def schema_fields(self, schema: dict[str, Any], *, chat: bool) -> dict[str, Any]:
+        """Body fields that constrain the output to ``schema`` (servers differ on /completions)."""
+        fields: dict[str, Any] = {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": schema, "strict": True},
+            }
         }
-        if request.seed is not None:
-            params["seed"] = request.seed
-        return params
+        if not chat:  # /completions has no response_format in OpenAI's API;
+            fields["json_schema"] = schema  # llama.cpp reads this field, others ignore it
+        return fields
+
+
+CHARS_PER_TOKEN = 3  # conservative for English and code in BPE vocabularies
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of ``text`` where no tokenizer is at hand: the one estimate (the model's own count,
+    when there is one, and the upstream's reported usage always win)."""
+    return max(1, -(-len(text) // CHARS_PER_TOKEN))
+
+
+def request_params(request: GenerationRequest) -> dict[str, Any]:
+    """A model-layer request in OpenAI's body form (unset parameters are None)."""
+    params: dict[str, Any] = {
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop,
+        "seed": request.seed,
+    }
+    if request.messages is not None:
+        params["messages"] = list(request.messages)
+    else:
+        params["prompt"] = request.prompt
+    return params
+
+
+def request_body(name: str, spec: ModelSettings, params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The one place a request body is made, for the model layer and the gateway alike: the model's
+    configured sampling defaults under the request's own parameters (OpenAI's names; None = unset)."""
+    body: dict[str, Any] = {
+        "max_tokens": spec.max_tokens,
+        "temperature": spec.temperature,
+        "top_p": spec.top_p,
+    }
+    if spec.stop:
+        body["stop"] = list(spec.stop)
+    if spec.backend == "llamacpp":
+        body["repeat_penalty"] = spec.repeat_penalty
+    body.update({k: v for k, v in params.items() if v is not None})
+    if not body.get("stop"):  # some servers reject an empty list
+        body.pop("stop", None)
+    if spec.backend == "llamacpp" and body["temperature"] == 0:
+        # A prompt found in llama.cpp's cache is evaluated in other batch shapes, which flips greedy
+        # choices (ggml-org/llama.cpp#4902): temperature 0 must give the same text every time.
+        body["cache_prompt"] = False
+    body["model"] = spec.model or name
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}  # always: tokens are accounted
+    else:
+        body.pop("stream", None)
+        body.pop("stream_options", None)
+    return body
 
 
 def _usage(data: dict[str, Any]) -> Usage:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from lamina.config import ModelSettings
+from lamina.config import EndpointSettings, ModelSettings
 from lamina.errors import GenerationFailed, ModelUnavailable
 from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
 from lamina.models.types import Generation, GenerationRequest, StreamEvent
@@ -112,6 +112,10 @@ class LlamaCppModel(ConfiguredModel):
         """Load now rather than on the first request."""
         _ = self.engine
 
+    def endpoints(self) -> list[EndpointSettings]:
+        """llama.cpp's own server on a loopback port, loaded first (a managed upstream)."""
+        return [EndpointSettings(base_url=self.openai_base_url)]
+
     @property
     def openai_base_url(self) -> str:
         """llama.cpp's own OpenAI-compatible server on a loopback port: the engine as an HTTP upstream."""
@@ -122,29 +126,17 @@ class LlamaCppModel(ConfiguredModel):
         resp.raise_for_status()
         return len(resp.json()["tokens"])
 
-    def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
-        """The OpenAI-shaped request body llama.cpp gets (public so benchmarks can send the same)."""
-        body: dict[str, Any] = {**self.sampling(request), "repeat_penalty": self.settings.repeat_penalty}
-        if body["temperature"] == 0:
-            # A prompt found in llama.cpp's cache is evaluated in other batch shapes, which flips greedy
-            # choices (ggml-org/llama.cpp#4902): temperature 0 must give the same text every time.
-            body["cache_prompt"] = False
-        if request.messages is not None:
-            body["messages"] = request.messages
-            if request.json_schema is not None:
-                body["response_format"] = {
+    def schema_fields(self, schema: dict[str, Any], *, chat: bool) -> dict[str, Any]:
+        """llama.cpp turns the schema into a grammar: ``response_format`` for chat, ``json_schema``
+        for completions."""
+        if chat:
+            return {
+                "response_format": {
                     "type": "json_schema",
-                    "json_schema": {"name": "output", "schema": request.json_schema},
+                    "json_schema": {"name": "output", "schema": schema},
                 }
-            if stream:
-                body["stream_options"] = {"include_usage": True}
-        else:
-            body["prompt"] = request.prompt
-            if request.json_schema is not None:
-                body["json_schema"] = request.json_schema
-        if stream:
-            body["stream"] = True
-        return body
+            }
+        return {"json_schema": schema}
 
     def _handler(self, request: GenerationRequest) -> Any:
         return (

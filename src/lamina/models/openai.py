@@ -1,13 +1,12 @@
 """Remote models over OpenAI-compatible HTTP (vLLM, Ollama, llama.cpp server, OpenAI).
 
-Timeouts on every call; 429 and 5xx are retried with exponential backoff that honours
-``Retry-After``; connection errors are retried too. A stream is only retried before its first byte.
+Timeouts on every call; failures are retried by the one policy of ``models/retry.py`` (429 and 5xx,
+connection errors; backoff with jitter that honours ``Retry-After``). A stream is only retried
+before its first byte.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -18,21 +17,10 @@ import httpx
 from lamina.config import ModelSettings
 from lamina.errors import GenerationFailed
 from lamina.http import bearer_headers
-from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
+from lamina.models.base import ConfiguredModel, estimate_tokens, events_from_chunks, generation_from_response
+from lamina.models.retry import backoff, parse_retry_after, retryable
 from lamina.models.types import Generation, GenerationRequest, StreamEvent
-
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-MAX_BACKOFF_S = 30.0
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+from lamina.sse import StreamError, events
 
 
 class OpenAIModel(ConfiguredModel):
@@ -53,26 +41,6 @@ class OpenAIModel(ConfiguredModel):
             transport=self._transport,
             trust_env=False,
         )
-
-    def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.settings.model or self.name, **self.sampling(request)}
-        if not body["stop"]:  # some servers reject an empty list
-            del body["stop"]
-        if request.messages is not None:
-            body["messages"] = request.messages
-        else:
-            body["prompt"] = request.prompt
-        if request.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
-            }
-            if request.messages is None:  # /completions has no response_format in OpenAI's API;
-                body["json_schema"] = request.json_schema  # llama.cpp reads this field, others ignore it
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
 
     @staticmethod
     def _path(request: GenerationRequest) -> str:
@@ -96,16 +64,13 @@ class OpenAIModel(ConfiguredModel):
                 if stream:
                     resp.read()
                 error = f"HTTP {resp.status_code}: {resp.text[:300]}"
-                if resp.status_code not in RETRY_STATUS:
+                if not retryable(resp.status_code):
                     raise GenerationFailed(f"model {self.name} at {self.settings.base_url}: {error}")
             if attempt >= self.settings.max_retries:
                 raise GenerationFailed(
                     f"model {self.name} at {self.settings.base_url}: {error} (after {attempt + 1} attempts)"
                 )
-            delay = _retry_after(resp) if resp is not None else None
-            if delay is None:
-                delay = min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
-            time.sleep(min(delay, MAX_BACKOFF_S))
+            time.sleep(backoff(attempt, parse_retry_after(resp.headers.get("retry-after")) if resp else None))
             attempt += 1
 
     def generate(self, request: GenerationRequest) -> Generation:
@@ -119,16 +84,9 @@ class OpenAIModel(ConfiguredModel):
 
         def chunks() -> Iterator[dict[str, Any]]:
             try:
-                for line in resp.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    chunk: dict[str, Any] = json.loads(payload)
-                    if chunk.get("error"):
-                        raise GenerationFailed(f"model {self.name}: {chunk['error']}")
-                    yield chunk
+                yield from events(resp.iter_lines())
+            except StreamError as exc:
+                raise GenerationFailed(f"model {self.name}: {exc}") from None
             except httpx.TimeoutException:
                 raise GenerationFailed(
                     f"model {self.name}: stream stalled for {self.settings.timeout_s}s"
@@ -148,7 +106,7 @@ class OpenAIModel(ConfiguredModel):
             except (httpx.HTTPError, KeyError, ValueError):
                 pass
             self._tokenize_url = None
-        return max(1, (len(text) + 2) // 3)  # conservative: ~3 characters a token
+        return estimate_tokens(text)
 
     @cached_property
     def _tokenize_url(self) -> str | None:

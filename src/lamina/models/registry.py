@@ -1,11 +1,17 @@
-"""Models declared in configuration, by name; each is built on first use and kept for the process."""
+"""Models declared in configuration, by name; each is built on first use and kept for the process.
+
+A backend is one entry in ``BACKENDS`` (like llm's default plugins): a factory that builds the model
+and a probe that says whether it can be used now. Adding a backend touches this table only.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from lamina.config import Settings
+from lamina.config import ModelSettings, Settings
 from lamina.errors import LaminaError, UnknownModel
 from lamina.models.base import LLM
 
@@ -27,6 +33,45 @@ class ModelInfo:
         return dict(self.__dict__)
 
 
+def _llamacpp(name: str, spec: ModelSettings, models_dir: Path) -> LLM:
+    from lamina.models.llamacpp import LlamaCppModel
+
+    return LlamaCppModel(name, spec, models_dir)
+
+
+def _openai(name: str, spec: ModelSettings, models_dir: Path) -> LLM:
+    from lamina.models.openai import OpenAIModel
+
+    return OpenAIModel(name, spec)
+
+
+def _probe_gguf(spec: ModelSettings, models_dir: Path) -> tuple[bool, str]:
+    from lamina.models.llamacpp import resolve_gguf
+
+    path = resolve_gguf(spec, models_dir)
+    return True, f"{path} ({path.stat().st_size / 1e6:.0f} MB)"
+
+
+def _probe_http(spec: ModelSettings, models_dir: Path) -> tuple[bool, str]:
+    import httpx
+
+    assert spec.base_url is not None
+    resp = httpx.get(spec.base_url.rstrip("/") + "/models", timeout=min(5.0, spec.timeout_s), trust_env=False)
+    return resp.status_code < 500, f"HTTP {resp.status_code}"
+
+
+@dataclass(frozen=True)
+class Backend:
+    build: Callable[[str, ModelSettings, Path], LLM]
+    probe: Callable[[ModelSettings, Path], tuple[bool, str]]
+
+
+BACKENDS: dict[str, Backend] = {
+    "llamacpp": Backend(_llamacpp, _probe_gguf),
+    "openai": Backend(_openai, _probe_http),
+}
+
+
 class ModelRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -42,14 +87,7 @@ class ModelRegistry:
             raise UnknownModel(f"unknown model {name!r}; configured models: {', '.join(self.names)}")
         if name not in self._models:
             spec = self.settings.models[name]
-            if spec.backend == "llamacpp":
-                from lamina.models.llamacpp import LlamaCppModel
-
-                self._models[name] = LlamaCppModel(name, spec, self.settings.data_dir / "models")
-            else:
-                from lamina.models.openai import OpenAIModel
-
-                self._models[name] = OpenAIModel(name, spec)
+            self._models[name] = BACKENDS[spec.backend].build(name, spec, self.settings.data_dir / "models")
         return self._models[name]
 
     def describe(self, *, probe: bool = True) -> list[ModelInfo]:
@@ -77,18 +115,7 @@ class ModelRegistry:
     def _probe(self, name: str) -> tuple[bool, str]:
         spec = self.settings.models[name]
         try:
-            if spec.backend == "llamacpp":
-                from lamina.models.llamacpp import resolve_gguf
-
-                path = resolve_gguf(spec, self.settings.data_dir / "models")
-                return True, f"{path} ({path.stat().st_size / 1e6:.0f} MB)"
-            import httpx
-
-            assert spec.base_url is not None
-            resp = httpx.get(
-                spec.base_url.rstrip("/") + "/models", timeout=min(5.0, spec.timeout_s), trust_env=False
-            )
-            return resp.status_code < 500, f"HTTP {resp.status_code}"
+            return BACKENDS[spec.backend].probe(spec, self.settings.data_dir / "models")
         except LaminaError as exc:
             return False, str(exc)
         except Exception as exc:  # an unreachable endpoint is an answer here, not an error

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 from fastapi import Request
 
+from lamina.sse import StreamError, aevents
+
 CONNECT_S = 10.0
 READ_S = 600.0  # a slow local model on a small machine may pause long between tokens
 
@@ -75,17 +77,7 @@ async def chat_stream(base_url: str, key: str, body: dict[str, Any]) -> AsyncGen
             if resp.status_code != 200:
                 yield Failed(_error_message(await resp.aread(), resp.status_code))
                 return
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    yield Final("".join(shown), model, citations, grounding)
-                    return
-                chunk = json.loads(payload)
-                if "error" in chunk:
-                    yield Failed(str(chunk["error"].get("message", "the answer failed")), "".join(shown))
-                    return
+            async for chunk in aevents(resp.aiter_lines()):
                 model = chunk.get("model") or model
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
@@ -94,7 +86,10 @@ async def chat_stream(base_url: str, key: str, body: dict[str, Any]) -> AsyncGen
                         yield Delta(text)
                     citations = delta.get("citations", citations)
                     grounding = delta.get("grounding", grounding)
+    except StreamError as exc:
+        yield Failed("the answer stream ended early" if exc.incomplete else str(exc), "".join(shown))
+        return
     except httpx.HTTPError as exc:
         yield Failed(f"could not reach the model: {type(exc).__name__}", "".join(shown))
         return
-    yield Failed("the answer stream ended early", "".join(shown))
+    yield Final("".join(shown), model, citations, grounding)

@@ -15,11 +15,12 @@ from typing import Any
 from fastapi import Request
 from opentelemetry import trace
 
+from lamina.models.base import estimate_tokens
 from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import APIError
 from lamina.serve.policy.keys import Principal
-from lamina.serve.policy.limits import worst_case_tokens
+from lamina.serve.policy.limits import prompt_text, worst_case_tokens
 from lamina.serve.state import ServerState
 from lamina.serve.upstreams.gateway import Deployment, Kind, Piece, Result, Slot
 from lamina.serve.upstreams.routing import retryable
@@ -162,7 +163,6 @@ async def admit(
 
 
 TIMEOUT_HEADERS = ("x-request-timeout", "x-stainless-read-timeout")  # the latter: the openai package's
-CHARS_PER_TOKEN = 4  # for the queue's service estimate; settled to the real count when done
 
 
 def client_timeout(request: Request) -> float | None:
@@ -191,8 +191,7 @@ async def admission(
         await admit(state, principal, dep, params, ctx)
         share = state.settings.serve.fair_share
         who = {"tenant": principal.tenant, "key": principal.key_name, "none": ""}[share]
-        prompt, _ = worst_case_tokens(params, dep.spec.max_tokens)
-        slot = await dep.slot(ctx, who, prompt / CHARS_PER_TOKEN, timeout_s)
+        slot = await dep.slot(ctx, who, estimate_tokens(prompt_text(params)), timeout_s)
         span.set_attribute("lamina.queue_ms", ctx.queue_ms or 0.0)
         return slot
 

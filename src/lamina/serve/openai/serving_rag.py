@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lamina.data.types import doc_id_for
+from lamina.models.base import request_params
 from lamina.models.types import Usage
 from lamina.rag.answer import Answer, Answerer
 from lamina.rag.citations import find_markers
@@ -38,7 +39,7 @@ from lamina.serve.openai.serving_generate import completion_response
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.upstreams.gateway import Deployment, Kind, Slot, request_params
+from lamina.serve.upstreams.gateway import Deployment, Kind, Slot
 from lamina.serve.upstreams.upstream import UpstreamError
 
 MEMORY_TURNS = 3

@@ -25,8 +25,17 @@ from lamina.serve.policy.keys import KeyInfo, Principal
 TEMPLATE_TOKENS = 16  # a message's role and separators
 
 
+def prompt_text(params: dict[str, Any]) -> str:
+    """The text a request sends the model: its prompt, or its messages' contents."""
+    prompt = params.get("prompt")
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(str(m.get("content") or "") for m in params.get("messages") or [])
+
+
 def worst_case_tokens(params: dict[str, Any], default_max_tokens: int) -> tuple[int, int]:
-    """(prompt, completion) tokens a request can use at most; a token is at least one character."""
+    """(prompt, completion) tokens a request can use at most. Not an estimate but a bound, so that a
+    reservation is never short: a token is at least one character."""
     prompt = params.get("prompt")
     if isinstance(prompt, str):
         prompt_tokens = len(prompt) + TEMPLATE_TOKENS

@@ -18,13 +18,12 @@ from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
-from lamina.config import EndpointSettings, ModelSettings, Settings
+from lamina.config import ModelSettings, Settings
 from lamina.errors import UnknownModel
-from lamina.models.base import LLM
-from lamina.models.llamacpp import LlamaCppModel
+from lamina.models.base import LLM, request_body
 from lamina.models.prompts import CHAT_AS_COMPLETION_STOP, chat_as_completion
 from lamina.models.registry import ModelRegistry
-from lamina.models.types import GenerationRequest, Usage
+from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.upstreams.admission import FairQueue, Ticket
 from lamina.serve.upstreams.routing import Breaker, Endpoint, backoff, pick, retryable
@@ -136,31 +135,17 @@ class Deployment:
         return slot
 
     def body(self, kind: Kind, params: dict[str, Any], *, stream: bool) -> tuple[str, dict[str, Any]]:
-        """The upstream path and body: the model's defaults under the request's own parameters."""
-        s = self.spec
-        body: dict[str, Any] = {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p}
-        if s.stop:
-            body["stop"] = list(s.stop)
-        if s.backend == "llamacpp":
-            body["repeat_penalty"] = s.repeat_penalty
-        body.update({k: v for k, v in params.items() if v is not None})
-        if s.backend == "llamacpp" and body["temperature"] == 0:
-            body["cache_prompt"] = False  # as LlamaCppModel.body: temperature 0 repeats exactly
-        body["model"] = s.model or self.name
+        """The upstream path and body, made by the model layer (the model's defaults under the
+        request's own parameters); a base model gets a chat as a transcript."""
+        body = request_body(self.name, self.spec, params, stream=stream)
         path = "/chat/completions"
         if kind == "completion":
             path = "/completions"
-        elif not s.chat:  # a base model: the conversation as a transcript
+        elif not self.spec.chat:  # a base model: the conversation as a transcript
             path = "/completions"
             body["prompt"] = chat_as_completion(body.pop("messages"))
             stop = body.get("stop") or []
             body["stop"] = [*([stop] if isinstance(stop, str) else stop), *CHAT_AS_COMPLETION_STOP]
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}  # always: the gateway accounts tokens
-        else:
-            body.pop("stream", None)
-            body.pop("stream_options", None)
         return path, body
 
     async def generate(self, kind: Kind, params: dict[str, Any]) -> Result:
@@ -273,22 +258,6 @@ async def _prepend(head: list[T], rest: AsyncGenerator[T, None]) -> AsyncGenerat
             yield item
 
 
-def request_params(request: GenerationRequest) -> dict[str, Any]:
-    """A model-layer request (as the RAG pipeline builds it) in OpenAI's body form."""
-    params: dict[str, Any] = {
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "stop": request.stop,
-        "seed": request.seed,
-    }
-    if request.messages is not None:
-        params["messages"] = list(request.messages)
-    else:
-        params["prompt"] = request.prompt
-    return params
-
-
 def _usage(data: Any) -> Usage:
     if not isinstance(data, dict):
         return Usage()
@@ -321,20 +290,10 @@ class ModelGateway:
         async with self._lock:
             if name not in self._deployments:
                 llm = self.registry.get(name)
-                if isinstance(llm, LlamaCppModel):
-                    await asyncio.to_thread(llm.load)
-                    endpoints = [self._endpoint(spec, llm.openai_base_url, 1.0, None, name)]
-                else:
-                    assert spec.base_url is not None
-                    endpoints = [
-                        self._endpoint(spec, e.base_url, e.weight, e.api_key_env, name)
-                        for e in [
-                            EndpointSettings(
-                                base_url=spec.base_url, weight=spec.weight, api_key_env=spec.api_key_env
-                            ),
-                            *spec.endpoints,
-                        ]
-                    ]
+                endpoints = [
+                    self._endpoint(spec, e.base_url, e.weight, e.api_key_env, name)
+                    for e in await asyncio.to_thread(llm.endpoints)  # a local model loads here
+                ]
                 serve = self.settings.serve
                 queue = FairQueue(name, serve.max_inflight, serve.max_queue, serve.max_queue_wait_s)
                 self._deployments[name] = Deployment(name, spec, llm, endpoints, queue)

@@ -2,8 +2,8 @@
 
 Each endpoint has a circuit breaker: ``failures`` in a row open it, and while open it gets no
 traffic at all; after ``cooldown_s`` one probe request is let through (half-open), and its outcome
-closes or re-opens the breaker. Retries back off exponentially with full jitter, honouring
-``Retry-After``.
+closes or re-opens the breaker. What is retried and how long to wait is the model layer's one
+policy (``lamina.models.retry``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lamina.models import retry as policy
 from lamina.serve.upstreams.upstream import Upstream, UpstreamError
 
 State = Literal["closed", "open", "half_open"]
-MAX_BACKOFF_S = 8.0
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -83,11 +82,8 @@ def pick(endpoints: list[Endpoint], tried: set[int], rng: random.Random) -> int 
 
 
 def retryable(exc: UpstreamError) -> bool:
-    return exc.status == 0 or exc.status in RETRY_STATUS
+    return policy.retryable(exc.status)
 
 
 def backoff(attempt: int, exc: UpstreamError, rng: random.Random) -> float:
-    """Seconds before the next attempt: Retry-After if the upstream said, else full jitter."""
-    if exc.retry_after is not None:
-        return min(exc.retry_after, MAX_BACKOFF_S)
-    return rng.uniform(0, min(MAX_BACKOFF_S, 0.1 * 2**attempt))
+    return policy.backoff(attempt, exc.retry_after, rng)

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import httpx
 
 from lamina.errors import ModelUnavailable
+from lamina.models.retry import parse_retry_after
+from lamina.sse import StreamError, aevents, error_message
 
 
 class UpstreamError(Exception):
@@ -83,24 +85,16 @@ class HttpUpstream:
             async with self._client.stream("POST", path, json=body) as resp:
                 if resp.status_code >= 400:
                     raise _status_error(resp, (await resp.aread()).decode(errors="replace"))
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    try:
-                        chunk: dict[str, Any] = json.loads(payload)
-                    except ValueError:
-                        raise UpstreamError("the model sent an invalid stream event") from None
-                    if chunk.get("error"):
-                        raise UpstreamError(f"the model failed mid-stream: {_message(chunk)}")
+                async for chunk in aevents(resp.aiter_lines()):
                     yield chunk
+        except StreamError as exc:
+            if exc.event is not None:
+                raise UpstreamError(f"the model failed mid-stream: {exc}") from None
+            raise UpstreamError(f"the model's {exc}") from None
         except httpx.TimeoutException:
             raise UpstreamError("the model stalled: no data within the timeout") from None
         except httpx.TransportError as exc:
             raise UpstreamError(f"the model's stream broke off ({type(exc).__name__})") from None
-        raise UpstreamError("the model's stream ended before it was complete")
 
     async def alive(self) -> bool:
         try:
@@ -123,23 +117,14 @@ def api_key(model: str, env: str | None) -> str | None:
     return key
 
 
-def _message(data: Any) -> str:
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message") or err)[:300]
-    return str(err or data)[:300]
-
-
 def _status_error(resp: httpx.Response, text: str) -> UpstreamError:
     try:
-        detail = _message(json.loads(text))
+        data = json.loads(text)
+        detail = error_message(data) if isinstance(data, dict) else text[:300]
     except ValueError:
         detail = text[:300]
-    retry = resp.headers.get("retry-after")
-    try:
-        retry_after = float(retry) if retry is not None else None
-    except ValueError:
-        retry_after = None
     return UpstreamError(
-        f"the model answered HTTP {resp.status_code}: {detail}", resp.status_code, retry_after
+        f"the model answered HTTP {resp.status_code}: {detail}",
+        resp.status_code,
+        parse_retry_after(resp.headers.get("retry-after")),
     )
