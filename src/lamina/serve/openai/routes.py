@@ -5,11 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from lamina.serve.context import RequestContext
 from lamina.serve.http.deps import authenticated, request_context, server_state
-from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from lamina.serve.openai.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    EmbeddingList,
+    EmbeddingRequest,
+    ErrorResponse,
+    ModelList,
+)
 from lamina.serve.openai.serving import RAG_PREFIX, deployment_for
 from lamina.serve.openai.serving_embedding import embeddings, list_models
 from lamina.serve.openai.serving_generate import generate
@@ -17,14 +28,40 @@ from lamina.serve.openai.serving_rag import grounded_chat
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": what}
+    for code, what in {
+        400: "Invalid request",
+        401: "Missing or invalid key",
+        403: "The key may not use this model",
+        404: "No such model or collection",
+        429: "Over a budget or rate limit, or the model's queue is full (see Retry-After)",
+        502: "The model failed",
+        503: "The model is unavailable",
+    }.items()
+}
+
+
+def _generated(model: type[BaseModel], chunk: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """A generation's 200: the whole response as JSON, or with ``stream`` its chunks as SSE."""
+    return {
+        200: {
+            "model": model,
+            "description": f"{model.__name__}; with stream=true, server-sent events of {chunk.__name__}",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **ERRORS,
+    }
+
+
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 StateDep = Annotated[ServerState, Depends(server_state)]
 PrincipalDep = Annotated[Principal, Depends(authenticated)]
 ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
-@router.get("/models", summary="Models, the embedder, and a rag:NAME model per collection")
-async def models(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.get("/models", summary="Models, the embedder, and a rag:NAME model per collection", responses=ERRORS)
+async def models(state: StateDep, principal: PrincipalDep) -> ModelList:
     return await list_models(state, principal)
 
 
@@ -32,10 +69,11 @@ async def models(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     "/chat/completions",
     response_model=None,
     summary="Chat; with `collection` (or a rag:NAME model), a cited answer",
+    responses=_generated(ChatCompletion, ChatCompletionChunk),
 )
 async def chat_completions(
     request: Request, body: ChatCompletionRequest, ctx: ContextDep, state: StateDep, principal: PrincipalDep
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     collection = body.collection
     model = body.model
     if model.startswith(RAG_PREFIX):
@@ -47,16 +85,21 @@ async def chat_completions(
     return await generate(request, ctx, state, principal, dep, body, "chat")
 
 
-@router.post("/completions", response_model=None, summary="Text completion")
+@router.post(
+    "/completions",
+    response_model=None,
+    summary="Text completion",
+    responses=_generated(Completion, Completion),
+)
 async def completions(
     request: Request, body: CompletionRequest, ctx: ContextDep, state: StateDep, principal: PrincipalDep
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     dep = await deployment_for(state, principal, body.model)
     return await generate(request, ctx, state, principal, dep, body, "completion")
 
 
-@router.post("/embeddings", summary="Embeddings with the collection embedder")
+@router.post("/embeddings", summary="Embeddings with the collection embedder", responses=ERRORS)
 async def embeddings_route(
     body: EmbeddingRequest, ctx: ContextDep, state: StateDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> EmbeddingList:
     return await embeddings(ctx, state, principal, body)

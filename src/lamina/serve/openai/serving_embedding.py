@@ -10,7 +10,14 @@ import numpy as np
 
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import APIError, bad_request
-from lamina.serve.openai.protocol import EmbeddingRequest
+from lamina.serve.openai.protocol import (
+    EmbeddingData,
+    EmbeddingList,
+    EmbeddingRequest,
+    EmbeddingUsage,
+    ModelCard,
+    ModelList,
+)
 from lamina.serve.openai.serving import RAG_PREFIX
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
@@ -26,7 +33,7 @@ def embedding_names(state: ServerState) -> list[str]:
 
 async def embeddings(
     ctx: RequestContext, state: ServerState, principal: Principal, body: EmbeddingRequest
-) -> dict[str, Any]:
+) -> EmbeddingList:
     names = embedding_names(state)
     if body.model in names and not principal.may_use(body.model):
         raise APIError(403, f"this key may not use model {body.model!r}", "permission_error", param="model")
@@ -55,15 +62,13 @@ async def embeddings(
         vectors = await asyncio.to_thread(embedder.embed, texts)
     ctx.model = body.model
     ctx.embedding_tokens = tokens
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
-            for i, v in enumerate(vectors)
+    return EmbeddingList(
+        data=[
+            EmbeddingData(index=i, embedding=_encode(v, body.encoding_format)) for i, v in enumerate(vectors)
         ],
-        "model": body.model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+        model=body.model,
+        usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )
 
 
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
@@ -72,9 +77,9 @@ def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
     return [float(x) for x in vector]
 
 
-async def list_models(state: ServerState, principal: Principal) -> dict[str, Any]:
+async def list_models(state: ServerState, principal: Principal) -> ModelList:
     """Chat models, the embedder, and one ``rag:NAME`` model per collection the key may read."""
-    data: list[dict[str, Any]] = []
+    data: list[ModelCard] = []
     for name, spec in state.settings.models.items():
         if principal.may_use(name):
             kind = "chat" if spec.chat else "completion"
@@ -85,15 +90,8 @@ async def list_models(state: ServerState, principal: Principal) -> dict[str, Any
     if principal.may_use(state.settings.default_model):
         infos = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collections)
         data += [_model(RAG_PREFIX + c.name, "rag", collection=c.name) for c in infos]
-    return {"object": "list", "data": data}
+    return ModelList(data=data)
 
 
-def _model(model_id: str, kind: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": model_id,
-        "object": "model",
-        "created": CREATED,
-        "owned_by": "lamina",
-        "kind": kind,
-        **extra,
-    }
+def _model(model_id: str, kind: str, **extra: Any) -> ModelCard:
+    return ModelCard(id=model_id, created=CREATED, kind=kind, **extra)

@@ -7,11 +7,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
-from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
+from lamina.serve.openai.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionChoice,
+    CompletionRequest,
+    UsageInfo,
+)
 from lamina.serve.openai.serving import (
     Metered,
     admission,
@@ -44,7 +54,7 @@ async def generate(
     dep: Deployment,
     body: ChatCompletionRequest | CompletionRequest,
     kind: Kind,
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     meter = Metered(ctx, dep.name)
     params = body.sampling()
     key = cache_key(principal.tenant, dep.name, kind, params, dep.spec.temperature) if state.cache else None
@@ -66,7 +76,7 @@ async def generate(
         store(result.message, result.finish_reason, result.usage, used.name)
         usage = result.usage.to_dict()
         response = completion_response(kind, used.name, result.message, result.finish_reason, usage)
-        return JSONResponse(response, headers=headers)
+        return json_response(response, headers)
     used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
     writer = ChunkWriter(kind, used.name, include_usage=body.include_usage)
     return StreamingResponse(
@@ -78,15 +88,15 @@ async def generate(
 
 def _cached(
     ctx: RequestContext, body: ChatCompletionRequest | CompletionRequest, kind: Kind, hit: dict[str, Any]
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     """A cached answer: costs nothing, and says so (header, request log)."""
     ctx.cached = True
     ctx.model = hit["model"]
     headers = {CACHE_HEADER: "hit"}
     if not body.stream:
-        return JSONResponse(
+        return json_response(
             completion_response(kind, hit["model"], hit["message"], hit["finish_reason"], hit["usage"]),
-            headers=headers,
+            headers,
         )
     writer = ChunkWriter(kind, hit["model"], include_usage=body.include_usage)
     events = writer.replay(
@@ -143,29 +153,25 @@ async def _chain(first: Piece | None, rest: AsyncIterator[Piece]) -> AsyncIterat
 
 def completion_response(
     kind: Kind, model: str, message: dict[str, Any], finish_reason: str, usage: dict[str, int]
-) -> dict[str, Any]:
+) -> ChatCompletion | Completion:
     created = int(time.time())
     if kind == "chat":
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": message,
-            "logprobs": None,
-            "finish_reason": finish_reason,
-        }
-        obj = "chat.completion"
-    else:
-        choice = {
-            "index": 0,
-            "text": message.get("content") or "",
-            "logprobs": None,
-            "finish_reason": finish_reason,
-        }
-        obj = "text_completion"
-    return {
-        "id": completion_id(kind),
-        "object": obj,
-        "created": created,
-        "model": model,
-        "choices": [choice],
-        "usage": usage,
-    }
+        return ChatCompletion(
+            id=completion_id(kind),
+            created=created,
+            model=model,
+            choices=[ChatChoice(message=AssistantMessage(**message), finish_reason=finish_reason)],
+            usage=UsageInfo(**usage),
+        )
+    return Completion(
+        id=completion_id(kind),
+        created=created,
+        model=model,
+        choices=[CompletionChoice(text=message.get("content") or "", finish_reason=finish_reason)],
+        usage=UsageInfo(**usage),
+    )
+
+
+def json_response(body: BaseModel, headers: dict[str, str] | None = None) -> Response:
+    """A response model as JSON (serialized by pydantic, without a dict in between)."""
+    return Response(body.model_dump_json(), media_type="application/json", headers=headers)

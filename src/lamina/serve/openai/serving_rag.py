@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from lamina.data.types import doc_id_for
 from lamina.models.base import request_params
@@ -35,7 +35,7 @@ from lamina.serve.openai.serving import (
     stream_with_fallbacks,
     upstream_error,
 )
-from lamina.serve.openai.serving_generate import completion_response
+from lamina.serve.openai.serving_generate import completion_response, json_response
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
@@ -53,7 +53,7 @@ async def grounded_chat(
     dep: Deployment,
     body: ChatCompletionRequest,
     collection: str,
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     meter = Metered(ctx, dep.name)
     question, history = _conversation(body)
     coll = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collection, collection)
@@ -247,7 +247,7 @@ def _answer_response(
     links: _Links,
     meter: Metered,
     headers: dict[str, str] | None = None,
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     meter.record(answer.usage)
     message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
     return _message_response(body, model, message, answer.usage, headers or {})
@@ -255,12 +255,10 @@ def _answer_response(
 
 def _message_response(
     body: ChatCompletionRequest, model: str, message: dict[str, Any], usage: Usage, headers: dict[str, str]
-) -> JSONResponse | StreamingResponse:
+) -> Response:
     """A whole answer, as one response or as one replayed stream (citations in its content chunk)."""
     if not body.stream:
-        return JSONResponse(
-            completion_response("chat", model, message, "stop", usage.to_dict()), headers=headers
-        )
+        return json_response(completion_response("chat", model, message, "stop", usage.to_dict()), headers)
     writer = ChunkWriter("chat", model, include_usage=body.include_usage)
     delta = {k: v for k, v in message.items() if k != "role"}
     return StreamingResponse(

@@ -8,13 +8,23 @@ mid-stream ends with an error event and no ``[DONE]``: never a clean stop on a t
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from lamina.models.types import Usage
+from lamina.serve.openai.protocol import (
+    ChatCompletionChunk,
+    ChunkChoice,
+    Completion,
+    CompletionChoice,
+    ErrorInfo,
+    ErrorResponse,
+    UsageInfo,
+)
 
 DONE = b"data: [DONE]\n\n"
 CACHE_HEADER = "x-lamina-cache"  # hit or miss, on requests the cache can answer
@@ -25,12 +35,16 @@ def completion_id(kind: Literal["chat", "completion"]) -> str:
     return ("chatcmpl-" if kind == "chat" else "cmpl-") + secrets.token_hex(12)
 
 
-def event(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+def event(data: BaseModel, *, exclude: set[str] | None = None) -> bytes:
+    return b"data: " + data.model_dump_json(exclude=exclude).encode() + b"\n\n"
+
+
+def usage_info(usage: Usage) -> UsageInfo:
+    return UsageInfo(**usage.to_dict())
 
 
 def error_event(message: str, type_: str = "upstream_error", code: str = "stream_interrupted") -> bytes:
-    return event({"error": {"message": message, "type": type_, "param": None, "code": code}})
+    return event(ErrorResponse(error=ErrorInfo(message=message, type=type_, code=code)))
 
 
 class ChunkWriter:
@@ -42,31 +56,42 @@ class ChunkWriter:
         self.model = model
         self.created = int(time.time())
         self.include_usage = include_usage
-        self.object = "chat.completion.chunk" if kind == "chat" else "text_completion"
+        # with include_usage every chunk says "usage": null; without it there is no usage field
+        self._exclude = None if include_usage else {"usage"}
 
-    def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": self.id,
-            "object": self.object,
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
-        if self.include_usage:
-            data["usage"] = None
-        return data
+    def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None) -> bytes:
+        chunk: BaseModel
+        if self.kind == "chat":
+            choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
+            chunk = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices)
+        else:
+            text = "" if delta is None else str(delta.get("content", ""))
+            chunk = Completion(
+                id=self.id,
+                created=self.created,
+                model=self.model,
+                choices=[] if delta is None else [CompletionChoice(text=text, finish_reason=finish_reason)],
+            )
+        return event(chunk, exclude=self._exclude)
 
     def role(self) -> bytes:
         """The first chunk of a chat stream: the role, no content yet."""
-        return event(self._chunk([self._choice({"role": "assistant", "content": ""}, None)]))
+        return self._chunk({"role": "assistant", "content": ""}, None)
 
     def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return event(self._chunk([self._choice(delta, finish_reason)]))
+        return self._chunk(delta, finish_reason)
 
     def usage(self, usage: Usage) -> bytes:
-        data = self._chunk([])
-        data["usage"] = usage.to_dict()
-        return event(data)
+        """The last chunk before ``[DONE]`` when ``include_usage``: no choices, the usage."""
+        if self.kind == "chat":
+            chunk: BaseModel = ChatCompletionChunk(
+                id=self.id, created=self.created, model=self.model, choices=[], usage=usage_info(usage)
+            )
+        else:
+            chunk = Completion(
+                id=self.id, created=self.created, model=self.model, choices=[], usage=usage_info(usage)
+            )
+        return event(chunk)
 
     async def replay(self, delta: dict[str, Any], finish_reason: str, usage: Usage) -> AsyncIterator[bytes]:
         """A whole answer (cached, or decided without the model) as one stream."""
@@ -76,13 +101,3 @@ class ChunkWriter:
         if self.include_usage:
             yield self.usage(usage)
         yield DONE
-
-    def _choice(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
-        if self.kind == "chat":
-            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return {
-            "index": 0,
-            "text": delta.get("content", ""),
-            "logprobs": None,
-            "finish_reason": finish_reason,
-        }
