@@ -16,9 +16,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lamina import sqlmigrate
 from lamina.errors import CollectionNotFound, LaminaError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+# The schema is made and changed by the Alembic revisions in migrations/ (run on every open); the
+# tables below must match their head (tests/test_migrations.py checks it).
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "lamina_registry_version"
+BASELINE_TABLES = ("collections", "documents", "runs")
 
 metadata = sa.MetaData()
 
@@ -114,15 +121,19 @@ class DocumentRecord:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def open_database(url: str, schema: sa.MetaData) -> sa.Engine:
-    """An engine for ``url`` with ``schema``'s tables made; SQLite gets WAL and a busy timeout."""
+def open_database(url: str) -> sa.Engine:
+    """An engine for ``url`` (tables are the migrations' business); SQLite gets WAL and a busy timeout."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
     if url.startswith("sqlite"):
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-    schema.create_all(engine)
     return engine
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the registry's tables to the current schema (a no-op when they are)."""
+    sqlmigrate.upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE, baseline_tables=BASELINE_TABLES)
 
 
 # Embedder names that changed (old -> new, same vectors): recorded collections are renamed on open.
@@ -132,7 +143,8 @@ RENAMED_EMBEDDERS = {"all-MiniLM-L6-v2/onnx-int8": "all-MiniLM-L6-v2/onnx-fp32"}
 
 class Registry:
     def __init__(self, url: str) -> None:
-        self._engine = open_database(url, metadata)
+        self._engine = open_database(url)
+        migrate(self._engine)
         self._rename_embedders()
 
     def _rename_embedders(self) -> None:

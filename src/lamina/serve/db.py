@@ -5,9 +5,19 @@ Kept apart from the data registry so that the data layer never learns about keys
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
+from lamina import sqlmigrate
 from lamina.data.registry import open_database
+
+# The schema is made and changed by the Alembic revisions in migrations/ (run by connect); the tables
+# below must match their head (tests/test_migrations.py checks it). Its own version table, so that it
+# can share a database with the registry's and the UI's.
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "lamina_server_version"
+BASELINE_TABLES = ("api_keys", "jobs", "counters", "request_log")
 
 metadata = sa.MetaData()
 
@@ -70,4 +80,11 @@ request_log = sa.Table(
 
 
 def connect(url: str) -> sa.Engine:
-    return open_database(url, metadata)
+    """An engine on the server's database, its tables brought to the current schema first."""
+    engine = open_database(url)
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: sa.Engine) -> None:
+    sqlmigrate.upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE, baseline_tables=BASELINE_TABLES)

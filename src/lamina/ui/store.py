@@ -10,9 +10,19 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from lamina import sqlmigrate
+
+# The schema is made and changed by the Alembic revisions in migrations/ (run when a store opens);
+# the tables below must match their head (tests/test_migrations.py checks it). They share the server's
+# database, so this chain keeps its own version table.
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "lamina_ui_version"
+BASELINE_TABLES = ("ui_conversations", "ui_turns")
 
 metadata = sa.MetaData()
 
@@ -95,10 +105,15 @@ def title_of(question: str) -> str:
     return flat if len(flat) <= TITLE_CHARS else flat[: TITLE_CHARS - 1].rstrip() + "…"
 
 
+def migrate(engine: sa.Engine) -> None:
+    """Bring the UI's tables to the current schema (a no-op when they are)."""
+    sqlmigrate.upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE, baseline_tables=BASELINE_TABLES)
+
+
 class ConversationStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        migrate(engine)
 
     def create(self, owner: str, title: str) -> Conversation:
         t = now()

@@ -1,0 +1,1 @@
+"""One revision per file; ``revision`` and ``down_revision`` chain them."""
