@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from lamina.client import AsyncLamina, Lamina
     from lamina.config import Settings, load_settings
     from lamina.data.collection import Collection, Workspace
-    from lamina.data.store import Where
     from lamina.data.ingest import IngestReport
+    from lamina.data.store import Where
     from lamina.data.types import Hit
     from lamina.models.registry import ModelRegistry
     from lamina.models.structured import generate_json, generate_model
@@ -50,7 +50,26 @@ _PUBLIC = {
     "load_settings": "lamina.config",
 }
 
-__all__ = sorted([*_PUBLIC, "LaminaError", "__version__"])
+__all__ = [
+    "Answer",
+    "AsyncLamina",
+    "Collection",
+    "Generation",
+    "GenerationRequest",
+    "Hit",
+    "IngestReport",
+    "Lamina",
+    "LaminaError",
+    "ModelRegistry",
+    "Settings",
+    "Where",
+    "Workspace",
+    "__version__",
+    "answer",
+    "generate_json",
+    "generate_model",
+    "load_settings",
+]
 
 
 def __getattr__(name: str) -> Any:
