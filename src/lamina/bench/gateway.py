@@ -198,34 +198,3 @@ def _step_rates(
         "stopped_because": stopped,
         "steps": steps,
     }
-
-
-def generator_ceiling(
-    base_url: str,
-    key: str = "x",
-    model: str = "stub",
-    *,
-    rates: Sequence[float] = (1000.0, 2000.0, 4000.0, 8000.0, 12000.0, 16000.0),
-    duration_s: float = 2.0,
-    p99_limit_ms: float = 20.0,
-    client: str = "raw",
-) -> dict[str, Any]:
-    """The highest rate the generator drives against one endpoint (a stub) with p99 under the limit.
-
-    That is the lesser of the generator's and the endpoint's capacity; ``generator_cpu`` (share
-    of one core the generator used) tells which: near 1.0, the generator is the limit.
-    """
-    target = Target("direct", base_url, key, model)
-    steps: list[dict[str, Any]] = []
-    best: float | None = None
-    with LoadGenerator(client, max_connections=1024) as gen:
-        for r in sorted(rates):
-            run = gen.open_loop([target], r, duration_s, warmup_s=0.3)
-            side = _side(run["targets"]["direct"], open_loop=True)
-            cpu = round(run["cpu_s"] / run["wall_s"], 3)
-            ok = side["error_rate"] == 0 and side["p99_ms"] is not None and side["p99_ms"] < p99_limit_ms
-            steps.append({"rate": r, **side, "generator_cpu": cpu, "passed": ok})
-            if not ok:
-                break
-            best = r
-    return {"client": client, "max_rate": best, "p99_limit_ms": p99_limit_ms, "steps": steps}

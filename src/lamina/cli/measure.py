@@ -1,4 +1,6 @@
-"""Benchmarks that print numbers: ``lamina eval retrieval`` and ``lamina bench ingest``."""
+"""Commands that print measured numbers: quality evals (``lamina eval retrieval|grounding|min-similarity``,
+from ``lamina.evals``) and performance benchmarks (``lamina bench ingest|generate|gateway``, from
+``lamina.bench``), each next to a baseline measured in the same run where there is one."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from lamina.bench.generation import bench_generation
 from lamina.bench.hardware import machine_peaks
 from lamina.bench.ingest import bench_baseline, bench_lamina
 from lamina.cli import models
@@ -15,7 +18,6 @@ from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_json
 from lamina.errors import LaminaError
 from lamina.evals.beir import dev_split, load_beir
-from lamina.evals.generation import bench_generation
 from lamina.evals.grounding import calibrate_min_similarity, evaluate_grounding
 from lamina.evals.retrieval import evaluate_retrieval, grid_configs
 from lamina.models.llamacpp import LlamaCppModel

@@ -18,7 +18,7 @@ class Citation:
     headings: list[str]
     chunk_id: str
     snippet: str
-    score: float = 0.0  # the retrieval score of the cited chunk (hybrid: RRF)
+    score: float = 0.0  # the retrieval score of the cited chunk (hybrid: the fused score)
 
     @classmethod
     def of(cls, source: Source) -> Citation:
