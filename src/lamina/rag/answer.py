@@ -16,7 +16,7 @@ from lamina.rag.context import Source, pack
 from lamina.rag.types import Answer, Citation
 from lamina.telemetry import DATA_SOURCE, OPERATION, tracer
 
-__all__ = ["Answer", "Answerer", "Citation", "answer", "ask_directly"]
+__all__ = ["Answer", "AnswerRun", "Answerer", "Citation", "answer", "ask_directly"]
 
 NOTHING_RELEVANT = "I could not find anything relevant to this question in the collection {name!r}."
 # Base models drift into new questions and quote the context's fences; "\n\n" is applied lazily
@@ -85,6 +85,10 @@ class Answerer:
         lazy = [] if self.model.is_chat else LAZY_STOP
         return AnswerAssembler(question, sources, self.collection.embedder, self.settings, lazy)
 
+    def run(self, question: str, sources: list[Source], request: GenerationRequest) -> AnswerRun:
+        """One generation of a prepared request, to be fed the model's text as it arrives."""
+        return AnswerRun(self, question, request, self.assembler(question, sources))
+
     # results -------------------------------------------------------------------------------------
     def nothing_relevant(self) -> Answer:
         return Answer(NOTHING_RELEVANT.format(name=self.collection.name), [], self.model.name, grounded=False)
@@ -111,32 +115,65 @@ class Answerer:
             yield answer.answer
             yield answer
             return
-        assembler = assembler or self.assembler(question, sources)
-        usage: Usage | None = None
-        truncated = False
-        consumed: list[str] = []
+        run = AnswerRun(self, question, request, assembler or self.assembler(question, sources))
         events = self.model.stream(request)
         try:
             for event in events:
-                if event.generation is not None:
-                    usage, truncated = event.generation.usage, event.generation.finish_reason == "length"
-                if event.text:
-                    consumed.append(event.text)
-                    if shown := assembler.feed(event.text):
-                        yield shown
-                    if assembler.stopped:
-                        break
+                generation = event.generation
+                usage, finish = (generation.usage, generation.finish_reason) if generation else (None, None)
+                if shown := run.feed(event.text, usage=usage, finish_reason=finish):
+                    yield shown
+                if run.stopped:
+                    break
         finally:
             if isinstance(events, Generator):
                 events.close()  # stops the engine when the assembler stopped (or our reader went away)
-        if usage is None:
-            usage = estimate_usage(self.model, request, "".join(consumed))
-        tail, answer = assembler.finish(self.model.name, usage, truncated=truncated)
+        tail, answer = run.finish(self.model.name)
         if tail:
             yield tail
-        if self.memory_turns:
-            self.history.append((question, answer.answer))
         yield answer
+
+
+class AnswerRun:
+    """The one loop body that drives the answer assembler, for ``lamina ask`` and the server alike.
+
+    Sans I/O: the caller reads the model (a thread's iterator or an async stream) and feeds each
+    piece with what it says of usage and finish; ``stopped`` tells it to cancel the model; ``finish``
+    gives the tail and the ``Answer``, with usage counted by the model's tokenizer when the stream
+    ended before reporting it (cancelled at a stop, say).
+    """
+
+    def __init__(
+        self, answerer: Answerer, question: str, request: GenerationRequest, assembler: AnswerAssembler
+    ) -> None:
+        self.answerer = answerer
+        self.question = question
+        self.request = request
+        self.assembler = assembler
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self._consumed: list[str] = []
+
+    @property
+    def stopped(self) -> bool:
+        return self.assembler.stopped
+
+    def feed(self, text: str | None, *, usage: Usage | None = None, finish_reason: str | None = None) -> str:
+        """The answer's text that became final with this piece (possibly "")."""
+        if usage is not None and usage.completion_tokens:
+            self.usage = usage
+        self.finish_reason = finish_reason or self.finish_reason
+        if not text:
+            return ""
+        self._consumed.append(text)
+        return self.assembler.feed(text)
+
+    def finish(self, model_name: str) -> tuple[str, Answer]:
+        usage = self.usage or estimate_usage(self.answerer.model, self.request, "".join(self._consumed))
+        tail, answer = self.assembler.finish(model_name, usage, truncated=self.finish_reason == "length")
+        if self.answerer.memory_turns:
+            self.answerer.history.append((self.question, answer.answer))
+        return tail, answer
 
 
 def _last(parts: Iterator[str | Answer]) -> Answer:

@@ -82,42 +82,32 @@ async def grounded_chat(
         params["max_tokens"] = body.max_tokens or body.max_completion_tokens
     kind: Kind = "chat" if gen_request.messages is not None else "completion"
     slot = await admission(state, principal, dep, params, ctx, client_timeout(request))
-    assembler = answerer.assembler(question, sources)
+    run = answerer.run(question, sources, gen_request)
     used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
-
-    received = 0
-    finish_reason: str | None = None
 
     async def texts() -> AsyncIterator[str]:
         """Shown text as the model produces it; stops the model at a lazy stop."""
-        nonlocal received, finish_reason
         pending = [first] if first is not None else []
         while True:
             piece = pending.pop() if pending else await anext(rest, None)
             if piece is None:
                 return
             meter.record(piece.usage)
-            finish_reason = piece.finish_reason or finish_reason
-            meter.finished(finish_reason)
-            if piece.text:
-                received += 1
-                shown = await asyncio.to_thread(assembler.feed, piece.text)
-                if shown:
-                    yield shown
-                if assembler.stopped:
-                    await rest.aclose()
-                    return
+            meter.finished(piece.finish_reason)
+            feed = functools.partial(
+                run.feed, piece.text, usage=piece.usage, finish_reason=piece.finish_reason
+            )
+            if shown := await asyncio.to_thread(feed):
+                yield shown
+            if run.stopped:
+                await rest.aclose()
+                return
 
     async def final() -> tuple[str, Answer]:
         meter.upstream(time.perf_counter() - meter.upstream_began)
-        usage = meter.usage
-        if usage.completion_tokens == 0:  # stopped early: llama.cpp sent no usage; count it ourselves
-            usage = await asyncio.to_thread(_count_usage, used, gen_request.prompt or "", received)
-            meter.record(usage)
+        tail, answer = await asyncio.to_thread(run.finish, used.name)  # counts usage the stream did not say
+        meter.record(answer.usage)
         await slot.release()
-        tail, answer = await asyncio.to_thread(
-            functools.partial(assembler.finish, used.name, usage, truncated=finish_reason == "length")
-        )
         if answer.answer:
             message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
             cached.store(state, {"message": message, "usage": answer.usage.to_dict(), "model": used.name})
@@ -177,11 +167,6 @@ def _conversation(body: ChatCompletionRequest) -> tuple[str, list[tuple[str, str
             history.append((asked, m.text))
             asked = None
     return messages[-1].text, history
-
-
-def _count_usage(dep: Deployment, prompt: str, pieces: int) -> Usage:
-    """llama.cpp streams a token a piece; the prompt is counted with the model's own tokenizer."""
-    return Usage(dep.llm.count_tokens(prompt) if prompt else 0, pieces)
 
 
 class _Links:
