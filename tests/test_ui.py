@@ -352,6 +352,28 @@ def test_phone_width(browser: Browser, served: RunningServer, handbook: str, sho
     context.close()
 
 
+@pytest.mark.parametrize("who", ["alice", "admin"])
+def test_collections_fit_phone_width(
+    browser: Browser, served: RunningServer, handbook: str, who: str
+) -> None:
+    """The table scrolls inside its wrapper; the page itself is never wider than a phone."""
+    context: BrowserContext = browser.new_context(
+        viewport={"width": 390, "height": 844}, base_url=served.server.root
+    )
+    page = context.new_page()
+    sign_in(page, served, who)
+    page.goto("/collections")
+    expect(page.locator("table")).to_contain_text(handbook)
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+        .filter(el => el.getBoundingClientRect().right > 391)
+        .map(el => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))
+        .slice(0, 8)"""
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, " | ".join(map(str, wide))
+    context.close()
+
+
 # usage and keys -----------------------------------------------------------------------------------
 def log_rows(page: Page) -> int:
     return page.locator("table.log tbody tr").count()
@@ -458,3 +480,24 @@ def test_trace_slot_renders_spans() -> None:
     html = Pages(Assets()).html("_spans.html", spans=rows)
     assert "Trace" in html and "retrieve" in html
     assert "Trace" not in Pages(Assets()).html("_spans.html", spans=[])
+
+
+def test_grouped_markers_become_one_link_each() -> None:
+    from lamina.ui.citations import Segment, cited, segments
+
+    answer = "Jobs resume [1, 2]; see [3] and [9]."
+    assert segments(answer, {1, 2, 3}) == [
+        Segment("Jobs resume "),
+        Segment("[1]", 1),
+        Segment("[2]", 2),
+        Segment("; see "),
+        Segment("[3]", 3),
+        Segment(" and [9]."),  # a number with no citation stays text
+    ]
+    assert segments("[7, 2]", {2}) == [Segment("[2]", 2)]
+    citations = [{"n": n, "url": f"http://127.0.0.1:1/v1/x/{n}"} for n in (1, 2, 3)]
+    assert [(c["n"], c["url"]) for c in cited(answer, citations)] == [
+        (1, "/v1/x/1"),
+        (2, "/v1/x/2"),
+        (3, "/v1/x/3"),
+    ]

@@ -133,6 +133,18 @@ class SearchSettings(_Section):
     rerank: RerankSettings = Field(default_factory=RerankSettings)
 
 
+class StoreSettings(_Section):
+    """Where chunks and their vectors live (``[store]``)."""
+
+    backend: str = Field(
+        "lancedb",
+        description=(
+            "Chunk store: 'lancedb' (embedded, on disk under data_dir), 'memory' (this process only: "
+            "tests, throwaway runs) or a 'module:Class' path to your own ChunkStore."
+        ),
+    )
+
+
 class EndpointSettings(_Section):
     """Another server of the same model (``[[models.NAME.endpoints]]``): traffic is split by weight."""
 
@@ -267,7 +279,13 @@ class ServeSettings(_Section):
         default_factory=dict, description="Budgets and limits per tenant."
     )
     rate_window_s: float = Field(60.0, gt=0, description="The window of rpm/tpm limits (60: per minute).")
+    counters: str = Field(
+        "sql", description="Budget and rate counters: 'sql' (the gateway database, shared) or 'memory'."
+    )
     cache: bool = Field(True, description="Answer repeated deterministic requests from a cache (free).")
+    cache_backend: str = Field(
+        "memory", description="Where the response cache lives: 'memory' (per process)."
+    )
     cache_entries: int = Field(2048, ge=1, description="Cached answers kept (least recently used go first).")
     cache_ttl_s: float = Field(3600.0, gt=0, description="How long a cached answer is served.")
     semantic_cache: bool = Field(
@@ -301,6 +319,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict, description="Extra or overridden models.")
     default_model: str = DEFAULT_MODEL
     rag: RagSettings = Field(default_factory=RagSettings)

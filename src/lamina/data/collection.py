@@ -18,8 +18,7 @@ from lamina.data.fusion import (
 from lamina.data.ingest import Ingestion, IngestReport, Progress
 from lamina.data.registry import CollectionInfo, DocumentRecord, Registry, check_name
 from lamina.data.rerank import Reranker, make_reranker, rerank
-from lamina.data.store.base import ChunkStore, Where
-from lamina.data.store.lance import LanceStore
+from lamina.data.store import ChunkStore, Where, make_store
 from lamina.data.types import Document, Hit
 from lamina.errors import EmbeddingMismatch, LaminaError
 
@@ -35,7 +34,19 @@ class Collection:
         self.settings = workspace.settings
         self.registry = workspace.registry
         self.embedder = embedder
-        self.store: ChunkStore = LanceStore(workspace.settings.vectors_dir, info.name, info.dim)
+        self.store: ChunkStore = make_store(workspace.settings, info.name, info.dim)
+
+    def _ingestion(self, progress: Progress | None) -> Ingestion:
+        return Ingestion(
+            self.name,
+            store=self.store,
+            registry=self.registry,
+            embedder=self.embedder,
+            chunking=self.settings.chunking,
+            ingest=self.settings.ingest,
+            fetch=self.settings.fetch,
+            progress=progress,
+        )
 
     # load --------------------------------------------------------------------------------------
     def ingest(
@@ -47,13 +58,13 @@ class Collection:
         progress: Progress | None = None,
     ) -> IngestReport:
         """Ingest files, folders (recursively) and URLs; ``sync`` drops documents gone from them."""
-        return Ingestion(self, progress).run_sources(inputs, sync=sync, allow_private=allow_private)
+        return self._ingestion(progress).run_sources(inputs, sync=sync, allow_private=allow_private)
 
     def ingest_documents(
         self, documents: Iterable[Document], *, total: int | None = None, progress: Progress | None = None
     ) -> IngestReport:
         """Ingest already-extracted documents (benchmarks, other loaders)."""
-        return Ingestion(self, progress).run_documents(documents, total)
+        return self._ingestion(progress).run_documents(documents, total)
 
     def documents(self) -> list[DocumentRecord]:
         return list(self.registry.documents(self.name).values())
@@ -183,5 +194,5 @@ class Workspace:
 
     def drop(self, name: str) -> None:
         info = self.registry.require_collection(name)
-        LanceStore(self.settings.vectors_dir, info.name, info.dim).drop()
+        make_store(self.settings, info.name, info.dim).drop()
         self.registry.delete_collection(name)

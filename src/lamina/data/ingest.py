@@ -13,21 +13,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from lamina.config import ChunkingSettings, FetchSettings, IngestSettings
 from lamina.data.chunking import Chunker
+from lamina.data.embed.base import Embedder
 from lamina.data.extract import extract
 from lamina.data.fetch import fetch
-from lamina.data.registry import DocumentRecord
+from lamina.data.registry import DocumentRecord, Registry
 from lamina.data.sources import SourceRef, discover, scope_of
+from lamina.data.store.base import ChunkStore
 from lamina.data.types import Chunk, Document, sha256_hex
 from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, UnsupportedDocument
 from lamina.telemetry import DATA_SOURCE, INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
-
-if TYPE_CHECKING:
-    from lamina.data.collection import Collection
 
 PIPELINE_VERSION = "1"
 
@@ -101,30 +101,48 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 class Ingestion:
-    """One run over one collection. Use ``Collection.ingest`` rather than this directly."""
+    """One run over one collection. Use ``Collection.ingest`` rather than this directly.
 
-    def __init__(self, collection: Collection, progress: Progress | None = None) -> None:
-        self.c = collection
+    It is handed what it works with (the collection's store, registry and embedder, and the
+    settings sections it reads), never the ``Collection`` itself.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: ChunkStore,
+        registry: Registry,
+        embedder: Embedder,
+        chunking: ChunkingSettings,
+        ingest: IngestSettings,
+        fetch: FetchSettings,
+        progress: Progress | None = None,
+    ) -> None:
+        self.name = name
+        self.store = store
+        self.registry = registry
+        self.embedder = embedder
+        self.ingest_settings = ingest
+        self.fetch_settings = fetch
         self.progress = progress or _NoProgress()
-        settings = collection.settings
         self.pipeline = (
-            f"{collection.embedder.name}|{settings.chunking.chunk_tokens}|{settings.chunking.overlap_tokens}|"
-            f"{PIPELINE_VERSION}"
+            f"{embedder.name}|{chunking.chunk_tokens}|{chunking.overlap_tokens}|{PIPELINE_VERSION}"
         )
         self.chunker = Chunker(
-            collection.embedder.count_tokens,
-            chunk_tokens=min(settings.chunking.chunk_tokens, collection.embedder.max_tokens),
-            overlap_tokens=settings.chunking.overlap_tokens,
+            embedder.count_tokens,
+            chunk_tokens=min(chunking.chunk_tokens, embedder.max_tokens),
+            overlap_tokens=chunking.overlap_tokens,
         )
-        self.known = collection.registry.documents(collection.name)
-        self.report = IngestReport(collection.name, collection.registry.start_run(collection.name))
+        self.known = registry.documents(name)
+        self.report = IngestReport(name, registry.start_run(name))
         self._started = time.perf_counter()
 
     # public entry points ---------------------------------------------------------------------
     def run_sources(
         self, inputs: Sequence[str], *, sync: bool = False, allow_private: bool | None = None
     ) -> IngestReport:
-        ingest = self.c.settings.ingest
+        ingest = self.ingest_settings
         refs = list(discover(inputs, ingest.include, ingest.exclude))
 
         def loaded() -> Iterator[_Loaded | tuple[SourceRef, Exception]]:
@@ -146,8 +164,8 @@ class Ingestion:
     # the run ---------------------------------------------------------------------------------
     def _run(self, items: Iterator[Any], total: int | None, finish: Callable[[], None]) -> IngestReport:
         with tracer.start_as_current_span(
-            f"ingest {self.c.name}",
-            attributes={DATA_SOURCE: self.c.name, "lamina.ingest.run": self.report.run_id},
+            f"ingest {self.name}",
+            attributes={DATA_SOURCE: self.name, "lamina.ingest.run": self.report.run_id},
         ) as span:
             report = self._run_batches(items, total, finish)
             for key, value in report.stats().items():
@@ -164,10 +182,10 @@ class Ingestion:
         try:
             # Preparing the next batch in a thread while this one embeds measured no faster (ONNX
             # Runtime keeps every core busy; README "Measured"), so batches run one after another.
-            for batch in _batched(items, self.c.settings.ingest.batch_documents):
+            for batch in _batched(items, self.ingest_settings.batch_documents):
                 self._ingest_batch(*self._prepare(batch))
             finish()
-            self.c.store.optimize()
+            self.store.optimize()
             status = "completed"
         except IngestCancelled:
             status = "cancelled"
@@ -177,18 +195,18 @@ class Ingestion:
         finally:
             self.report.status = status
             self.report.seconds = round(time.perf_counter() - self._started, 3)
-            self.c.registry.finish_run(self.report.run_id, status, self.report.stats(), self.report.errors)
+            self.registry.finish_run(self.report.run_id, status, self.report.stats(), self.report.errors)
         return self.report
 
     def _load(self, ref: SourceRef, allow_private: bool | None) -> _Loaded:
         if ref.is_url:
-            fetched = fetch(ref.location, self.c.settings.fetch, allow_private=allow_private)
+            fetched = fetch(ref.location, self.fetch_settings, allow_private=allow_private)
             return _Loaded(ref, fetched.content, fetched.final_url, fetched.content_type, fetched.final_url)
-        limit = int(self.c.settings.ingest.max_file_mb * 1024 * 1024)
+        limit = int(self.ingest_settings.max_file_mb * 1024 * 1024)
         size = ref.path.stat().st_size
         if size > limit:
             raise UnsupportedDocument(
-                f"file is {size / 1e6:.1f} MB, over ingest.max_file_mb={self.c.settings.ingest.max_file_mb:g}"
+                f"file is {size / 1e6:.1f} MB, over ingest.max_file_mb={self.ingest_settings.max_file_mb:g}"
             )
         return _Loaded(ref, ref.path.read_bytes(), ref.path.name)
 
@@ -227,7 +245,7 @@ class Ingestion:
                     source=item.ref.location,
                     name=item.name,
                     mimetype=item.mimetype,
-                    max_bytes=int(self.c.settings.ingest.max_file_mb * 1024 * 1024),
+                    max_bytes=int(self.ingest_settings.max_file_mb * 1024 * 1024),
                     url=item.url,
                 )
         except (UnsupportedDocument, ExtractionFailed) as exc:
@@ -279,9 +297,9 @@ class Ingestion:
         all_chunks: list[Chunk],
         vectors: np.ndarray,
     ) -> None:
-        self.c.store.replace_documents([d.source for d in docs], all_chunks, vectors)
-        self.c.registry.upsert_documents(
-            self.c.name,
+        self.store.replace_documents([d.source for d in docs], all_chunks, vectors)
+        self.registry.upsert_documents(
+            self.name,
             [
                 DocumentRecord(
                     source=d.source,
@@ -302,17 +320,16 @@ class Ingestion:
         """Embed each distinct text once; reuse vectors the store already has for identical text."""
         texts = [c.indexed_text for c in chunks]
         keys = [c.embed_hash for c in chunks]
-        reuse = self.c.store.reused_vectors(keys)
+        reuse = self.store.reused_vectors(keys)
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in reuse}.items())
         if todo:
-            model = self.c.embedder.name
+            model = self.embedder.name
             with tracer.start_as_current_span(
                 f"embeddings {model}", attributes={OPERATION: "embeddings", REQUEST_MODEL: model}
             ) as span:
-                fresh = self.c.embedder.embed([t for _, t in todo])
+                fresh = self.embedder.embed([t for _, t in todo])
                 tokens = sum(
-                    min(n, self.c.embedder.max_tokens)
-                    for n in self.c.embedder.count_tokens([t for _, t in todo])
+                    min(n, self.embedder.max_tokens) for n in self.embedder.count_tokens([t for _, t in todo])
                 )
                 span.set_attribute(INPUT_TOKENS, tokens)
                 span.set_attribute("lamina.chunks", len(todo))
@@ -328,6 +345,6 @@ class Ingestion:
 
         gone = [s for s in self.known if in_scope(s) and s not in seen]
         if gone:
-            self.c.store.delete_sources(gone)
-            self.c.registry.delete_documents(self.c.name, gone)
+            self.store.delete_sources(gone)
+            self.registry.delete_documents(self.name, gone)
             self.report.deleted += len(gone)

@@ -6,6 +6,9 @@ What lives where (arrows point down; nothing here is imported by data, models or
   the FastAPI dependencies. The only place that knows Starlette/FastAPI besides the route modules.
 - ``openai/`` and ``native/``: the API, one folder per surface as in vLLM's entrypoints:
   ``protocol.py`` (pydantic request and response models), ``serving*.py`` (handlers), ``routes.py``.
+- ``services/``: collections, documents, search, jobs, keys and usage as plain calls with narrow
+  dependencies; the API routes and the web UI both call them, and ``services/access.py`` is the one
+  place that decides which tenant a key may see.
 - ``context.py``: the typed record of one request (principal, model, usage, reservation, cleanups)
   that the middleware creates and every layer below fills in.
 - ``upstreams/``: the engine side: model deployments, endpoint routing and breakers, the fair

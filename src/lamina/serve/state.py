@@ -16,11 +16,12 @@ from lamina.serve.jobs.manager import JobManager
 from lamina.serve.observe.metrics import Metrics
 from lamina.serve.observe.requestlog import RequestLog
 from lamina.serve.observe.tracing import RecentSpans, Tracing
-from lamina.serve.policy.cache import MemoryCache, ResponseCache, SimilarQuestions
-from lamina.serve.policy.counters import SqlCounters
+from lamina.serve.policy.cache import ResponseCache, SimilarQuestions, make_cache, make_similar
+from lamina.serve.policy.counters import make_counters
 from lamina.serve.policy.keys import KeyStore
 from lamina.serve.policy.limits import Limiter
 from lamina.serve.policy.tenants import Tenants
+from lamina.serve.services import Services
 from lamina.serve.upstreams.gateway import ModelGateway
 
 
@@ -40,7 +41,7 @@ class ServerState:
     similar: SimilarQuestions | None
     tracing: Tracing
     draining: bool = False
-    background: set[asyncio.Task[None]] = field(default_factory=set)
+    services: Services = field(init=False)  # what the API routes and the web UI call
 
     @classmethod
     def build(cls, settings: Settings, *, auth: bool = True, embedder: Embedder | None = None) -> ServerState:
@@ -48,9 +49,9 @@ class ServerState:
         keys = KeyStore(engine)
         tenants = Tenants(settings, embedder)
         gateway = ModelGateway(settings, ModelRegistry(settings))
-        limiter = Limiter(settings, SqlCounters(engine))
+        limiter = Limiter(settings, make_counters(settings, engine))
         metrics = Metrics(gateway, lambda: limiter.budgets_remaining(keys.list()))
-        return cls(
+        state = cls(
             settings=settings,
             engine=engine,
             keys=keys,
@@ -63,14 +64,21 @@ class ServerState:
             request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
             metrics=metrics,
             limiter=limiter,
-            cache=MemoryCache(settings.serve.cache_entries, settings.serve.cache_ttl_s)
-            if settings.serve.cache
-            else None,
-            similar=SimilarQuestions(settings.serve.semantic_threshold, settings.serve.cache_ttl_s)
-            if settings.serve.semantic_cache
-            else None,
+            cache=make_cache(settings),
+            similar=make_similar(settings),
             tracing=Tracing(settings),
         )
+        state.services = Services.build(
+            tenants=tenants,
+            jobs=state.jobs,
+            keys=keys,
+            limiter=limiter,
+            forget_keys=state.auth.forget,
+            engine=engine,
+            request_log=state.request_log,
+            max_upload_mb=settings.serve.max_upload_mb,
+        )
+        return state
 
     @property
     def recent_spans(self) -> RecentSpans | None:

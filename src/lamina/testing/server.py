@@ -35,7 +35,7 @@ class LaminaServer:
     def __init__(
         self,
         data_dir: Path,
-        models_dir: Path,
+        models_dir: Path | None = None,
         *,
         config: str = "",
         args: tuple[str, ...] = (),
@@ -45,7 +45,7 @@ class LaminaServer:
         self.data_dir = data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         models = data_dir / "models"  # one GGUF and fused embedder graph for every test server
-        if not models.exists():
+        if models_dir is not None and not models.exists():
             models.symlink_to(models_dir, target_is_directory=True)
         self.config_path = data_dir / "lamina.toml"
         self.config_path.write_text(config)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-MARKER = re.compile(r"\[(\d+)\]")
+from lamina.rag.citations import cited_numbers, find_markers
 
 
 @dataclass(frozen=True)
@@ -23,17 +22,17 @@ def relative(url: str) -> str:
 
 
 def segments(answer: str, known: set[int]) -> list[Segment]:
-    """Plain text and markers, in order; a marker with no citation stays text."""
+    """Plain text and markers, in order: ``[1, 2]`` is two markers; a marker with no citation stays text."""
     out: list[Segment] = []
     last = 0
-    for m in MARKER.finditer(answer):
-        n = int(m.group(1))
-        if n not in known:
+    for m in find_markers(answer):
+        numbers = [n for n in m.numbers if n in known]
+        if not numbers:
             continue
-        if m.start() > last:
-            out.append(Segment(answer[last : m.start()]))
-        out.append(Segment(m.group(0), n))
-        last = m.end()
+        if m.start > last:
+            out.append(Segment(answer[last : m.start]))
+        out += [Segment(f"[{n}]", n) for n in numbers]
+        last = m.end
     if last < len(answer):
         out.append(Segment(answer[last:]))
     return out
@@ -42,8 +41,9 @@ def segments(answer: str, known: set[int]) -> list[Segment]:
 def cited(answer: str, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The citations the answer marks, each once, in the order they are first marked."""
     by_n = {int(c["n"]): c for c in citations}
-    order = list(dict.fromkeys(int(m.group(1)) for m in MARKER.finditer(answer)))
-    return [by_n[n] | {"url": relative(str(by_n[n].get("url", "")))} for n in order if n in by_n]
+    return [
+        by_n[n] | {"url": relative(str(by_n[n].get("url", "")))} for n in cited_numbers(answer) if n in by_n
+    ]
 
 
 def by_document(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:

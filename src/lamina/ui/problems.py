@@ -1,11 +1,11 @@
-"""What a refusal from the API's functions (or their request models) says, for a page to show."""
+"""What a refusal from the services (or the API's request models) says, for a page to show."""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
 
 from lamina.errors import LaminaError
-from lamina.serve.http.errors import APIError, from_lamina
+from lamina.serve.errors import APIError, from_lamina
 
 Refusal = APIError | LaminaError | ValidationError
 

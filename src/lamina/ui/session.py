@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from lamina.serve.errors import APIError
 from lamina.serve.http.app import SESSION_COOKIE
-from lamina.serve.http.errors import APIError
 from lamina.serve.policy.keys import Principal
 from lamina.ui.context import UI, ui_of
 
@@ -30,14 +30,6 @@ class Session:
     def owner(self) -> str:
         """Whose conversations: key names are unique for good (a revoked name is never reused)."""
         return self.principal.key_name
-
-
-def visible_tenant(principal: Principal) -> str | None:
-    """Whose jobs and logged requests a key may read: its tenant's; ``None`` (every tenant) for admins.
-
-    The rule of ``/v1/jobs``, ``/v1/usage`` and ``/v1/logs``.
-    """
-    return None if principal.admin else principal.tenant
 
 
 async def current_session(request: Request, ui: Annotated[UI, Depends(ui_of)]) -> Session:

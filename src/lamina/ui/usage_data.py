@@ -1,24 +1,17 @@
-"""What the usage page reads from the request log: totals over time per model or key, and the log itself.
+"""The usage page's charts: time ranges, and the request log's bucket rows laid out as series.
 
-Everything is aggregated in SQL (one row per time bucket and series), so the page costs the same with a
-million logged requests as with ten. A non-admin sees only its tenant's rows, as with ``/v1/usage``.
+No SQL here: the rows come from ``state.services.usage`` (aggregated in SQL, one row per time bucket
+and series, so the page costs the same with a million logged requests as with ten), which also
+decides whose rows a key sees.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import sqlalchemy as sa
-
-from lamina.serve.db import request_log
-from lamina.serve.policy.keys import Principal
-from lamina.ui.session import visible_tenant
-
-c = request_log.c
 By = Literal["model", "key"]
-METRICS = ("requests", "tokens", "spend", "latency")
 MAX_SERIES = 5  # the busiest few series by name; the rest add up to "other"
 PAGE = 50
 
@@ -75,102 +68,34 @@ def _bucket_names(r: Range, now: datetime) -> list[str]:
     return names
 
 
-def timeline(engine: sa.Engine, principal: Principal, range_key: str, by: By) -> Timeline:
+def since(range_key: str, now: datetime) -> str:
+    """The ISO time a range starts at."""
+    return (now - RANGES[range_key].span).isoformat(timespec="milliseconds")
+
+
+def timeline(rows: list[dict[str, Any]], range_key: str, by: By, now: datetime) -> Timeline:
+    """Bucket rows (``services.usage.buckets``) as one series per model or key, busiest first."""
     r = RANGES[range_key]
-    now = datetime.now(UTC)
-    since = (now - r.span).isoformat(timespec="milliseconds")
-    bucket = sa.func.substr(c.time, 1, r.width)
-    group = c.model if by == "model" else c.key_name
-    query = (
-        sa.select(
-            bucket.label("bucket"),
-            group.label("name"),
-            sa.func.count().label("requests"),
-            sa.func.sum(c.prompt_tokens + c.completion_tokens + c.embedding_tokens).label("tokens"),
-            sa.func.sum(c.cost_usd).label("spend"),
-            sa.func.sum(c.latency_ms).label("latency_sum"),
-        )
-        .where(c.time >= since)
-        .group_by(bucket, group)
-    )
-    tenant = visible_tenant(principal)
-    if tenant is not None:
-        query = query.where(c.tenant == tenant)
-    with engine.connect() as conn:
-        rows = list(conn.execute(query))
     buckets = _bucket_names(r, now)
     index = {b: i for i, b in enumerate(buckets)}
+    unnamed = "(no model)" if by == "model" else "(no key)"
     totals: dict[str, float] = {}
     for row in rows:
-        name = row.name or ("(no model)" if by == "model" else "(no key)")
-        totals[name] = totals.get(name, 0) + row.requests
+        name = row["name"] or unnamed
+        totals[name] = totals.get(name, 0) + row["requests"]
     ranked = sorted(totals, key=lambda n: (-totals[n], n))
     kept = set(ranked[:MAX_SERIES])
     series: dict[str, Series] = {}
     for row in rows:
-        name = row.name or ("(no model)" if by == "model" else "(no key)")
+        name = row["name"] or unnamed
         name = name if name in kept else "other"
-        i = index.get(row.bucket)
+        i = index.get(row["bucket"])
         if i is None:
             continue
         s = series.setdefault(name, Series(name, *([0.0] * len(buckets) for _ in range(4))))
-        s.requests[i] += row.requests
-        s.tokens[i] += float(row.tokens or 0)
-        s.spend[i] += float(row.spend or 0)
-        s.latency_sum[i] += float(row.latency_sum or 0)
+        s.requests[i] += row["requests"]
+        s.tokens[i] += float(row["tokens"] or 0)
+        s.spend[i] += float(row["spend"] or 0)
+        s.latency_sum[i] += float(row["latency_sum"] or 0)
     order = [n for n in ranked if n in series] + (["other"] if "other" in series else [])
     return Timeline(buckets, [series[n] for n in order])
-
-
-@dataclass
-class LogFilter:
-    model: str = ""
-    key: str = ""
-    status: str = ""  # "", "ok", "error" or a status code
-    before: int | None = None  # paging: rows older than this id
-
-
-def log_rows(
-    engine: sa.Engine, principal: Principal, f: LogFilter, limit: int = PAGE
-) -> list[dict[str, Any]]:
-    query = sa.select(request_log).order_by(c.id.desc()).limit(limit)
-    tenant = visible_tenant(principal)
-    if tenant is not None:
-        query = query.where(c.tenant == tenant)
-    if f.model:
-        query = query.where(c.model == f.model)
-    if f.key:
-        query = query.where(c.key_name == f.key)
-    if f.status == "ok":
-        query = query.where(c.status < 400)
-    elif f.status == "error":
-        query = query.where(c.status >= 400)
-    elif f.status.isdigit():
-        query = query.where(c.status == int(f.status))
-    if f.before is not None:
-        query = query.where(c.id < f.before)
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def log_choices(engine: sa.Engine, principal: Principal) -> dict[str, list[str]]:
-    """Values the filters offer: models, keys and statuses seen in the log."""
-    tenant = visible_tenant(principal)
-    out: dict[str, list[str]] = {}
-    with engine.connect() as conn:
-        for name, col in (("models", c.model), ("key_names", c.key_name), ("statuses", c.status)):
-            query = sa.select(col).distinct().where(col.is_not(None)).order_by(col).limit(200)
-            if tenant is not None:
-                query = query.where(c.tenant == tenant)
-            out[name] = [str(v) for (v,) in conn.execute(query)]
-    return out
-
-
-def log_row(engine: sa.Engine, principal: Principal, row_id: int) -> dict[str, Any] | None:
-    query = sa.select(request_log).where(c.id == row_id)
-    tenant = visible_tenant(principal)
-    if tenant is not None:
-        query = query.where(c.tenant == tenant)
-    with engine.connect() as conn:
-        row = conn.execute(query).first()
-    return dict(row._mapping) if row is not None else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
 
 from lamina.data.embed.base import Vectors
 from lamina.data.types import Chunk, Hit
@@ -20,7 +22,51 @@ class Where:
     def __bool__(self) -> bool:
         return bool(self.source_glob or self.document)
 
+    def matches(self, source: str, doc_id: str) -> bool:
+        """The filter applied in Python (stores that cannot push it down to a query language)."""
+        if self.source_glob and not _glob(self.source_glob).search(source):
+            return False
+        return not self.document or self.document in (doc_id, source)
 
+
+def glob_to_regex(pattern: str) -> str:
+    """Source filter glob -> anchored regex: ``*`` spans folders; a relative pattern matches at any depth.
+
+    Written out by hand rather than with ``fnmatch.translate``, whose atomic groups (for two or
+    more ``*``) the Rust regex engine behind LanceDB's ``regexp_like`` rejects.
+    """
+    if not pattern.startswith(("/", "*", "http://", "https://")):
+        pattern = "*/" + pattern
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            if not out or out[-1] != ".*":
+                out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            j = i + 1 if i < n and pattern[i] == "!" else i
+            j = pattern.find("]", j + 1 if j < n and pattern[j] == "]" else j)
+            if j < 0:
+                out.append(re.escape(ch))
+                continue
+            body = pattern[i:j].replace("\\", "\\\\")
+            i = j + 1
+            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+        else:
+            out.append(re.escape(ch))
+    return "^" + "".join(out) + "$"
+
+
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(glob_to_regex(pattern))
+
+
+@runtime_checkable
 class ChunkStore(Protocol):
     def replace_documents(self, sources: Sequence[str], chunks: Sequence[Chunk], vectors: Vectors) -> None:
         """Make ``chunks`` the only chunks of ``sources``, in one atomic commit.

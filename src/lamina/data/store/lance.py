@@ -7,7 +7,6 @@ chunks and deletes every other chunk of those sources.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from lamina.data.embed.base import Vectors
-from lamina.data.store.base import Where
+from lamina.data.store.base import Where, glob_to_regex
 from lamina.data.types import Chunk, Hit
 
 FTS_COLUMN = "indexed_text"
@@ -26,13 +25,6 @@ ANN_MIN_ROWS = 100_000  # below this an exact scan is fast enough and loses noth
 
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def glob_to_regex(pattern: str) -> str:
-    """Source filter glob -> regex: ``*`` spans folders; a relative pattern matches at any depth."""
-    if not pattern.startswith(("/", "*", "http://", "https://")):
-        pattern = "*/" + pattern
-    return fnmatch.translate(pattern).replace(r"\Z", "$")
 
 
 def where_sql(where: Where | None) -> str | None:

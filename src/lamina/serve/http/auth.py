@@ -67,7 +67,3 @@ def _bearer(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
-
-def require_admin(principal: Principal) -> None:
-    if not principal.admin:
-        raise APIError(403, "this needs an admin key", "permission_error", code="admin_only")

@@ -1,7 +1,8 @@
 """The request log: one row per API request, queued on the request path and written in batches.
 
 The queue is bounded; if the database falls behind by that much, rows are dropped and counted
-rather than letting memory grow.
+rather than letting memory grow. The queries below (with ``policy/costs.usage``) are everything that
+reads the log; ``tenant=None`` reads every tenant's rows.
 """
 
 from __future__ import annotations
@@ -93,5 +94,85 @@ def recent(engine: sa.Engine, limit: int = 20, *, tenant: str | None = None) -> 
     query = sa.select(request_log).order_by(request_log.c.id.desc()).limit(limit)
     if tenant is not None:
         query = query.where(request_log.c.tenant == tenant)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+@dataclass
+class LogFilter:
+    model: str = ""
+    key: str = ""
+    status: str = ""  # "", "ok", "error" or a status code
+    before: int | None = None  # paging: rows older than this id
+
+
+def filtered(
+    engine: sa.Engine, f: LogFilter, limit: int = 50, *, tenant: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest rows that pass the filter (the web UI's request log)."""
+    c = request_log.c
+    query = sa.select(request_log).order_by(c.id.desc()).limit(limit)
+    if tenant is not None:
+        query = query.where(c.tenant == tenant)
+    if f.model:
+        query = query.where(c.model == f.model)
+    if f.key:
+        query = query.where(c.key_name == f.key)
+    if f.status == "ok":
+        query = query.where(c.status < 400)
+    elif f.status == "error":
+        query = query.where(c.status >= 400)
+    elif f.status.isdigit():
+        query = query.where(c.status == int(f.status))
+    if f.before is not None:
+        query = query.where(c.id < f.before)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def one(engine: sa.Engine, row_id: int, *, tenant: str | None = None) -> dict[str, Any] | None:
+    query = sa.select(request_log).where(request_log.c.id == row_id)
+    if tenant is not None:
+        query = query.where(request_log.c.tenant == tenant)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def choices(engine: sa.Engine, *, tenant: str | None = None) -> dict[str, list[str]]:
+    """Values a filter can offer: the models, key names and statuses seen in the log."""
+    c = request_log.c
+    out: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for name, col in (("models", c.model), ("key_names", c.key_name), ("statuses", c.status)):
+            query = sa.select(col).distinct().where(col.is_not(None)).order_by(col).limit(200)
+            if tenant is not None:
+                query = query.where(c.tenant == tenant)
+            out[name] = [str(v) for (v,) in conn.execute(query)]
+    return out
+
+
+def buckets(
+    engine: sa.Engine, since: str, width: int, by: str, *, tenant: str | None = None
+) -> list[dict[str, Any]]:
+    """Requests, tokens, spend and summed latency per time bucket (``width`` characters of the ISO
+    time) and model or key, from ``since`` on: aggregated in SQL, so a long log costs no more."""
+    c = request_log.c
+    bucket = sa.func.substr(c.time, 1, width)
+    group = c.model if by == "model" else c.key_name
+    query = (
+        sa.select(
+            bucket.label("bucket"),
+            group.label("name"),
+            sa.func.count().label("requests"),
+            sa.func.sum(c.prompt_tokens + c.completion_tokens + c.embedding_tokens).label("tokens"),
+            sa.func.sum(c.cost_usd).label("spend"),
+            sa.func.sum(c.latency_ms).label("latency_sum"),
+        )
+        .where(c.time >= since)
+        .group_by(bucket, group)
+    )
+    if tenant is not None:
+        query = query.where(c.tenant == tenant)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]

@@ -12,12 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from lamina.config import Settings
+from lamina.errors import ConfigError
 
 
 class ResponseCache(Protocol):
@@ -33,22 +38,52 @@ class MemoryCache:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
         self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()  # handlers run in threads too (asyncio.to_thread)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] < time.monotonic():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self._entries[key] = (time.monotonic() + self.ttl_s, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self.ttl_s, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+CacheFactory = Callable[[Settings], ResponseCache]
+
+CACHES: dict[str, CacheFactory] = {
+    "memory": lambda settings: MemoryCache(settings.serve.cache_entries, settings.serve.cache_ttl_s),
+}
+
+
+def make_cache(settings: Settings) -> ResponseCache | None:
+    """The response cache ``serve.cache_backend`` names, or None when ``serve.cache`` is off."""
+    if not settings.serve.cache:
+        return None
+    factory = CACHES.get(settings.serve.cache_backend)
+    if factory is None:
+        raise ConfigError(
+            f"unknown serve.cache_backend {settings.serve.cache_backend!r}; "
+            f"use one of {', '.join(sorted(CACHES))}"
+        )
+    return factory(settings)
+
+
+def make_similar(settings: Settings) -> SimilarQuestions | None:
+    """The semantic cache of grounded answers, or None when ``serve.semantic_cache`` is off."""
+    if not settings.serve.semantic_cache:
+        return None
+    return SimilarQuestions(settings.serve.semantic_threshold, settings.serve.cache_ttl_s)
 
 
 def cache_key(

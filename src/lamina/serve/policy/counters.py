@@ -1,5 +1,9 @@
 """Shared counters for budgets and rate limits, behind a small Protocol (SQL by default).
 
+``serve.counters`` picks the implementation from ``COUNTERS`` (``make_counters``): ``sql`` is
+shared by every process on the gateway database; ``memory`` holds one process's counters (tests,
+a single worker). A new backend (Redis) is a class and a table entry.
+
 A reservation is all-or-nothing across its counters and exact under concurrency: each counter is
 raised by one conditional ``UPDATE … SET used = used + :n WHERE used + :n <= :limit``, all in one
 transaction, so N concurrent requests can never together pass a limit. The same statements work on
@@ -11,11 +15,14 @@ starts at zero by itself.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import sqlalchemy as sa
 
+from lamina.config import Settings
+from lamina.errors import ConfigError
 from lamina.serve.db import counters
 
 
@@ -80,3 +87,50 @@ class SqlCounters:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(counters.c.used).where(counters.c.name == counter)).scalar()
         return float(value or 0.0)
+
+
+class MemoryCounters:
+    """One process's counters in a dict; a lock makes each reservation all-or-nothing and exact."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, charges: list[Charge]) -> Charge | None:
+        with self._lock:
+            pending: dict[str, float] = {}
+            for charge in charges:
+                now = pending.get(charge.counter, self._used.get(charge.counter, 0.0))
+                if now + charge.amount > charge.limit:
+                    return charge
+                pending[charge.counter] = now + charge.amount
+            self._used.update(pending)
+        return None
+
+    def settle(self, charges: list[Charge], actual: list[float]) -> None:
+        with self._lock:
+            for charge, used in zip(charges, actual, strict=True):
+                if charge.counter in self._used:
+                    self._used[charge.counter] += used - charge.amount
+
+    def used(self, counter: str) -> float:
+        with self._lock:
+            return self._used.get(counter, 0.0)
+
+
+CounterFactory = Callable[[Settings, sa.Engine], CounterStore]
+
+COUNTERS: dict[str, CounterFactory] = {
+    "sql": lambda settings, engine: SqlCounters(engine),
+    "memory": lambda settings, engine: MemoryCounters(),
+}
+
+
+def make_counters(settings: Settings, engine: sa.Engine) -> CounterStore:
+    """The counters ``serve.counters`` names (``engine``: the gateway database, for ``sql``)."""
+    factory = COUNTERS.get(settings.serve.counters)
+    if factory is None:
+        raise ConfigError(
+            f"unknown serve.counters {settings.serve.counters!r}; use one of {', '.join(sorted(COUNTERS))}"
+        )
+    return factory(settings, engine)

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import escape
 
-from lamina.serve.native import collections as collections_api
 from lamina.serve.openai.serving_embedding import list_models
 from lamina.ui import sse
 from lamina.ui.citations import by_document, cited, copy_text, relative, segments
@@ -38,10 +37,9 @@ async def choices(ui: UIDep, session: Session) -> tuple[list[dict[str, Any]], li
     Grounded chat reads the key's own tenant, so an admin chats with its own tenant's collections.
     """
     principal = session.principal
-    models = [
-        m for m in (await list_models(ui.state, principal))["data"] if m["kind"] in ("chat", "completion")
-    ]
-    own = (await collections_api.list_collections(ui.state, principal, principal.tenant))["data"]
+    listed = (await list_models(ui.state, principal)).data
+    models = [m.model_dump() for m in listed if m.kind in ("chat", "completion")]
+    own = await ui.state.services.collections.list(principal, principal.tenant)
     return models, [c["name"] for c in own]
 
 

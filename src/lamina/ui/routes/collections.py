@@ -1,12 +1,11 @@
 """The collections pages: list, create, delete; a collection's documents, uploads, jobs and search.
 
-Every action calls the native API's own functions (``lamina.serve.native``) with the signed-in
-principal, so the tenant rules, validation and limits are the API's, not a second copy.
+Every action calls the same services as the API (``state.services``) with the signed-in principal,
+so the tenant rules, validation and limits are the API's, not a second copy.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
@@ -16,16 +15,14 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from lamina.errors import LaminaError
-from lamina.serve.http.errors import APIError
+from lamina.serve.errors import APIError
 from lamina.serve.jobs.manager import TERMINAL
-from lamina.serve.jobs.uploads import content_url, public_source
-from lamina.serve.native import admin as admin_api
-from lamina.serve.native import collections as api
+from lamina.serve.jobs.uploads import content_url
 from lamina.serve.native.protocol import CollectionCreate, SearchRequest
 from lamina.ui import sse
 from lamina.ui.pages import is_htmx
 from lamina.ui.problems import problem
-from lamina.ui.session import CheckedDep, Session, SessionDep, UIDep, visible_tenant
+from lamina.ui.session import CheckedDep, Session, SessionDep, UIDep
 
 router = APIRouter(include_in_schema=False)
 TenantQuery = Annotated[str | None, Query()]
@@ -41,17 +38,16 @@ def collection_url(name: str, tenant: str | None, suffix: str = "") -> str:
 
 
 def _jobs(ui: UIDep, session: Session, name: str, tenant: str | None) -> list[dict[str, Any]]:
-    t = api.tenant_of(session.principal, tenant)
-    return [j.to_dict() for j in ui.state.jobs.list(t) if j.collection == name]
+    p = session.principal
+    return [j.to_dict() for j in ui.state.services.jobs.list(p, tenant=tenant or p.tenant, collection=name)]
 
 
 async def _list(request: Request, ui: UIDep, session: Session, status: int = 200, **extra: Any) -> Response:
-    listed = (await api.list_collections(ui.state, session.principal))["data"]
+    services = ui.state.services
+    listed = await services.collections.list(session.principal)
     t = session.principal.tenant
     running = {
-        (j.tenant, j.collection)
-        for j in ui.state.jobs.list(visible_tenant(session.principal))
-        if j.state not in TERMINAL
+        (j.tenant, j.collection) for j in services.jobs.list(session.principal) if j.state not in TERMINAL
     }
     for c in listed:
         c["url"] = collection_url(c["name"], None if c["tenant"] == t else c["tenant"])
@@ -78,7 +74,7 @@ async def create(
 ) -> Response:
     try:
         body = CollectionCreate(name=name.strip())
-        await api.create_collection(body, ui.state, session.principal)
+        await ui.state.services.collections.create(session.principal, body.name)
     except (APIError, LaminaError, ValidationError) as exc:
         status, message = problem(exc)
         return await _list(request, ui, session, status, error=message, name=name)
@@ -88,17 +84,16 @@ async def create(
 async def _collection_context(
     request: Request, ui: UIDep, session: Session, name: str, tenant: str | None
 ) -> dict[str, Any]:
-    docs = await api.list_documents(request, name, ui.state, session.principal, tenant)
-    t = api.tenant_of(session.principal, tenant)
-    infos = (await api.list_collections(ui.state, session.principal, t))["data"]
-    info = next((i for i in infos if i["name"] == name), {"name": name})
-    for d in docs["data"]:
+    collections = ui.state.services.collections
+    info = await collections.describe(session.principal, name, tenant)
+    docs, last_run = await collections.documents(session.principal, name, tenant)
+    for d in docs:
         d["content_url"] = content_url("", name, d["id"]) + _where(tenant)
     return {
         "name": name,
         "info": info,
-        "documents": docs["data"],
-        "last_run": docs["last_run"],
+        "documents": docs,
+        "last_run": last_run,
         "tenant": tenant,
         "jobs": _jobs(ui, session, name, tenant),
         "base": collection_url(name, tenant),
@@ -159,7 +154,9 @@ async def upload(
     chosen = [f for f in files if f.filename]  # an empty file input still sends one nameless part
     links = [u.strip() for u in urls.split() if u.strip()]
     try:
-        job = await api.upload(name, ui.state, session.principal, chosen, links, tenant)
+        job = (
+            await ui.state.services.jobs.start_ingest(session.principal, name, chosen, links, tenant)
+        ).to_dict()
     except (APIError, LaminaError, ValidationError) as exc:
         status, message = problem(exc)
         if is_htmx(request):
@@ -175,30 +172,24 @@ async def upload(
 async def job_events(
     request: Request, name: str, job_id: str, ui: UIDep, session: SessionDep, tenant: TenantQuery = None
 ) -> Response:
-    """The API's job event stream, each event rendered as the job's card."""
+    """The job each time it moves (the same watch as the API's event stream), rendered as its card."""
+    jobs = ui.state.services.jobs
     try:
-        upstream = await admin_api.job_events(request, job_id, ui.state, session.principal)
+        watched = jobs.get(session.principal, job_id)
     except APIError as exc:
         return Response(exc.message, status_code=exc.status, media_type="text/plain")
 
     async def events() -> AsyncIterator[bytes]:
-        try:
-            async for raw in upstream.body_iterator:
-                text = raw if isinstance(raw, str) else bytes(raw).decode()
-                if not text.startswith("data: "):
-                    yield b": keep-alive\n\n"
-                    continue
-                job = json.loads(text[6:])
-                ended = job["state"] in TERMINAL
-                html = ui.pages.html("_job_body.html", job=job, name=name, tenant=tenant, refresh=ended)
-                yield sse.event("job", html)
-                if ended:
-                    yield sse.event("done", "")
-                    return
-        finally:
-            close = getattr(upstream.body_iterator, "aclose", None)
-            if close is not None:
-                await close()
+        async for job in jobs.watch(watched, request.is_disconnected):
+            if job is None:
+                yield b": keep-alive\n\n"
+                continue
+            ended = job["state"] in TERMINAL
+            html = ui.pages.html("_job_body.html", job=job, name=name, tenant=tenant, refresh=ended)
+            yield sse.event("job", html)
+            if ended:
+                yield sse.event("done", "")
+                return
 
     return sse.stream(events())
 
@@ -219,13 +210,13 @@ async def search(
     if q.strip():
         try:
             body = SearchRequest(query=q.strip(), k=k, mode=mode)
-            found = await api.search(name, body, ui.state, session.principal, tenant)
-            hits = found["data"]
+            hits = await ui.state.services.collections.search(
+                session.principal, name, body.query, k=body.k, mode=body.mode, tenant=tenant
+            )
         except (APIError, LaminaError, ValidationError) as exc:
             error = problem(exc)[1]
-    uploads = ui.state.tenants.uploads_dir(api.tenant_of(session.principal, tenant), name)
     for h in hits:
-        h["name"] = public_source(h["source"], uploads)
+        h["name"] = h["source"]  # already the upload's file name, not the server's path
         h["url"] = content_url("", name, h["doc_id"], h.get("page")) + _where(tenant)
     search = {"q": q, "mode": mode, "k": k, "hits": hits, "error": error}
     if is_htmx(request):
@@ -245,7 +236,7 @@ async def delete(
     request: Request, name: str, ui: UIDep, session: CheckedDep, tenant: TenantQuery = None
 ) -> Response:
     try:
-        await api.delete_collection(name, ui.state, session.principal, tenant)
+        await ui.state.services.collections.delete(session.principal, name, tenant)
     except APIError as exc:
         return ui.pages.render(request, "error.html", status=exc.status, session=session, message=exc.message)
     return RedirectResponse("/collections?" + urlencode({"deleted": name}), status_code=303)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,36 +11,22 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from lamina.config import LimitSettings
-from lamina.serve.http.auth import require_admin
-from lamina.serve.http.errors import APIError
-from lamina.serve.native import admin as admin_api
+from lamina.serve.errors import APIError
 from lamina.serve.native.protocol import KeyCreate
-from lamina.serve.policy.keys import Principal
+from lamina.serve.services.access import require_admin
 from lamina.ui.problems import problem
 from lamina.ui.session import CheckedDep, Session, SessionDep, UIDep
 
 router = APIRouter(include_in_schema=False)
 
 
-def _spent(ui: UIDep, key: dict[str, Any]) -> float | None:
-    """What the key spent in its budget's current period (the limiter's own counter), if it has a budget."""
-    limits = LimitSettings.model_validate(key["limits"]) if key.get("limits") else None
-    if limits is None or limits.budget_usd is None:
-        return None
-    principal = Principal(key["name"], key["tenant"], key["admin"], None, limits)
-    for charge in ui.state.limiter.charges(principal, 0.0, 0, time.time()):
-        if charge.measure == "usd" and charge.counter.startswith("budget:key:"):
-            return ui.state.limiter.store.used(charge.counter)
-    return None
-
-
 async def _page(request: Request, ui: UIDep, session: Session, status: int = 200, **extra: Any) -> Response:
+    service = ui.state.services.keys
     try:
-        keys = (await admin_api.list_keys(ui.state, session.principal))["data"]
+        infos = await service.list(session.principal)
     except APIError as exc:
         return ui.pages.render(request, "error.html", status=exc.status, session=session, message=exc.message)
-    for k in keys:
-        k["spent"] = await asyncio.to_thread(_spent, ui, k)
+    keys = [k.to_dict() | {"spent": await asyncio.to_thread(service.spent, k)} for k in infos]
     models = list(ui.state.settings.models)
     return ui.pages.render(
         request, "keys.html", status=status, session=session, page="keys", keys=keys, models=models, **extra
@@ -97,7 +82,15 @@ async def create_key(
             models=models or None,
             limits=None if limits.empty else limits,
         )
-        created = await admin_api.create_key(body, ui.state, session.principal)
+        info, secret = await ui.state.services.keys.create(
+            session.principal,
+            body.name,
+            tenant=body.tenant,
+            admin=body.admin,
+            models=body.models,
+            limits=body.limits,
+        )
+        created = info.to_dict() | {"key": secret}
     except ValueError as exc:  # pydantic's ValidationError, or a number that is not one
         message = (
             problem(exc)[1] if isinstance(exc, ValidationError) else "Budgets and limits must be numbers."
@@ -125,7 +118,7 @@ async def confirm_revoke(request: Request, name: str, ui: UIDep, session: Sessio
 @router.post("/keys/{name}/revoke")
 async def revoke(request: Request, name: str, ui: UIDep, session: CheckedDep) -> Response:
     try:
-        await admin_api.revoke_key(name, ui.state, session.principal)
+        await ui.state.services.keys.revoke(session.principal, name)
     except APIError as exc:
         return ui.pages.render(request, "error.html", status=exc.status, session=session, message=exc.message)
     return RedirectResponse("/keys?" + urlencode({"revoked": name}), status_code=303)

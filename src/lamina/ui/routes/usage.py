@@ -4,27 +4,19 @@ and one request's detail (with its trace, when the server keeps spans)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from lamina.serve.policy.costs import usage
+from lamina.serve.observe.requestlog import LogFilter
 from lamina.ui.charts import Chart, line_chart
 from lamina.ui.pages import ms, num, usd
-from lamina.ui.session import SessionDep, UIDep, visible_tenant
+from lamina.ui.session import SessionDep, UIDep
 from lamina.ui.traces import spans_for, waterfall
-from lamina.ui.usage_data import (
-    PAGE,
-    RANGES,
-    LogFilter,
-    Timeline,
-    log_choices,
-    log_row,
-    log_rows,
-    timeline,
-)
+from lamina.ui.usage_data import PAGE, RANGES, Timeline, since, timeline
 
 router = APIRouter(include_in_schema=False)
 RangeKey = Literal["1h", "24h", "7d", "30d"]
@@ -59,15 +51,17 @@ async def usage_page(
     status: str = "",
     before: int | None = None,
 ) -> Response:
-    state, principal = ui.state, session.principal
-    await state.request_log.flush()  # what was just asked shows at once
+    usage, principal = ui.state.services.usage, session.principal
+    await usage.flush()  # what was just asked shows at once
     f = LogFilter(model=model, key=key, status=status, before=before)
-    t, rows, options, totals = await asyncio.gather(
-        asyncio.to_thread(timeline, state.engine, principal, period, by),
-        asyncio.to_thread(log_rows, state.engine, principal, f),
-        asyncio.to_thread(log_choices, state.engine, principal),
-        asyncio.to_thread(usage, state.engine, by, tenant=visible_tenant(principal)),
+    now = datetime.now(UTC)
+    buckets, rows, options, totals = await asyncio.gather(
+        usage.buckets(principal, since(period, now), RANGES[period].width, by),
+        usage.requests(principal, f, PAGE),
+        usage.choices(principal),
+        usage.summary(principal, by),
     )
+    t = timeline(buckets, period, by, now)
     params: dict[str, Any] = {"range": period, "by": by, "model": model, "key": key, "status": status}
     older = (
         urlencode({k: v for k, v in params.items() if v} | {"before": rows[-1]["id"]})
@@ -95,8 +89,7 @@ async def usage_page(
 
 @router.get("/usage/requests/{row_id}")
 async def request_detail(request: Request, row_id: int, ui: UIDep, session: SessionDep) -> Response:
-    await ui.state.request_log.flush()
-    row = await asyncio.to_thread(log_row, ui.state.engine, session.principal, row_id)
+    row = await ui.state.services.usage.request(session.principal, row_id)
     if row is None:
         return ui.pages.render(
             request, "error.html", status=404, session=session, message="No such request in the log."

@@ -1,0 +1,179 @@
+"""The ``CounterStore`` and ``ResponseCache`` Protocols' promises, against every registered backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import sqlalchemy as sa
+
+from lamina.config import Settings, load_settings
+from lamina.errors import ConfigError
+from lamina.serve import db
+from lamina.serve.policy.cache import CACHES, MemoryCache, ResponseCache, cache_key, make_cache, make_similar
+from lamina.serve.policy.counters import (
+    COUNTERS,
+    Charge,
+    CounterStore,
+    MemoryCounters,
+    SqlCounters,
+    make_counters,
+)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = db.connect(f"sqlite:///{tmp_path / 'gateway.db'}")
+    yield engine
+    engine.dispose()
+
+
+def _settings(tmp_path: Path, **serve: object) -> Settings:
+    return load_settings(data_dir=tmp_path / "data", serve=serve)
+
+
+@pytest.fixture(params=sorted(COUNTERS))
+def counters(request: pytest.FixtureRequest, tmp_path: Path, engine: sa.Engine) -> CounterStore:
+    return make_counters(_settings(tmp_path, counters=request.param), engine)
+
+
+def charge(
+    counter: str, amount: float, limit: float, measure: Literal["usd", "requests", "tokens"] = "usd"
+) -> Charge:
+    return Charge(counter, amount, limit, "budget_exceeded", 0.0, f"test {counter}", measure)
+
+
+def test_the_factory_builds_each_backend_and_names_them(tmp_path: Path, engine: sa.Engine) -> None:
+    assert isinstance(make_counters(_settings(tmp_path), engine), SqlCounters)  # the default
+    assert isinstance(make_counters(_settings(tmp_path, counters="memory"), engine), MemoryCounters)
+    with pytest.raises(ConfigError, match="memory, sql"):
+        make_counters(_settings(tmp_path, counters="redis"), engine)
+
+
+def test_an_unknown_counter_is_zero(counters: CounterStore) -> None:
+    assert counters.used("nobody:2026-11") == 0.0
+
+
+def test_reserve_raises_up_to_the_limit_and_refuses_beyond(counters: CounterStore) -> None:
+    assert counters.reserve([charge("k", 3, 10)]) is None
+    assert counters.reserve([charge("k", 7, 10)]) is None  # exactly at the limit is allowed
+    refused = counters.reserve([charge("k", 0.5, 10)])
+    assert refused is not None and refused.counter == "k"
+    assert counters.used("k") == 10
+
+
+def test_a_reservation_is_all_or_nothing_over_its_counters(counters: CounterStore) -> None:
+    assert counters.reserve([charge("a", 5, 10), charge("b", 5, 10)]) is None
+    refused = counters.reserve([charge("a", 1, 10), charge("b", 6, 10), charge("c", 1, 10)])
+    assert refused is not None and refused.counter == "b"  # the first charge that would pass its limit
+    assert (counters.used("a"), counters.used("b"), counters.used("c")) == (5, 5, 0)  # none applied
+    assert counters.reserve([charge("a", 1, 10), charge("b", 1, 10), charge("c", 1, 10)]) is None
+    assert (counters.used("a"), counters.used("b"), counters.used("c")) == (6, 6, 1)
+
+
+def test_the_same_counter_twice_in_one_reservation_adds_up(counters: CounterStore) -> None:
+    refused = counters.reserve([charge("x", 6, 10), charge("x", 6, 10)])
+    assert refused is not None and counters.used("x") == 0
+    assert counters.reserve([charge("x", 4, 10), charge("x", 6, 10)]) is None
+    assert counters.used("x") == 10
+
+
+def test_settle_replaces_the_reservation_by_what_was_used(counters: CounterStore) -> None:
+    reserved = [charge("usd", 2.0, 10), charge("tok", 500, 1000, "tokens")]
+    assert counters.reserve(reserved) is None
+    counters.settle(reserved, [0.25, 120])
+    assert counters.used("usd") == pytest.approx(0.25) and counters.used("tok") == 120
+    again = [charge("usd", 9.75, 10)]  # the refund made room: the limit counts what was really used
+    assert counters.reserve(again) is None
+    counters.settle(again, [9.75])
+    assert counters.used("usd") == pytest.approx(10)
+    counters.settle([charge("never-reserved", 1, 10)], [3])  # settling an unknown counter adds nothing
+    assert counters.used("never-reserved") == 0
+
+
+def test_exact_under_concurrent_threads(counters: CounterStore) -> None:
+    """Many threads race for one limit, each also charging a counter of its own: exactly the
+    limit's worth passes, and each thread's own counter moved only when the shared one did."""
+    limit, threads, tries = 40, 8, 10
+    passed: dict[int, int] = {}
+    start = threading.Barrier(threads)
+
+    def worker(n: int) -> None:
+        start.wait()
+        passed[n] = sum(
+            counters.reserve([charge(f"own:{n}", 1, 1000), charge("shared", 1, limit)]) is None
+            for _ in range(tries)
+        )
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert sum(passed.values()) == limit and counters.used("shared") == limit
+    assert {n: counters.used(f"own:{n}") for n in range(threads)} == passed
+
+
+# the response cache --------------------------------------------------------------------------
+@pytest.fixture(params=sorted(CACHES))
+def cache_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def small_cache(tmp_path: Path, backend: str, entries: int = 3, ttl_s: float = 3600.0) -> ResponseCache:
+    cache = make_cache(_settings(tmp_path, cache_backend=backend, cache_entries=entries, cache_ttl_s=ttl_s))
+    assert cache is not None
+    return cache
+
+
+def test_the_cache_factory(tmp_path: Path) -> None:
+    assert isinstance(make_cache(_settings(tmp_path)), MemoryCache)
+    assert make_cache(_settings(tmp_path, cache=False)) is None
+    assert make_similar(_settings(tmp_path)) is None  # off by default
+    assert make_similar(_settings(tmp_path, semantic_cache=True)) is not None
+    with pytest.raises(ConfigError, match="memory"):
+        make_cache(_settings(tmp_path, cache_backend="redis"))
+
+
+def test_cache_get_put(tmp_path: Path, cache_backend: str) -> None:
+    cache = small_cache(tmp_path, cache_backend)
+    assert cache.get("k1") is None
+    cache.put("k1", {"answer": "one", "usage": {"tokens": 3}})
+    assert cache.get("k1") == {"answer": "one", "usage": {"tokens": 3}}
+    cache.put("k1", {"answer": "uno"})  # a put replaces
+    assert cache.get("k1") == {"answer": "uno"}
+
+
+def test_cache_entries_expire(tmp_path: Path, cache_backend: str) -> None:
+    cache = small_cache(tmp_path, cache_backend, ttl_s=0.2)
+    cache.put("k", {"v": 1})
+    assert cache.get("k") == {"v": 1}
+    time.sleep(0.3)
+    assert cache.get("k") is None
+
+
+def test_cache_is_bounded_least_recently_used_first(tmp_path: Path, cache_backend: str) -> None:
+    cache = small_cache(tmp_path, cache_backend, entries=3)
+    for key in ("a", "b", "c"):
+        cache.put(key, {"v": key})
+    assert cache.get("a") == {"v": "a"}  # a is now the most recently used
+    cache.put("d", {"v": "d"})
+    assert cache.get("b") is None
+    assert [cache.get(k) for k in ("a", "c", "d")] == [{"v": "a"}, {"v": "c"}, {"v": "d"}]
+
+
+def test_cache_keys_partition_tenants(tmp_path: Path, cache_backend: str) -> None:
+    params = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    alice = cache_key("alice", "m", "chat", params, 0.7)
+    bob = cache_key("bob", "m", "chat", params, 0.7)
+    assert alice and bob and alice != bob
+    cache = small_cache(tmp_path, cache_backend)
+    cache.put(alice, {"answer": "for alice"})
+    assert cache.get(bob) is None and cache.get(alice) == {"answer": "for alice"}
+    assert (
+        cache_key("alice", "m", "chat", {**params, "temperature": 0.5}, 0.0) is None
+    )  # may vary: never cached
