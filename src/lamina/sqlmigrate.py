@@ -79,6 +79,13 @@ def current(conn: sa.Connection, version_table: str) -> tuple[str, ...]:
     return tuple(sorted(context.get_current_heads()))
 
 
+def missing_table(name: str) -> bool:
+    """Inside a migration: is table ``name`` absent? (Baselines create only what is missing.)"""
+    from alembic import op
+
+    return not sa.inspect(op.get_bind()).has_table(name)
+
+
 def run_env() -> None:
     """The body of every chain's ``env.py``: migrate on the connection :func:`upgrade` handed over."""
     from alembic import context

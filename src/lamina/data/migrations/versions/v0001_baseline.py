@@ -11,18 +11,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from lamina.sqlmigrate import missing_table
+
 revision = "0001"
 down_revision: str | None = None
 branch_labels: str | None = None
 depends_on: str | None = None
 
 
-def _missing(name: str) -> bool:
-    return not sa.inspect(op.get_bind()).has_table(name)
-
-
 def upgrade() -> None:
-    if _missing("collections"):
+    if missing_table("collections"):
         op.create_table(
             "collections",
             sa.Column("name", sa.String, primary_key=True),
@@ -30,7 +28,7 @@ def upgrade() -> None:
             sa.Column("dim", sa.Integer, nullable=False),
             sa.Column("created_at", sa.String, nullable=False),
         )
-    if _missing("runs"):
+    if missing_table("runs"):
         op.create_table(
             "runs",
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -42,7 +40,7 @@ def upgrade() -> None:
             sa.Column("errors", sa.Text, nullable=False),
         )
         op.create_index("ix_runs_collection", "runs", ["collection"])
-    if _missing("documents"):
+    if missing_table("documents"):
         op.create_table(
             "documents",
             sa.Column(

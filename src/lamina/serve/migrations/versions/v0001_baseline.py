@@ -11,18 +11,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from lamina.sqlmigrate import missing_table
+
 revision = "0001"
 down_revision: str | None = None
 branch_labels: str | None = None
 depends_on: str | None = None
 
 
-def _missing(name: str) -> bool:
-    return not sa.inspect(op.get_bind()).has_table(name)
-
-
 def upgrade() -> None:
-    if _missing("api_keys"):
+    if missing_table("api_keys"):
         op.create_table(
             "api_keys",
             sa.Column("name", sa.String, primary_key=True),
@@ -35,7 +33,7 @@ def upgrade() -> None:
             sa.Column("created_at", sa.String, nullable=False),
             sa.Column("revoked_at", sa.String),
         )
-    if _missing("jobs"):
+    if missing_table("jobs"):
         op.create_table(
             "jobs",
             sa.Column("id", sa.String, primary_key=True),
@@ -49,13 +47,13 @@ def upgrade() -> None:
             sa.Column("updated_at", sa.String, nullable=False),
         )
         op.create_index("ix_jobs_tenant", "jobs", ["tenant"])
-    if _missing("counters"):
+    if missing_table("counters"):
         op.create_table(
             "counters",
             sa.Column("name", sa.String, primary_key=True),
             sa.Column("used", sa.Float, nullable=False),
         )
-    if _missing("request_log"):
+    if missing_table("request_log"):
         op.create_table(
             "request_log",
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

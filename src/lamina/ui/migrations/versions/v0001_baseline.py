@@ -12,18 +12,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from lamina.sqlmigrate import missing_table
+
 revision = "0001"
 down_revision: str | None = None
 branch_labels: str | None = None
 depends_on: str | None = None
 
 
-def _missing(name: str) -> bool:
-    return not sa.inspect(op.get_bind()).has_table(name)
-
-
 def upgrade() -> None:
-    if _missing("ui_conversations"):
+    if missing_table("ui_conversations"):
         op.create_table(
             "ui_conversations",
             sa.Column("id", sa.String, primary_key=True),
@@ -33,7 +31,7 @@ def upgrade() -> None:
             sa.Column("updated_at", sa.String, nullable=False),
         )
         op.create_index("ix_ui_conversations_owner", "ui_conversations", ["owner"])
-    if _missing("ui_turns"):
+    if missing_table("ui_turns"):
         op.create_table(
             "ui_turns",
             sa.Column("id", sa.String, primary_key=True),
