@@ -267,3 +267,40 @@ def test_min_similarity_is_calibrated_at_the_equal_error_point() -> None:
     off_topic = np.array([0.0, 0.1, 0.15, 0.21, 0.25])
     threshold, refused, answered = _equal_error(answerable, off_topic)
     assert threshold == pytest.approx(0.23) and refused == answered == 0.2
+
+
+def _chat_assembler(embedder: OnnxMiniLM, **settings: float) -> AnswerAssembler:
+    sources = [Source(i + 1, _hit(i + 1, text), text) for i, text in enumerate(SOURCES)]
+    return AnswerAssembler(
+        "Where are the vectors stored?",
+        sources,
+        embedder,
+        RagSettings(**settings),  # type: ignore[arg-type]
+        [],
+        stream_tokens=True,
+    )
+
+
+def test_chat_answers_stream_tokens_once_the_first_sentence_is_out(embedder: OnnxMiniLM) -> None:
+    raw = "Vectors live in LanceDB [1]. They are kept on disk [9] in Lance files, one table [2"
+    tokens = [raw[i : i + 4] for i in range(0, len(raw), 4)] + ["]."]
+    assembler = _chat_assembler(embedder)
+    shown = [assembler.feed(t) for t in tokens]
+    first = next(i for i, s in enumerate(shown) if s)
+    assert shown[first].startswith("Vectors live in LanceDB [1].")  # the first sentence, whole
+    later = [s for s in shown[first + 1 :] if s]
+    assert len(later) >= 5  # then piece by piece, not sentence by sentence
+    assert all("[9" not in s and "[2" not in s for s in shown[:-1])  # a marker shows once it is valid
+    text, answer = _run(assembler, [], shown_before="".join(shown))
+    assert text == "Vectors live in LanceDB [1]. They are kept on disk in Lance files, one table [2]."
+    assert [c.n for c in answer.citations] == [1, 2] and not answer.extractive
+
+
+def test_chat_streaming_attributes_uncited_sentences_and_splits_anywhere(embedder: OnnxMiniLM) -> None:
+    raw = "LanceDB stores the vectors [1]. LanceDB keeps the vectors on disk.\nIt is fast [7] ."
+    whole, _ = _run(_chat_assembler(embedder), [raw])
+    by_char, _ = _run(_chat_assembler(embedder), list(raw))
+    by_five, _ = _run(_chat_assembler(embedder), [raw[i : i + 5] for i in range(0, len(raw), 5)])
+    assert whole == by_char == by_five
+    assert whole.startswith("LanceDB stores the vectors [1]. LanceDB keeps the vectors on disk. [1]\n")
+    assert "[7]" not in whole and whole.endswith("It is fast.")

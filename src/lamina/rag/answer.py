@@ -82,8 +82,10 @@ class Answerer:
 
     def assembler(self, question: str, sources: list[Source]) -> AnswerAssembler:
         """What turns this model's raw text into the answer (lazy stops only for completion models)."""
-        lazy = [] if self.model.is_chat else LAZY_STOP
-        return AnswerAssembler(question, sources, self.collection.embedder, self.settings, lazy)
+        chat = self.model.is_chat  # chat models stream token by token; base models by sentence
+        lazy = [] if chat else LAZY_STOP
+        embedder = self.collection.embedder
+        return AnswerAssembler(question, sources, embedder, self.settings, lazy, stream_tokens=chat)
 
     def run(self, question: str, sources: list[Source], request: GenerationRequest) -> AnswerRun:
         """One generation of a prepared request, to be fed the model's text as it arrives."""

@@ -8,6 +8,7 @@ worker thread while the model streams elsewhere.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -31,6 +32,11 @@ from lamina.rag.sentences import (
 from lamina.rag.types import Answer, Citation
 
 NO_ANSWER = "I could not find an answer to this in the retrieved sources."
+_SPACED_MARKER = re.compile(r"(\s*)\[(\d+(?:\s*,\s*\d+)*)\]")
+_TRAILING_UNSETTLED = re.compile(r"\s*(?:\[[\d\s,]*)?$")  # may still become (or precede) a marker
+_CUT_MARKER = re.compile(r"\s*\[[\d\s,]*$")  # a marker the model never finished
+_DROPPED = "\x00"  # where an invalid marker was removed, until the next character is known
+_AFTER_DROPPED = re.compile(r"\x00(?:\s+(?=[.,;:!?]))?")
 MAX_DROPPED_RUN = 4  # this many unusable sentences in a row: the model is looping, stop it
 EXTRACT_MIN_WORDS = 4
 
@@ -102,6 +108,12 @@ class AnswerAssembler:
     when that similarity reaches ``settings.attribution_threshold``. Uncited sentences wait for the
     first cited one, so an answer that cites nothing is never shown. Sources are embedded once, lazily.
 
+    With ``stream_tokens`` (chat models), once the first sentence is shown the text streams as it
+    comes: only what may still change is held back (trailing whitespace and a marker still being
+    written, so that an invalid marker is removed with its space), and each finished sentence that
+    cites nothing gets its attribution appended after it. Its later sentences are never dropped (they
+    are already shown); repeats still stop a looping model. Base models keep sentence granularity.
+
     The output depends only on the text fed, never on how it was split into pieces. Not thread-safe:
     one caller feeds it (from any one thread at a time), then calls ``finish`` once.
     """
@@ -113,6 +125,8 @@ class AnswerAssembler:
         embedder: Embedder,
         settings: RagSettings,
         lazy_stop: Sequence[str],
+        *,
+        stream_tokens: bool = False,
     ) -> None:
         self.question = question
         self.sources = sources
@@ -128,6 +142,9 @@ class AnswerAssembler:
         self._dropped_run = 0
         self._looping = False
         self._source_vectors: Vectors | None = None
+        self._stream_tokens = stream_tokens
+        self._emitted = 0  # token streaming: how far into _text the output has gone
+        self._dropped_marker = False  # token streaming: the output so far ends where a marker was dropped
         self.kept = 0  # sentences of the model's own that were shown
         self.dropped: Counter[str] = Counter()  # degenerate / repeated / truncated / unsupported
         self.model_cited: set[int] = set()  # source numbers the model's own valid markers cite
@@ -148,7 +165,24 @@ class AnswerAssembler:
         if self.stopped:
             return ""
         self._text += self._stop.feed(piece)
-        return self._sentences(final=self._stop.stopped)
+        final = self._stop.stopped
+        if self._streaming:
+            return self._tokens(final=final)
+        shown = self._sentences(final=final, until_shown=self._stream_tokens)
+        if self._streaming and not self._looping:  # the first sentence is out: tokens from here
+            shown += self._start_tokens(final=final)
+        return shown
+
+    def _start_tokens(self, *, final: bool) -> str:
+        self._emitted = self._pos
+        while self._emitted > 0 and self._text[self._emitted - 1].isspace():
+            self._emitted -= 1  # the space after the last sentence shown is the next one's
+        self._pos = self._emitted
+        return self._tokens(final=final)
+
+    @property
+    def _streaming(self) -> bool:
+        return self._stream_tokens and bool(self._out)
 
     def finish(self, model: str, usage: Usage, *, truncated: bool = False) -> tuple[str, Answer]:
         """Flush what remains and build the ``Answer`` (its text is every piece returned, joined).
@@ -161,7 +195,12 @@ class AnswerAssembler:
         tail = ""
         if not self._looping:
             self._text += self._stop.flush()
-            tail = self._sentences(final=True, truncated=truncated)
+            if self._streaming:
+                tail = self._tokens(final=True)
+            else:
+                tail = self._sentences(final=True, truncated=truncated, until_shown=self._stream_tokens)
+                if self._streaming and not self._looping:
+                    tail += self._start_tokens(final=True)
         if self._held:
             self.dropped["unsupported"] += len(self._held)
             self._held.clear()
@@ -182,8 +221,9 @@ class AnswerAssembler:
         )
 
     # sentences -----------------------------------------------------------------------------------
-    def _sentences(self, *, final: bool, truncated: bool = False) -> str:
-        """Show the sentences that became certain; ``final``: the text will not grow any more.
+    def _sentences(self, *, final: bool, truncated: bool = False, until_shown: bool = False) -> str:
+        """Show the sentences that became certain; ``final``: the text will not grow any more;
+        ``until_shown``: stop once something is shown (token streaming takes over from there).
 
         Uncited sentences are held until some sentence cites a source, so an answer that would
         cite nothing is never shown; ``finish`` replaces it with an extractive one.
@@ -210,7 +250,75 @@ class AnswerAssembler:
                 shown += [self._show(s, newline) for s, newline in self._held]
                 self.kept += len(self._held)
                 self._held.clear()
+                if until_shown:
+                    break
         return "".join(shown)
+
+    def _tokens(self, *, final: bool) -> str:
+        """Token streaming: pass on what can no longer change; finish each sentence as it ends."""
+        shown: list[str] = []
+        text = self._text
+        while not self._looping:
+            start = self._pos
+            while start < len(text) and text[start].isspace():
+                start += 1
+            end = sentence_end(text, start, final=final) if start < len(text) else None
+            if end is None:
+                break
+            shown.append(self._emit(end, hold=False))
+            shown.append(self._end_sentence(text[start:end]))
+            self._pos = end
+        if not self._looping:
+            shown.append(self._emit(len(text), hold=not final))
+        return "".join(shown)
+
+    def _emit(self, limit: int, *, hold: bool) -> str:
+        """The model's text up to ``limit``, invalid markers (and the space before them) removed;
+        ``hold``: keep back trailing whitespace and a marker that may still be being written."""
+        span = self._text[self._emitted : limit]
+        if hold:
+            settled = _TRAILING_UNSETTLED.search(span)
+            take = settled.start() if settled else len(span)
+            span, self._emitted = span[:take], self._emitted + take
+        else:
+            self._emitted = limit
+            if limit == len(self._text):  # the very end: nothing more will come
+                span = _CUT_MARKER.sub("", span).rstrip()
+        valid = len(self.sources)
+
+        def keep(match: re.Match[str]) -> str:
+            good = [p.strip() for p in match.group(2).split(",") if 1 <= int(p) <= valid]
+            return f"{match.group(1)}[{', '.join(good)}]" if good else _DROPPED
+
+        out = _SPACED_MARKER.sub(keep, (_DROPPED if self._dropped_marker else "") + span)
+        self._dropped_marker = out.endswith(_DROPPED)  # a space and "." may still follow it
+        out = _AFTER_DROPPED.sub("", out)  # "fast [7] ." -> "fast."
+        if out:
+            self._out.append(out)
+        return out
+
+    def _end_sentence(self, raw: str) -> str:
+        """A streamed sentence ended: attribute it if it cites nothing; notice a loop."""
+        sentence = drop_invalid_markers(strip_scaffolding(raw), len(self.sources))
+        sentence_key = key(sentence)
+        if sentence_key in self._seen or degenerate(sentence, self.question):
+            self._dropped_run += 1
+            self._looping = self._dropped_run >= MAX_DROPPED_RUN
+        else:
+            self._dropped_run = 0
+        self._seen.add(sentence_key)
+        self.kept += 1
+        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
+        if numbers:
+            self.model_cited.update(numbers)
+            return ""
+        best, similarity = self._support(sentence) if sentence else (0, -1.0)
+        if similarity < self.settings.attribution_threshold:
+            return ""
+        self.attributed.add(best)
+        marker = f" [{best}]"
+        self._out.append(marker)
+        return marker
 
     def _clean(self, raw: str) -> tuple[str, bool]:
         """(the sentence to show, "" when it is dropped; whether it cites a source)."""
