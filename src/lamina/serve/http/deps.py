@@ -9,7 +9,6 @@ from lamina.serve.http.middleware import context_of
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 
-
 # Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a
 # thread hop per request that the gateway benchmark shows.
 
