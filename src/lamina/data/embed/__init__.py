@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from lamina.config import EmbeddingSettings
@@ -16,31 +17,49 @@ def make_embedder(
     """``cache_dir`` keeps derived model files (fused and int8 ONNX graphs) between runs.
 
     ``variant`` overrides ``settings.variant`` for the local ONNX model ("auto" means the default).
+    A backend is one entry in ``BACKENDS``.
     """
-    if settings.backend == "onnx":
-        from lamina.data.embed.onnx import DEFAULT_VARIANT, VARIANT_NAMES, OnnxMiniLM, Variant
+    return BACKENDS[settings.backend](settings, cache_dir, variant)
 
-        chosen = variant or settings.variant
-        resolved: Variant = chosen if chosen in VARIANT_NAMES else DEFAULT_VARIANT
-        return OnnxMiniLM(
-            threads=settings.threads, batch_size=settings.batch_size, cache_dir=cache_dir, variant=resolved
-        )
-    if settings.backend == "openai":
-        from lamina.data.embed.openai import OpenAIEmbedder
 
-        if not settings.base_url:
-            raise ConfigError("embedding.base_url is required when embedding.backend = 'openai'")
-        return OpenAIEmbedder(
-            base_url=settings.base_url,
-            model=settings.model,
-            api_key_env=settings.api_key_env,
-            dimensions=settings.dimensions,
-            batch_size=settings.batch_size,
-            timeout_s=settings.timeout_s,
-        )
+def _onnx(settings: EmbeddingSettings, cache_dir: Path | None, variant: str | None) -> Embedder:
+    from lamina.data.embed.onnx import DEFAULT_VARIANT, VARIANT_NAMES, OnnxMiniLM, Variant
+
+    chosen = variant or settings.variant
+    resolved: Variant = chosen if chosen in VARIANT_NAMES else DEFAULT_VARIANT
+    return OnnxMiniLM(
+        threads=settings.threads, batch_size=settings.batch_size, cache_dir=cache_dir, variant=resolved
+    )
+
+
+def _openai(settings: EmbeddingSettings, cache_dir: Path | None, variant: str | None) -> Embedder:
+    from lamina.data.embed.openai import OpenAIEmbedder
+
+    if not settings.base_url:
+        raise ConfigError("embedding.base_url is required when embedding.backend = 'openai'")
+    return OpenAIEmbedder(
+        base_url=settings.base_url,
+        model=settings.model,
+        api_key_env=settings.api_key_env,
+        dimensions=settings.dimensions,
+        batch_size=settings.batch_size,
+        timeout_s=settings.timeout_s,
+    )
+
+
+def _sentence_transformers(
+    settings: EmbeddingSettings, cache_dir: Path | None, variant: str | None
+) -> Embedder:
     from lamina.data.embed.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(model=settings.model, batch_size=settings.batch_size)
+
+
+BACKENDS: dict[str, Callable[[EmbeddingSettings, Path | None, str | None], Embedder]] = {
+    "onnx": _onnx,
+    "openai": _openai,
+    "sentence-transformers": _sentence_transformers,
+}
 
 
 class Embedders:

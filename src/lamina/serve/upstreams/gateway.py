@@ -27,7 +27,7 @@ from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.upstreams.admission import FairQueue, Ticket
 from lamina.serve.upstreams.routing import Breaker, Endpoint, backoff, pick, retryable
-from lamina.serve.upstreams.upstream import HttpUpstream, UpstreamError, api_key
+from lamina.serve.upstreams.upstream import UpstreamError, api_key, make_upstream
 from lamina.telemetry import tracer
 
 Kind = Literal["chat", "completion"]
@@ -309,7 +309,7 @@ class ModelGateway:
 
     @staticmethod
     def _endpoint(spec: ModelSettings, url: str, weight: float, key_env: str | None, name: str) -> Endpoint:
-        upstream = HttpUpstream(
+        upstream = make_upstream(
             url,
             api_key=api_key(name, key_env),
             timeout_s=spec.timeout_s,

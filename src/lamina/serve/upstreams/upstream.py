@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 import httpx
@@ -105,6 +105,35 @@ class HttpUpstream:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def make_upstream(
+    url: str, *, api_key: str | None = None, timeout_s: float = 120.0, connect_timeout_s: float = 5.0
+) -> Upstream:
+    """The upstream for an endpoint URL, by its scheme: one entry in ``SCHEMES`` per kind."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise ModelUnavailable(
+            f"endpoint {url!r}: unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}"
+        )
+    return SCHEMES[scheme](url, api_key, timeout_s, connect_timeout_s)
+
+
+def _http(url: str, key: str | None, timeout_s: float, connect_timeout_s: float) -> Upstream:
+    return HttpUpstream(url, api_key=key, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
+
+
+def _memory(url: str, key: str | None, timeout_s: float, connect_timeout_s: float) -> Upstream:
+    from lamina.serve.upstreams.memory import MemoryUpstream
+
+    return MemoryUpstream(url)
+
+
+SCHEMES: dict[str, Callable[[str, str | None, float, float], Upstream]] = {
+    "http": _http,
+    "https": _http,
+    "memory": _memory,  # in this process, for tests (serve/upstreams/memory.py)
+}
 
 
 def api_key(model: str, env: str | None) -> str | None:
