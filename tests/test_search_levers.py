@@ -15,7 +15,7 @@ from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.fusion import convex_fusion, rank_documents, rocchio
 from lamina.data.types import Document, Hit, doc_id_for, sha256_hex
-from lamina.errors import ModelUnavailable
+from lamina.errors import LaminaError, ModelUnavailable
 from lamina.evals.retrieval import NO_LEVERS
 from lamina.testing.json_http import JsonHandler, serving
 
@@ -149,3 +149,17 @@ def test_rerank_stage_reorders_the_top_hits(rerank_server: str, embedder: OnnxMi
     dead = load_settings(data_dir=tmp_path / "data", search={"rerank": {"base_url": "http://127.0.0.1:9/v1"}})
     with pytest.raises(ModelUnavailable, match=r"rerank endpoint .* unreachable"):
         Workspace(dead, embedder=embedder).collection("kb").search("vectors")
+
+
+def test_the_rerank_seam_in_process(embedder: OnnxMiniLM, tmp_path: Path) -> None:
+    """The reranker comes from a table by URL scheme; the in-memory one needs no server."""
+    rerank = {"base_url": "memory://lexical", "candidates": 4}
+    settings = load_settings(data_dir=tmp_path / "data", search={"rerank": rerank})
+    coll = Workspace(settings, embedder=embedder).collection("kb", create=True)
+    coll.ingest([str(Path(lamina.__file__).parent / "samples")])
+    hits = coll.search("Which database stores the vectors?", k=6)
+    assert all("lexical/rerank" in h.scores for h in hits[:4])
+    assert [h.score for h in hits[:4]] == sorted((h.score for h in hits[:4]), reverse=True)
+    unknown = load_settings(data_dir=tmp_path / "data", search={"rerank": {"base_url": "ftp://x"}})
+    with pytest.raises(LaminaError, match="unknown scheme 'ftp'"):
+        Workspace(unknown, embedder=embedder).collection("kb").search("vectors")

@@ -7,14 +7,15 @@ or LLM reranker served that way plugs in without code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import httpx
 
 from lamina.config import RerankSettings
 from lamina.data.types import Hit
-from lamina.errors import ModelUnavailable
+from lamina.errors import ConfigError, ModelUnavailable
 from lamina.http import bearer_headers
 
 
@@ -59,8 +60,38 @@ class HttpReranker:
         return out
 
 
+class LexicalReranker:
+    """In this process, no model: the share of the query's words each text contains. The seam's
+    second implementation, for fast tests (``base_url = "memory://lexical"``); a weak judge."""
+
+    name = "lexical/rerank"
+
+    def __init__(self, settings: RerankSettings | None = None) -> None:
+        pass
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        words = set(_WORD.findall(query.lower()))
+        return [len(words & set(_WORD.findall(t.lower()))) / max(1, len(words)) for t in texts]
+
+
+_WORD = re.compile(r"\w{3,}")
+RERANKERS: dict[str, Callable[[RerankSettings], Reranker]] = {
+    "http": HttpReranker,
+    "https": HttpReranker,
+    "memory": LexicalReranker,
+}
+
+
 def make_reranker(settings: RerankSettings) -> Reranker | None:
-    return HttpReranker(settings) if settings.base_url else None
+    """The reranker ``search.rerank`` names, by its URL's scheme; ``None`` when it names none."""
+    if not settings.base_url:
+        return None
+    scheme = settings.base_url.split("://", 1)[0].lower()
+    if scheme not in RERANKERS:
+        raise ConfigError(
+            f"search.rerank.base_url: unknown scheme {scheme!r}; use one of {', '.join(RERANKERS)}"
+        )
+    return RERANKERS[scheme](settings)
 
 
 def rerank(reranker: Reranker, query: str, hits: Sequence[Hit], top: int) -> list[Hit]:
