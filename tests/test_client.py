@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from lamina.client import (
     PermissionDeniedError,
     RateLimitError,
 )
+from lamina.testing.aio import run as run_async
 from lamina.testing.server import free_port
 from tests.conftest import DOCS, RunningServer
 
@@ -256,7 +256,7 @@ def test_async_client(served: RunningServer) -> None:
             with pytest.raises(PermissionDeniedError):
                 await client.keys.create("nope")
 
-    asyncio.run(run())
+    run_async(run())
 
 
 # without a server: retries and stream errors ----------------------------------------------------------

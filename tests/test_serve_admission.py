@@ -4,21 +4,17 @@ same through a real server with two tenants' keys."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from lamina.serve.http.errors import APIError
 from lamina.serve.upstreams.admission import FairQueue, Ticket
+from lamina.testing.aio import run
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import RunningServer
-
-T = TypeVar("T")
 
 
 def wait_for_waiting(served: RunningServer, model: str, at_least: int, timeout_s: float = 20.0) -> None:
@@ -34,12 +30,6 @@ def wait_for_waiting(served: RunningServer, model: str, at_least: int, timeout_s
             if seen >= at_least:
                 return
     raise AssertionError(f"only {seen:g} requests queued for {model} within {timeout_s:g}s")
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run in its own thread: Playwright's sync API may hold this thread's event loop."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def _hold(q: FairQueue, tenant: str, order: list[str], hold_s: float = 0.01, out: int = 10) -> None:
@@ -60,7 +50,7 @@ def test_a_flood_does_not_starve_a_modest_tenant() -> None:
         await asyncio.gather(*flood, *late)
         return order
 
-    order = _run(main())
+    order = run(main())
     # b arrives after a's first two or three ran and is lifted to a's level, not to zero: from then
     # on the two alternate, so both of b's requests run long before a's flood is through
     assert [i for i, t in enumerate(order) if t == "b"][-1] <= 6, order
@@ -73,7 +63,7 @@ def test_service_counts_output_twice() -> None:
         t.release(100, 50)  # 100 in + 2 x 50 out
         return q.counters
 
-    assert _run(main())["a"] == pytest.approx(200)
+    assert run(main())["a"] == pytest.approx(200)
 
 
 def test_refused_at_once_when_the_wait_would_pass_the_deadline() -> None:
@@ -92,7 +82,7 @@ def test_refused_at_once_when_the_wait_would_pass_the_deadline() -> None:
         held[0].release()
         return info.value, refused_after
 
-    error, after = _run(main())
+    error, after = run(main())
     assert error.status == 429 and error.code == "model_busy"
     assert int(error.headers["Retry-After"]) >= 2
     assert after < 0.1
@@ -108,7 +98,7 @@ def test_a_wait_past_the_deadline_is_refused_then_and_leaves_the_queue() -> None
         held.release()
         return info.value, waiting
 
-    error, waiting = _run(main())
+    error, waiting = run(main())
     assert error.status == 429 and "within" in error.message
     assert waiting == 0
 
@@ -127,7 +117,7 @@ def test_full_queue_and_cancelled_waiters_free_their_place() -> None:
         held.release()
         return q.waiting, q.running
 
-    assert _run(main()) == (0, 0)
+    assert run(main()) == (0, 0)
 
 
 def test_two_tenants_through_the_server(served: RunningServer, stub: StubUpstream) -> None:

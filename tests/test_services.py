@@ -6,7 +6,6 @@ naming another tenant (``?tenant=``) is a 403; an admin sees and acts for every 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from lamina.serve.observe.requestlog import LogFilter, LogRecord
 from lamina.serve.policy.keys import Principal
 from lamina.serve.services import Services, access
 from lamina.serve.state import ServerState
+from lamina.testing.aio import run as run_async
 
 T = TypeVar("T")
 ALICE = Principal("alice", "a")
@@ -31,7 +31,7 @@ SAMPLE = Path(lamina.__file__).parent / "samples" / "lamina-overview.md"
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    return run_async(coro)
 
 
 def status_of(coro: Coroutine[Any, Any, Any]) -> int:

@@ -4,7 +4,6 @@ HTTP upstream (to the stub server) and the in-memory one both keep."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from lamina.models.registry import ModelRegistry
 from lamina.serve.upstreams import memory
 from lamina.serve.upstreams.gateway import ModelGateway
 from lamina.serve.upstreams.upstream import Upstream, UpstreamError, make_upstream
+from lamina.testing.aio import run
 from lamina.testing.stub_upstream import StubUpstream
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
@@ -71,7 +71,7 @@ def test_a_failing_endpoint_is_retried_then_its_breaker_opens(tmp_path: Path, up
         dep = await gateway.get("m")
         return [(await dep.generate("chat", dict(CHAT))).text for _ in range(20)]
 
-    assert asyncio.run(main()) == ["fine"] * 20  # every request answered, by retry if need be
+    assert run(main()) == ["fine"] * 20  # every request answered, by retry if need be
     assert calls["flaky"] <= 2  # two failures opened the breaker: no traffic while open
 
 
@@ -103,7 +103,7 @@ def test_fallbacks_and_a_request_the_model_refuses(tmp_path: Path, upstreams: An
             await (await gateway.get("strict")).generate("chat", dict(CHAT))
         return answered, refused.value
 
-    answered, refused = asyncio.run(main())
+    answered, refused = run(main())
     assert answered == ["failed", "from backup"]
     assert refused.status == 400  # not retried: another attempt would be refused too
 
@@ -115,7 +115,7 @@ def test_a_stream_passes_pieces_and_usage(tmp_path: Path, upstreams: Any) -> Non
         dep = await gateway.get("m")
         return [piece.text async for piece in dep.stream("chat", dict(CHAT)) if piece.text]
 
-    assert asyncio.run(main()) == ["Hello", " world"]
+    assert run(main()) == ["Hello", " world"]
 
 
 def test_an_unknown_scheme_is_a_clear_error() -> None:
@@ -150,6 +150,6 @@ def test_contract_a_call_and_a_stream(upstream: Upstream) -> None:
         assert alive
         return data, "".join(pieces)
 
-    data, streamed = asyncio.run(main())
+    data, streamed = run(main())
     assert data["choices"][0]["message"]["content"].startswith("Hello")
     assert streamed.startswith("Hello")
