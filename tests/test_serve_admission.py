@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from lamina.serve.http.errors import APIError
+from lamina.serve.errors import APIError
 from lamina.serve.upstreams.admission import FairQueue, Ticket
 from lamina.testing.aio import run
 from lamina.testing.stub_upstream import StubUpstream

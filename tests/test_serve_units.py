@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from lamina.cli.app import app as cli
 from lamina.config import Settings
 from lamina.errors import ConfigError
+from lamina.serve.errors import APIError
 from lamina.serve.http.app import build_app
-from lamina.serve.http.errors import APIError
 from lamina.serve.http.server import is_loopback, serve
 from lamina.serve.jobs.uploads import safe_name
 from lamina.serve.policy.keys import KeyStore

@@ -13,9 +13,10 @@ from typing import Protocol
 
 import httpx
 
+from lamina.backends import choose
 from lamina.config import RerankSettings
 from lamina.data.types import Hit
-from lamina.errors import ConfigError, ModelUnavailable
+from lamina.errors import ModelUnavailable
 from lamina.http import bearer_headers
 
 
@@ -87,11 +88,7 @@ def make_reranker(settings: RerankSettings) -> Reranker | None:
     if not settings.base_url:
         return None
     scheme = settings.base_url.split("://", 1)[0].lower()
-    if scheme not in RERANKERS:
-        raise ConfigError(
-            f"search.rerank.base_url: unknown scheme {scheme!r}; use one of {', '.join(RERANKERS)}"
-        )
-    return RERANKERS[scheme](settings)
+    return choose(RERANKERS, scheme, "scheme", context="search.rerank.base_url")(settings)
 
 
 def rerank(reranker: Reranker, query: str, hits: Sequence[Hit], top: int) -> list[Hit]:

@@ -11,6 +11,7 @@ import importlib
 import threading
 from collections.abc import Callable
 
+from lamina.backends import choose
 from lamina.config import Settings
 from lamina.data.store.base import ChunkStore, Where
 from lamina.data.store.memory import MemoryStore
@@ -56,13 +57,9 @@ def _by_path(path: str) -> StoreFactory:
 def make_store(settings: Settings, collection: str, dim: int) -> ChunkStore:
     """The configured store for one collection (``dim``: its vectors' size)."""
     backend = settings.store.backend
-    factory = STORES.get(backend)
-    if factory is None:
-        if ":" not in backend and "." not in backend:
-            raise ConfigError(
-                f"unknown store.backend {backend!r}; use one of {', '.join(sorted(STORES))} "
-                "or a 'module:Class' path"
-            )
+    if backend in STORES or (":" not in backend and "." not in backend):
+        factory = choose(STORES, backend, "store.backend", also=" or a 'module:Class' path")
+    else:
         factory = _by_path(backend)
     store = factory(settings, collection, dim)
     if not isinstance(store, ChunkStore):

@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina import errors as lerr
-from lamina.serve.errors import APIError, bad_request, from_lamina, not_found, too_many
+from lamina.serve.errors import APIError, bad_request, from_lamina
 from lamina.serve.http.middleware import context_of
 
-__all__ = ["APIError", "bad_request", "from_lamina", "install", "not_found", "too_many"]
+__all__ = ["install"]
 
 log = logging.getLogger("lamina.serve")
 

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lamina.backends import choose
 from lamina.config import Settings
-from lamina.errors import ConfigError
 
 
 class ResponseCache(Protocol):
@@ -70,13 +70,7 @@ def make_cache(settings: Settings) -> ResponseCache | None:
     """The response cache ``serve.cache_backend`` names, or None when ``serve.cache`` is off."""
     if not settings.serve.cache:
         return None
-    factory = CACHES.get(settings.serve.cache_backend)
-    if factory is None:
-        raise ConfigError(
-            f"unknown serve.cache_backend {settings.serve.cache_backend!r}; "
-            f"use one of {', '.join(sorted(CACHES))}"
-        )
-    return factory(settings)
+    return choose(CACHES, settings.serve.cache_backend, "serve.cache_backend")(settings)
 
 
 def make_similar(settings: Settings) -> SimilarQuestions | None:

@@ -21,8 +21,8 @@ from typing import Literal, Protocol
 
 import sqlalchemy as sa
 
+from lamina.backends import choose
 from lamina.config import Settings
-from lamina.errors import ConfigError
 from lamina.serve.db import counters
 
 
@@ -128,9 +128,4 @@ COUNTERS: dict[str, CounterFactory] = {
 
 def make_counters(settings: Settings, engine: sa.Engine) -> CounterStore:
     """The counters ``serve.counters`` names (``engine``: the gateway database, for ``sql``)."""
-    factory = COUNTERS.get(settings.serve.counters)
-    if factory is None:
-        raise ConfigError(
-            f"unknown serve.counters {settings.serve.counters!r}; use one of {', '.join(sorted(COUNTERS))}"
-        )
-    return factory(settings, engine)
+    return choose(COUNTERS, settings.serve.counters, "serve.counters")(settings, engine)

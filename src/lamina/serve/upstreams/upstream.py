@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from lamina.backends import choose
 from lamina.errors import ModelUnavailable
 from lamina.models.retry import parse_retry_after
 from lamina.sse import StreamError, aevents, error_message
@@ -112,11 +113,8 @@ def make_upstream(
 ) -> Upstream:
     """The upstream for an endpoint URL, by its scheme: one entry in ``SCHEMES`` per kind."""
     scheme = url.split("://", 1)[0].lower()
-    if scheme not in SCHEMES:
-        raise ModelUnavailable(
-            f"endpoint {url!r}: unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}"
-        )
-    return SCHEMES[scheme](url, api_key, timeout_s, connect_timeout_s)
+    factory = choose(SCHEMES, scheme, "scheme", context=f"endpoint {url!r}", error=ModelUnavailable)
+    return factory(url, api_key, timeout_s, connect_timeout_s)
 
 
 def _http(url: str, key: str | None, timeout_s: float, connect_timeout_s: float) -> Upstream:
