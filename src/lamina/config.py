@@ -232,8 +232,14 @@ class RagSettings(_Section):
         0.35, ge=-1, le=1, description="Least similarity to cite a sentence."
     )
     answer_tokens: int = Field(160, ge=8)
-    extractive_sentences: int = Field(
-        2, ge=1, le=20, description="Sentences quoted from the sources when the model gives nothing usable."
+    answer_mode: Literal["auto", "choose", "generate"] = Field(
+        "auto",
+        description=(
+            "choose: the answer is the span of the sources that answers the question, chosen by "
+            "Lamina (lamina eval answers measured it far righter than small base models' own text); "
+            "generate: the model writes the answer; auto: choose for completion models, generate "
+            "for chat models."
+        ),
     )
 
 

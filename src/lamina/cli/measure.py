@@ -17,6 +17,14 @@ from lamina.cli import models
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_json
 from lamina.errors import LaminaError
+from lamina.evals.answers import (
+    bundled_dataset,
+    default_docs,
+    evaluate_answers,
+    load_cases,
+    one_line,
+    temporary_collection,
+)
 from lamina.evals.beir import dev_split, load_beir
 from lamina.evals.grounding import calibrate_min_similarity, evaluate_grounding
 from lamina.evals.retrieval import evaluate_retrieval, grid_configs
@@ -221,6 +229,65 @@ def eval_grounding(
         f"({result['model_degenerate']:.1%}; of which citing nothing {c['model_unsupported']}); "
         f"extractive answers {c['extractive']} "
         f"({result['extractive']:.1%}); {result['seconds']}s"
+    )
+
+
+@eval_app.command("answers")
+def eval_answers_command(
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            exists=True,
+            dir_okay=False,
+            help="JSONL of questions and the strings a right answer contains (default: the bundled set).",
+        ),
+    ] = None,
+    collection: Annotated[
+        str | None,
+        typer.Option("--collection", "-c", help="Ask this collection (default: a temporary one: --docs)."),
+    ] = None,
+    docs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--docs",
+            exists=True,
+            help="Without -c: folders ingested with the samples (default: ../shared/data/docs if present).",
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Configured model name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Are grounded answers right? Per question: right, cited, citing the passage with the answer."""
+    cases = load_cases(dataset or bundled_dataset())
+    llm = models.registry().get(model)
+    if collection is not None:
+        result = evaluate_answers(state.workspace.collection(collection), llm, cases)
+    else:
+        folders = docs if docs is not None else default_docs()
+        if not folders:
+            raise typer.BadParameter("no ../shared/data/docs here: pass --docs FOLDER or -c COLLECTION")
+        if not as_json:
+            err_console.print(f"[dim]ingesting the samples and {', '.join(map(str, folders))}…[/]")
+        with temporary_collection(state.settings, folders) as coll:
+            result = evaluate_answers(coll, llm, cases)
+    if as_json:
+        print_json(result)
+        return
+    for r in result["results"]:
+        mark = "[green]right[/]" if r["right"] else "[red]wrong[/]"
+        where = "cites it" if r["citation_has_answer"] else "cited" if r["cited"] else "uncited"
+        console.print(f"{mark} {r['id']:<22} {where:<8} {one_line(r['answer'], 80)}", highlight=False)
+    t = result["totals"]
+    console.print(
+        f"{result['model']} on {result['collection']!r}: right {t['right']}/{result['questions']} "
+        f"({result['right_share']:.0%}); answerable right {result['right_answerable']}/"
+        f"{result['answerable']}, of which citing the passage with the answer "
+        f"{result['right_and_cited_where_it_stands']}; cited {t['cited']}, concise {t['concise']}, "
+        f"extractive {t['extractive']}, 'nothing relevant' {t['nothing_relevant']}, empty {t['empty']}; "
+        f"{result['seconds']}s",
+        highlight=False,
     )
 
 

@@ -59,8 +59,15 @@ class Answerer:
             stop=ENGINE_STOP,
         )
 
+    @property
+    def chooses(self) -> bool:
+        """Lamina chooses the answer among the sources' spans; the model is not asked to write one."""
+        mode = self.settings.answer_mode
+        return mode == "choose" or (mode == "auto" and not self.model.is_chat)
+
     def prepare(self, question: str) -> tuple[list[Source], GenerationRequest | None]:
-        """Retrieve and pack; ``None`` as the request means nothing relevant was found."""
+        """Retrieve and pack; ``None`` as the request means no model call: nothing relevant was
+        found (no sources), or the answer is chosen among the sources (``chooses``)."""
         query = f"{self.history[-1][0]} {question}" if self.memory_turns and self.history else question
         name = self.collection.name
         with tracer.start_as_current_span(
@@ -78,7 +85,7 @@ class Answerer:
             sources = pack(self.model, hits, frame_tokens, self.settings.answer_tokens)
             span.set_attribute("lamina.packing.sources", len(sources))
             span.set_attribute("lamina.packing.budget_tokens", self.settings.answer_tokens)
-            return sources, self._request(question, sources)
+        return sources, None if self.chooses else self._request(question, sources)
 
     def assembler(self, question: str, sources: list[Source]) -> AnswerAssembler:
         """What turns this model's raw text into the answer (lazy stops only for completion models)."""
@@ -94,6 +101,15 @@ class Answerer:
     # results -------------------------------------------------------------------------------------
     def nothing_relevant(self) -> Answer:
         return Answer(NOTHING_RELEVANT.format(name=self.collection.name), [], self.model.name, grounded=False)
+
+    def without_model(self, question: str, sources: list[Source]) -> Answer:
+        """The answer of a prepared question that needs no model: nothing relevant, or chosen."""
+        if not sources:
+            return self.nothing_relevant()
+        _, answer = self.assembler(question, sources).finish(self.model.name, Usage())
+        if self.memory_turns:
+            self.history.append((question, answer.answer))
+        return answer
 
     def ask(self, question: str) -> Answer:
         """The answer ``stream`` would give, text included, without showing it piece by piece."""
@@ -113,7 +129,7 @@ class Answerer:
     ) -> Iterator[str | Answer]:
         """Generate for a prepared request; the model is cancelled as soon as the assembler stops."""
         if request is None:
-            answer = self.nothing_relevant()
+            answer = self.without_model(question, sources)
             yield answer.answer
             yield answer
             return

@@ -17,18 +17,11 @@ import numpy as np
 from lamina.config import RagSettings
 from lamina.data.embed.base import Embedder, Vectors
 from lamina.models.types import Usage
-from lamina.rag.citations import MARKER, cited_numbers, drop_invalid_markers
+from lamina.rag.choose import choose_answer
+from lamina.rag.citations import MARKER, cited_numbers, drop_invalid_markers, keep_markers
 from lamina.rag.context import Source
-from lamina.rag.sentences import (
-    degenerate,
-    fragment,
-    key,
-    sentence_end,
-    split_sentences,
-    strip_scaffolding,
-    terminated,
-    word_count,
-)
+from lamina.rag.sentences import degenerate, key, sentence_end, strip_scaffolding, terminated
+from lamina.rag.support import supports
 from lamina.rag.types import Answer, Citation
 
 NO_ANSWER = "I could not find an answer to this in the retrieved sources."
@@ -38,7 +31,6 @@ _CUT_MARKER = re.compile(r"\s*\[[\d\s,]*$")  # a marker the model never finished
 _DROPPED = "\x00"  # where an invalid marker was removed, until the next character is known
 _AFTER_DROPPED = re.compile(r"\x00(?:\s+(?=[.,;:!?]))?")
 MAX_DROPPED_RUN = 4  # this many unusable sentences in a row: the model is looping, stop it
-EXTRACT_MIN_WORDS = 4
 
 
 def split_stops(stops: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -149,6 +141,8 @@ class AnswerAssembler:
         self.dropped: Counter[str] = Counter()  # degenerate / repeated / truncated / unsupported
         self.model_cited: set[int] = set()  # source numbers the model's own valid markers cite
         self.attributed: set[int] = set()  # source numbers Lamina added to uncited sentences
+        self.reattributed = 0  # model markers moved to the passage that says the claim
+        self._sentence_cited = False  # token streaming: the current sentence kept a valid marker
 
     @property
     def stopped(self) -> bool:
@@ -189,8 +183,8 @@ class AnswerAssembler:
 
         ``truncated``: the generation hit its token limit, so an unfinished last sentence is dropped.
         Uncited sentences still held (no sentence ever cited a source) are dropped as unsupported.
-        With nothing usable from the model, the answer is extractive: the sources' sentences most
-        similar to the question, each cited.
+        With nothing usable from the model (or no model asked: ``answer_mode = "choose"``), the
+        answer is extractive: the span of the sources that answers the question, cited.
         """
         tail = ""
         if not self._looping:
@@ -275,7 +269,8 @@ class AnswerAssembler:
     def _emit(self, limit: int, *, hold: bool) -> str:
         """The model's text up to ``limit``, invalid markers (and the space before them) removed;
         ``hold``: keep back trailing whitespace and a marker that may still be being written."""
-        span = self._text[self._emitted : limit]
+        start = self._emitted
+        span = self._text[start:limit]
         if hold:
             settled = _TRAILING_UNSETTLED.search(span)
             take = settled.start() if settled else len(span)
@@ -285,12 +280,20 @@ class AnswerAssembler:
             if limit == len(self._text):  # the very end: nothing more will come
                 span = _CUT_MARKER.sub("", span).rstrip()
         valid = len(self.sources)
+        lead = _DROPPED if self._dropped_marker else ""
+        base = start - len(lead)  # where ``lead + span`` starts in _text
 
         def keep(match: re.Match[str]) -> str:
-            good = [p.strip() for p in match.group(2).split(",") if 1 <= int(p) <= valid]
-            return f"{match.group(1)}[{', '.join(good)}]" if good else _DROPPED
+            good = [int(p) for p in match.group(2).split(",") if 1 <= int(p) <= valid]
+            claim = self._text[self._pos : base + match.start()]  # what the marker cites
+            checked = self._checked(claim, good)
+            self.model_cited.update(good)
+            if checked != good and checked:
+                self.reattributed += 1
+            self._sentence_cited |= bool(checked)
+            return f"{match.group(1)}[{', '.join(map(str, checked))}]" if checked else _DROPPED
 
-        out = _SPACED_MARKER.sub(keep, (_DROPPED if self._dropped_marker else "") + span)
+        out = _SPACED_MARKER.sub(keep, lead + span)
         self._dropped_marker = out.endswith(_DROPPED)  # a space and "." may still follow it
         out = _AFTER_DROPPED.sub("", out)  # "fast [7] ." -> "fast."
         if out:
@@ -308,10 +311,10 @@ class AnswerAssembler:
             self._dropped_run = 0
         self._seen.add(sentence_key)
         self.kept += 1
-        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
-        if numbers:
-            self.model_cited.update(numbers)
+        cited, self._sentence_cited = self._sentence_cited, False
+        if cited:
             return ""
+        sentence = keep_markers(sentence, set())
         best, similarity = self._support(sentence) if sentence else (0, -1.0)
         if similarity < self.settings.attribution_threshold:
             return ""
@@ -341,7 +344,16 @@ class AnswerAssembler:
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(self.sources)]
         if numbers:
             self.model_cited.update(numbers)
-            return sentence, True
+            checked = self._checked(sentence, numbers)
+            if checked == numbers:
+                return sentence, True
+            if checked and set(checked) <= set(numbers):  # some of its numbers hold: keep those
+                return keep_markers(sentence, set(checked)), True
+            bare = keep_markers(sentence, set())
+            if checked:
+                self.reattributed += 1
+                return f"{bare} [{', '.join(map(str, checked))}]", True
+            sentence = bare  # cited a passage that does not say it: attributed below, or held
         best, similarity = self._support(sentence)
         if similarity >= self.settings.attribution_threshold:
             self.attributed.add(best)
@@ -355,36 +367,30 @@ class AnswerAssembler:
         return piece
 
     # sources -------------------------------------------------------------------------------------
+    def _checked(self, claim: str, numbers: list[int]) -> list[int]:
+        """The cited numbers whose passage says ``claim``; if none does, the one source that does
+        (most similar first), if any: a marker never ships pointing at a passage without the claim."""
+        by_number = {src.n: src for src in self.sources}
+        kept = [n for n in numbers if n in by_number and supports(by_number[n].text, claim)]
+        if kept or not numbers:
+            return kept
+        best, _ = self._support(claim)
+        return [best] if best else []
+
     def _support(self, sentence: str) -> tuple[int, float]:
-        """The source most similar to ``sentence`` (its number) and that similarity."""
-        if not self.sources:
+        """Among the sources that support ``sentence`` (``support.supports``), the most similar
+        one (its number) and that similarity; (0, -1.0) when none does."""
+        claim = MARKER.sub("", sentence).strip()
+        candidates = [i for i, src in enumerate(self.sources) if supports(src.text, claim)]
+        if not candidates:
             return 0, -1.0
         if self._source_vectors is None:
             self._source_vectors = self.embedder.embed([s.text for s in self.sources])
-        vector = self.embedder.embed([MARKER.sub("", sentence).strip()])[0]
-        similarity = self._source_vectors @ vector
+        similarity = self._source_vectors[candidates] @ self.embedder.embed([claim])[0]
         best = int(np.argmax(similarity))
-        return self.sources[best].n, float(similarity[best])
+        return self.sources[candidates[best]].n, float(similarity[best])
 
     def _extract(self) -> str:
-        """The sources' sentences that best match the question, each with its ``[n]``."""
-        candidates: list[tuple[int, str]] = []
-        seen: set[str] = set()
-        for source in self.sources:
-            for sentence in split_sentences(source.text):
-                sentence_key = key(sentence)
-                if (
-                    sentence_key not in seen
-                    and not sentence.endswith("…")  # the cut end of a trimmed source
-                    and word_count(sentence) >= EXTRACT_MIN_WORDS
-                    and not degenerate(sentence)
-                    and not fragment(sentence)
-                ):
-                    seen.add(sentence_key)
-                    candidates.append((source.n, " ".join(MARKER.sub("", sentence).split())))
-        if not candidates:
-            candidates = [(self.sources[0].n, self.sources[0].hit.snippet)]
-        vectors = self.embedder.embed([self.question] + [text for _, text in candidates])
-        similarity = vectors[1:] @ vectors[0]
-        best = np.argsort(-similarity, kind="stable")[: self.settings.extractive_sentences]
-        return " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in best)
+        """The span of the sources that answers the question, cited (see ``choose``)."""
+        chosen = choose_answer(self.question, self.sources, self.embedder)
+        return chosen or f"{self.sources[0].hit.snippet} [{self.sources[0].n}]"

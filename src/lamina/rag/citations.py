@@ -34,9 +34,14 @@ def cited_numbers(text: str) -> list[int]:
 
 def drop_invalid_markers(text: str, valid: int) -> str:
     """Remove ``[n]`` markers that point at no source (n outside 1..valid); keep the valid ones."""
+    return keep_markers(text, set(range(1, valid + 1)))
+
+
+def keep_markers(text: str, allowed: set[int]) -> str:
+    """Remove from every marker the numbers not in ``allowed`` (a marker left empty goes)."""
 
     def keep(match: re.Match[str]) -> str:
-        good = [p.strip() for p in match.group(1).split(",") if 1 <= int(p) <= valid]
+        good = [p.strip() for p in match.group(1).split(",") if int(p) in allowed]
         return f"[{', '.join(good)}]" if good else ""
 
     return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub(keep, text)).strip()

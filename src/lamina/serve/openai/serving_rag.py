@@ -70,9 +70,12 @@ async def grounded_chat(
     answerer.history = history
     sources, gen_request = await asyncio.to_thread(answerer.prepare, question)
     links = _Links(str(request.base_url), collection, state.tenants.uploads_dir(principal.tenant, collection))
-    if gen_request is None:  # nothing relevant: said without calling the model
+    if gen_request is None:  # nothing relevant, or an answer chosen among the sources: no model call
         await state.limiter.admit(principal, ctx, cost_usd=0.0, tokens=0)
-        answer = answerer.nothing_relevant()
+        answer = await asyncio.to_thread(answerer.without_model, question, sources)
+        if answer.grounded and answer.answer:
+            message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
+            cached.store(state, {"message": message, "usage": answer.usage.to_dict(), "model": dep.name})
         return _answer_response(body, dep.name, answer, links, meter)
     params = request_params(gen_request)
     params.update(

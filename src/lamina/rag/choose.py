@@ -1,0 +1,139 @@
+"""Which span answers the question: retrieval rank, the question's words, its meaning and its kind.
+
+The small local model copies well and composes badly, so the answer to a question is chosen among
+candidate spans of the retrieved sources (see ``spans``). Each span is scored by
+- the question's words it contains, weighted by how rare each is among all candidates (IDF), so a
+  row naming "SKU-6678" beats rows that only share "unit cost";
+- its similarity to the question in the embedder's space;
+- the rank of its source in retrieval (the first hit is most often the one that answers);
+- whether it holds what the question asks for: a number for "how many", a date for "when", a name
+  for "who", and something the question does not already say.
+The model then chooses among the best few (``choice_request``), its output held to copying one of
+them by a grammar.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lamina.data.embed.base import Embedder
+from lamina.rag.context import Source
+from lamina.rag.spans import Span, spans_of
+from lamina.rag.words import terms
+
+_NUMBER = re.compile(r"\d")
+_DATE = re.compile(
+    r"\b(?:1[5-9]\d\d|20\d\d)\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z]\.)?\s+[A-Z][a-z]+\b")
+_PLACE = re.compile(r"\b[A-Z][a-z]+\b")
+_STREET = re.compile(
+    r"\b\d+\s+(?:[A-Z][\w.]*\s+)+(?:St|Street|Ave|Avenue|Blvd|Boulevard|Rd|Road|Way|Dr|Drive|Lane|Ln|"
+    r"Broadway|Place|Pl|Court|Ct|Square|Sq|Parkway)\b"
+)
+_DEFINITION = re.compile(r"^\s*what (?:is|are) (?:an? |the )?([\w\-. ]{2,40}?)\s*\??\s*$", re.IGNORECASE)
+
+WEIGHTS = {"words": 0.5, "meaning": 0.3, "rank": 0.15, "kind": 0.2, "label": 0.25}
+SHORTLIST = 4
+HEADER_WORD = 0.5  # a question word only in a row's header names counts half: every row has it
+ECHO = 0.5
+
+
+@dataclass(frozen=True)
+class Scored:
+    span: Span
+    score: float
+
+
+def expected_kind(question: str) -> str:
+    """What the question asks for: "number", "date", "name", "place" or "" (anything)."""
+    q = question.lower()
+    if "address" in q:
+        return "address"
+    if (match := _DEFINITION.match(question)) and len(match.group(1).split()) <= 3:
+        return "definition"
+    if re.search(r"\b(when|what (year|date|day|month)|which (year|date))\b", q):
+        return "date"
+    if re.search(r"\b(how (many|much|long|old|big|large|fast)|what (percentage|share|number))\b", q):
+        return "number"
+    if re.search(
+        r"\b(rate|cost|price|total|amount|tax|fee|percent|percentage|count|number|size|dimensions?|"
+        r"budget|accuracy|variance|occupancy|revenue|balance|ending)\b",
+        q,
+    ):
+        return "number"
+    if re.match(r"\s*(who|whom|whose)\b", q) or re.search(r"\bwhich (person|people|company)\b", q):
+        return "name"
+    if re.match(r"\s*where\b", q):
+        return "place"
+    return ""
+
+
+def _has_kind(kind: str, text: str, question: str) -> bool:
+    if kind == "number":
+        return any(_NUMBER.search(t) and t not in question for t in text.split())
+    if kind == "date":
+        return any(m.group(0) not in question for m in _DATE.finditer(text))
+    asked = terms(question)
+    if kind == "address":
+        return bool(_STREET.search(text))
+    if kind == "definition":
+        match = _DEFINITION.match(question)
+        subject = re.escape(match.group(1)) if match else ""
+        return bool(re.search(rf"\b{subject}\s+(?:is|are|was|were)\b", text, re.IGNORECASE))
+    if kind == "name":
+        return any(not terms(m.group(0)) & asked for m in _NAME.finditer(text))
+    if kind == "place":
+        return any(not terms(m.group(0)) & asked for m in _PLACE.finditer(text))
+    return True
+
+
+def candidate_spans(sources: Sequence[Source]) -> list[Span]:
+    return [span for rank, s in enumerate(sources) for span in spans_of(s.n, rank, s.text)]
+
+
+def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list[Scored]:
+    """Spans best first; spans that add nothing to the question score zero and go last."""
+    if not spans:
+        return []
+    wanted = terms(question)
+    span_terms = [terms(s.text) for s in spans]
+    own_terms = [terms(s.own_text) for s in spans]
+    df = {t: sum(t in st for st in span_terms) for t in wanted}
+    idf = {t: math.log(1 + len(spans) / (1 + df[t])) for t in wanted}
+    total = sum(idf.values()) or 1.0
+    vectors = embedder.embed([question] + [s.text for s in spans])
+    meaning = vectors[1:] @ vectors[0]
+    kind = expected_kind(question)
+    scored: list[Scored] = []
+    for span, st, own, sim in zip(spans, span_terms, own_terms, meaning, strict=True):
+        words = sum(idf[t] * (1.0 if t in own else HEADER_WORD) for t in wanted & st) / total
+        label = sum(idf[t] for t in wanted & terms(span.label)) / total if own else 0.0
+        score = (
+            WEIGHTS["label"] * label
+            + WEIGHTS["words"] * words
+            + WEIGHTS["meaning"] * float(sim)
+            + WEIGHTS["rank"] / (1 + span.rank)
+            + WEIGHTS["kind"] * _has_kind(kind, span.text, question)
+        )
+        if not st - wanted and not label:  # says nothing new: a heading, the question said back
+            score *= ECHO
+        scored.append(Scored(span, score))
+    order = np.argsort([-s.score for s in scored], kind="stable")
+    return [scored[i] for i in order]
+
+
+def choose_answer(question: str, sources: Sequence[Source], embedder: Embedder) -> str:
+    """The span that best answers ``question``, with the ``[n]`` of the source it is copied from
+    ("" when the sources have no usable span)."""
+    ranked = rank_spans(question, candidate_spans(sources), embedder)
+    if not ranked:
+        return ""
+    best = ranked[0].span
+    return f"{best.text} [{best.n}]"

@@ -1,0 +1,210 @@
+"""Candidate answers cut from a source the way its document is laid out.
+
+A small model answers best by choosing and copying, so the answer is a span of a source: a whole
+table row (with its header's names), a key–value line of an invoice or receipt (with the section
+heading above it), or a sentence of prose. Each span keeps the text it is shown as; a row of
+``| Body Labor | | 2 | 150 | 300 |`` under ``| | | Hours | Rate | Cost |`` is shown as
+"Body Labor: Hours 2, Rate 150, Cost 300".
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from lamina.rag.citations import MARKER
+from lamina.rag.sentences import degenerate, fragment, split_sentences, word_count
+
+_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
+_RULE = re.compile(r"^[\s=\-_*~#.]{3,}$")  # "=====", "-----": a receipt's rules
+_CITE_LINK = re.compile(r"\[\]\(#cite_note-[^)]*\)|\[\[\d+\]\]\(#cite_note-[^)]*\)")  # Wikipedia
+_HTML_COMMENT = re.compile(r"<!--.*?-->")
+SHORT_LINE = 64  # lines this short, most of a block's, make it a layout block (receipt, form)
+MAX_SPAN_CHARS = 360
+PAIRS = "\x1f"  # between the key–value pairs of one table row: each becomes a span of its own
+
+
+@dataclass(frozen=True)
+class Span:
+    n: int  # the source's number
+    rank: int  # the source's place in retrieval (0 = first)
+    text: str  # as shown in the answer
+    kind: str  # "row", "field" or "sentence"
+    order: int  # position inside the source
+    values: str = ""  # a row's cells without the header's names ("" = all of ``text``)
+    label: str = ""  # the name a key–value span's value stands under ("Cashier", "RETURN POLICY")
+
+    @property
+    def own_text(self) -> str:
+        """What the span itself says, without the names it borrows from a header."""
+        return self.values or self.text
+
+
+def spans_of(n: int, rank: int, text: str) -> list[Span]:
+    """Every candidate span of one source, in reading order."""
+    out: list[Span] = []
+    for kind, piece, values in _pieces(_clean(text)):
+        piece = " ".join(piece.split())
+        if _usable(kind, piece):
+            label = _label_of(kind, piece, values)
+            if label and not values:  # "Cashier: Emily Rodriguez": the value is what it says
+                values = piece[len(label) :].lstrip(" :*")
+            out.append(Span(n, rank, piece[:MAX_SPAN_CHARS], kind, len(out), values, label))
+    return out
+
+
+def _label_of(kind: str, text: str, values: str) -> str:
+    if kind != "field":
+        return ""
+    if values and text.endswith(values):  # "HEADING: line"
+        return text[: len(text) - len(values)].rstrip(": ")
+    head, colon, _ = text.partition(":")
+    return head.strip() if colon and len(head) <= 40 else ""
+
+
+def _clean(text: str) -> str:
+    return _HTML_COMMENT.sub("", _CITE_LINK.sub("", text))
+
+
+def _usable(kind: str, piece: str) -> bool:
+    if not piece or piece.endswith("…") or _RULE.match(piece):
+        return False
+    if piece.endswith("?"):  # a question: an FAQ's heading, not its answer
+        return False
+    if kind == "sentence":  # a sentence may end in ":" here: the list it introduces follows it
+        return word_count(piece) >= 3 and not degenerate(piece.rstrip(":")) and not fragment(piece)
+    return any(ch.isalnum() for ch in piece) and (word_count(piece) >= 1)
+
+
+def _pieces(text: str) -> list[tuple[str, str, str]]:
+    """(kind, text, values) in order: tables as rows, layout blocks as fields, paragraphs as sentences."""
+    out: list[tuple[str, str, str]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].lstrip().startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
+                j += 1
+            for row, values in _rows(lines[i:j]):
+                pairs = row.split(PAIRS)
+                out += [("field", p, "") for p in pairs] if len(pairs) > 1 else [("row", row, values)]
+            i = j
+            continue
+        j = i
+        while j < len(lines) and lines[j].strip() and not lines[j].lstrip().startswith("|"):
+            j += 1
+        block = [line.strip() for line in lines[i:j]]
+        if block:
+            out += _block(block)
+        i = max(j, i + 1)
+    return out
+
+
+def _block(block: list[str]) -> list[tuple[str, str, str]]:
+    short = sum(len(line) <= SHORT_LINE for line in block)
+    if len(block) >= 2 and short >= 0.6 * len(block) and not _wrapped_prose(block):
+        return [("field", line, value) for line, value in _fields(block)]
+    return [("sentence", s, "") for s in split_sentences(MARKER.sub("", _unwrap(block)))]
+
+
+_LIST_ITEM = re.compile(r"^(?:[-*•>#]+|\d{1,3}[.)])\s")
+
+
+def _unwrap(block: list[str]) -> str:
+    """A paragraph's lines joined where its source hard-wrapped them; list items keep their lines."""
+    out = block[0]
+    for line in block[1:]:
+        out += ("\n" if _LIST_ITEM.match(line) or _LIST_ITEM.match(out.rsplit("\n", 1)[-1]) else " ") + line
+    return out
+
+
+def _wrapped_prose(block: list[str]) -> bool:
+    """Hard-wrapped prose: most lines run on into a next line that starts lowercase."""
+    runs = sum(
+        1
+        for line, nxt in itertools.pairwise(block)
+        if not line.endswith((".", ":", "!", "?")) and nxt[:1].islower()
+    )
+    return runs >= 0.5 * (len(block) - 1)
+
+
+def _fields(block: list[str]) -> list[tuple[str, str]]:
+    """(shown, own text): one line each; a heading line (ALL CAPS) is prefixed to the lines under it
+    (its words are borrowed, like a table header's), a line ending ":" is joined with its value on
+    the next line."""
+    out: list[tuple[str, str]] = []
+    heading = ""
+    i = 0
+    while i < len(block):
+        line = block[i]
+        if _RULE.match(line):
+            heading = ""
+        elif _heading(line):
+            heading = line.rstrip(":")
+            out.append((line, ""))
+        elif line.endswith(":") and i + 1 < len(block) and not _heading(block[i + 1]):
+            out.append((f"{line} {block[i + 1]}", ""))
+            i += 1
+        elif heading and heading.lower() not in line.lower():
+            out.append((f"{heading}: {line}", line))
+        else:
+            out.append((line, ""))
+        i += 1
+    return out
+
+
+def _heading(line: str) -> bool:
+    letters = [c for c in line if c.isalpha()]
+    return len(letters) >= 4 and all(c.isupper() for c in letters) and not any(c.isdigit() for c in line)
+
+
+def _cells(line: str) -> list[str]:
+    body = line.strip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|"):
+        body = body[:-1]
+    return [c.strip() for c in body.split("|")]
+
+
+def _rows(lines: list[str]) -> list[tuple[str, str]]:
+    """A Markdown table's data rows, each with the names of the header row when it has one."""
+    header: list[str] = []
+    rows = [line for line in lines if not _SEPARATOR.match(line.strip())]
+    if len(lines) >= 2 and _SEPARATOR.match(lines[1].strip()):
+        header = _cells(lines[0])
+        rows = rows[1:]
+        named = [h for h in header if h]
+        if len(named) >= 2 and not _numeric_row(header):
+            pass
+        else:
+            rows = [lines[0], *rows]  # a "header" of values (a key–value table) is a row too
+            header = []
+    return [(_row(_cells(row), header), " ".join(_cells(row)) if header else "") for row in rows]
+
+
+def _numeric_row(cells: list[str]) -> bool:
+    values = [c for c in cells if c]
+    return bool(values) and all(re.fullmatch(r"[\d.,$%\-+ ]+", c) for c in values)
+
+
+def _row(cells: list[str], header: list[str]) -> str:
+    values = [(header[i] if i < len(header) else "", c) for i, c in enumerate(cells) if c]
+    if not values:
+        return ""
+    if header:
+        (first_name, first), *rest = values
+        lead = f"{first_name} {first}" if first_name and not rest else first
+        named = ", ".join(f"{name} {value}" if name else value for name, value in rest)
+        return f"{lead}: {named}" if named else lead
+    cells = [c for _, c in values]
+    if len(cells) % 2 == 0 and all(_label(c) for c in cells[::2]):  # "| Year | 2022 | Make | Jeep |"
+        pairs = zip(cells[::2], cells[1::2], strict=True)
+        return PAIRS.join(f"{label.rstrip(':')}: {value}" for label, value in pairs)
+    return " · ".join(cells)
+
+
+def _label(cell: str) -> bool:
+    return any(c.isalpha() for c in cell) and not _numeric_row([cell]) and len(cell) <= 40
