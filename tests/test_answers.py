@@ -99,6 +99,31 @@ def test_the_chooser_picks_the_span_that_answers(embedder: OnnxMiniLM, question:
     assert choose_answer(question, sources, embedder) == answer
 
 
+ITEMS = """Portable SSD 2TB
+Thunderbolt 3 Compatible
+STOR-2241 1 @ $289.00
+Ergonomic Wireless Mouse
+ACC-9012 1 @ $59.99"""
+
+LABELS = """| Alt Order #: | SC-WINTER-2024 | | | Primary Contact: | | Sarah Johnson |
+| -------------------- | ----------------------- | --- | --- | ------- | --- | --------- |"""
+
+
+def test_a_line_naming_an_item_is_answered_with_the_lines_after_it(embedder: OnnxMiniLM) -> None:
+    chosen = choose_answer("How much did the Portable SSD 2TB cost?", [_source(1, ITEMS)], embedder)
+    assert chosen.startswith("Portable SSD 2TB") and "$289.00" in chosen
+
+
+def test_a_table_of_labels_alone_is_read_as_fields(embedder: OnnxMiniLM) -> None:
+    assert "Primary Contact: Sarah Johnson" in [s.text for s in spans_of(1, 0, LABELS)]
+    chosen = choose_answer("Who is the primary contact?", [_source(1, LABELS)], embedder)
+    assert chosen == "Primary Contact: Sarah Johnson [1]"
+
+
+def test_no_span_sharing_a_word_with_the_question_is_no_answer(embedder: OnnxMiniLM) -> None:
+    assert choose_answer("Will it snow in Oslo?", [_source(1, INVOICE)], embedder) == ""
+
+
 def test_what_a_question_asks_for() -> None:
     assert expected_kind("When was Windows 1.0 released?") == "date"
     assert expected_kind("How many dimensions does it have?") == "number"

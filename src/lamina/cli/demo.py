@@ -32,8 +32,10 @@ def demo(
     console.rule(f"[bold]2. hybrid search: {question}")
     print_hits(coll.search(question, k=3))
     model = models.registry().get()
-    console.rule(f"[bold]3. grounded answer from {model.name} (local, llama.cpp)")
-    models.stream_answer(Answerer(coll, model, state.settings.rag), question)
+    answerer = Answerer(coll, model, state.settings.rag)
+    how = "chosen from the sources, cited" if answerer.chooses else f"from {model.name}"
+    console.rule(f"[bold]3. grounded answer, {how}")
+    models.stream_answer(answerer, question)
     console.print(
         f'\nTry: lamina search "your question" -c {DEMO_COLLECTION} --json  ·  '
         f'lamina ask "your question" -c {DEMO_COLLECTION}'

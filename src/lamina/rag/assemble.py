@@ -198,9 +198,11 @@ class AnswerAssembler:
         if self._held:
             self.dropped["unsupported"] += len(self._held)
             self._held.clear()
-        extractive = not self._out and bool(self.sources)
+        extractive = False
         if not self._out:
-            tail = self._show(self._extract() if self.sources else NO_ANSWER, False)
+            quoted = self._extract() if self.sources else NO_ANSWER
+            extractive = quoted != NO_ANSWER
+            tail = self._show(quoted, False)
         text = "".join(self._out)
         valid = {s.n: s for s in self.sources}
         numbers = sorted(n for n in set(cited_numbers(text)) if n in valid)
@@ -391,6 +393,6 @@ class AnswerAssembler:
         return self.sources[candidates[best]].n, float(similarity[best])
 
     def _extract(self) -> str:
-        """The span of the sources that answers the question, cited (see ``choose``)."""
-        chosen = choose_answer(self.question, self.sources, self.embedder)
-        return chosen or f"{self.sources[0].hit.snippet} [{self.sources[0].n}]"
+        """The span of the sources that answers the question, cited (see ``choose``); NO_ANSWER
+        when no span shares a word with it."""
+        return choose_answer(self.question, self.sources, self.embedder) or NO_ANSWER

@@ -14,16 +14,17 @@ them by a grammar.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from lamina.data.embed.base import Embedder
 from lamina.rag.context import Source
-from lamina.rag.spans import Span, spans_of
+from lamina.rag.spans import Span, is_heading, spans_of
 from lamina.rag.words import terms
 
 _NUMBER = re.compile(r"\d")
@@ -40,7 +41,7 @@ _STREET = re.compile(
 _DEFINITION = re.compile(r"^\s*what (?:is|are) (?:an? |the )?([\w\-. ]{2,40}?)\s*\??\s*$", re.IGNORECASE)
 
 WEIGHTS = {"words": 0.5, "meaning": 0.3, "rank": 0.15, "kind": 0.2, "label": 0.25}
-SHORTLIST = 4
+ITEM_LINES = 4  # lines after a line that names an item: a receipt item's code, price, discount
 HEADER_WORD = 0.5  # a question word only in a row's header names counts half: every row has it
 ECHO = 0.5
 
@@ -49,6 +50,7 @@ ECHO = 0.5
 class Scored:
     span: Span
     score: float
+    shared: bool = True  # the span (or its label) has at least one of the question's words
 
 
 def expected_kind(question: str) -> str:
@@ -94,16 +96,41 @@ def _has_kind(kind: str, text: str, question: str) -> bool:
     return True
 
 
+def _named_items(spans: Sequence[Span], wanted: set[str]) -> list[Span]:
+    """A layout line that only names what the question asks about ("Portable SSD 2TB" on a
+    receipt) is joined with the lines after it, where its values stand."""
+    items: list[Span] = []
+    for i, span in enumerate(spans):
+        own = terms(span.own_text)
+        if span.kind != "field" or span.label or is_heading(span.text) or not own or not own <= wanted:
+            continue
+        after = list(itertools.takewhile(_continues(span.n), spans[i + 1 : i + 1 + ITEM_LINES]))
+        if after:
+            text = " · ".join(s.text for s in [span, *after])
+            items.append(replace(span, text=text, kind="item", values="", label=""))
+    return items
+
+
+def _continues(n: int) -> Callable[[Span], bool]:
+    """A line that goes on describing the item above it: same source, no label, not a heading."""
+    return lambda s: s.n == n and s.kind == "field" and not s.label and not is_heading(s.text)
+
+
 def candidate_spans(sources: Sequence[Source]) -> list[Span]:
-    return [span for rank, s in enumerate(sources) for span in spans_of(s.n, rank, s.text)]
+    return [
+        span
+        for rank, s in enumerate(sources)
+        for span in spans_of(s.n, rank, s.text, " > ".join(s.hit.headings))
+    ]
 
 
 def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list[Scored]:
-    """Spans best first; spans that add nothing to the question score zero and go last."""
+    """Spans best first; spans that only repeat the question's words count half."""
     if not spans:
         return []
     wanted = terms(question)
-    span_terms = [terms(s.text) for s in spans]
+    spans = [*spans, *_named_items(spans, wanted)]
+    span_terms = [terms(s.text) | terms(s.context) for s in spans]  # headings count like header names
     own_terms = [terms(s.own_text) for s in spans]
     df = {t: sum(t in st for st in span_terms) for t in wanted}
     idf = {t: math.log(1 + len(spans) / (1 + df[t])) for t in wanted}
@@ -115,6 +142,8 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
     for span, st, own, sim in zip(spans, span_terms, own_terms, meaning, strict=True):
         words = sum(idf[t] * (1.0 if t in own else HEADER_WORD) for t in wanted & st) / total
         label = sum(idf[t] for t in wanted & terms(span.label)) / total if own else 0.0
+        if span.values and span.text.startswith(f"{span.label}: {span.values}") and is_heading(span.label):
+            label *= HEADER_WORD  # a section's heading over many lines names them less than "Cashier:"
         score = (
             WEIGHTS["label"] * label
             + WEIGHTS["words"] * words
@@ -122,17 +151,19 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
             + WEIGHTS["rank"] / (1 + span.rank)
             + WEIGHTS["kind"] * _has_kind(kind, span.text, question)
         )
-        if not st - wanted and not label:  # says nothing new: a heading, the question said back
+        if not own - wanted and not label:  # says nothing new: a heading, the question said back
             score *= ECHO
-        scored.append(Scored(span, score))
+        scored.append(Scored(span, score, bool(wanted & st)))
     order = np.argsort([-s.score for s in scored], kind="stable")
     return [scored[i] for i in order]
 
 
 def choose_answer(question: str, sources: Sequence[Source], embedder: Embedder) -> str:
-    """The span that best answers ``question``, with the ``[n]`` of the source it is copied from
-    ("" when the sources have no usable span)."""
+    """The span that best answers ``question``, with the ``[n]`` of the source it is copied from;
+    "" when no span shares a word with the question (retrieval found only neighbours of the topic)."""
     ranked = rank_spans(question, candidate_spans(sources), embedder)
+    if terms(question):
+        ranked = [s for s in ranked if s.shared]
     if not ranked:
         return ""
     best = ranked[0].span

@@ -34,6 +34,7 @@ class Span:
     order: int  # position inside the source
     values: str = ""  # a row's cells without the header's names ("" = all of ``text``)
     label: str = ""  # the name a key–value span's value stands under ("Cashier", "RETURN POLICY")
+    context: str = ""  # the source's heading path: an FAQ answer's question, a section's name
 
     @property
     def own_text(self) -> str:
@@ -41,8 +42,8 @@ class Span:
         return self.values or self.text
 
 
-def spans_of(n: int, rank: int, text: str) -> list[Span]:
-    """Every candidate span of one source, in reading order."""
+def spans_of(n: int, rank: int, text: str, context: str = "") -> list[Span]:
+    """Every candidate span of one source, in reading order; ``context``: its heading path."""
     out: list[Span] = []
     for kind, piece, values in _pieces(_clean(text)):
         piece = " ".join(piece.split())
@@ -50,8 +51,16 @@ def spans_of(n: int, rank: int, text: str) -> list[Span]:
             label = _label_of(kind, piece, values)
             if label and not values:  # "Cashier: Emily Rodriguez": the value is what it says
                 values = piece[len(label) :].lstrip(" :*")
-            out.append(Span(n, rank, piece[:MAX_SPAN_CHARS], kind, len(out), values, label))
+            out.append(Span(n, rank, _shorten(piece), kind, len(out), values, label, context))
     return out
+
+
+def _shorten(text: str) -> str:
+    """At most MAX_SPAN_CHARS, cut at a word with "…": an answer is a sentence, not a passage."""
+    if len(text) <= MAX_SPAN_CHARS:
+        return text
+    cut = text[: MAX_SPAN_CHARS - 1]
+    return cut[: cut.rfind(" ")].rstrip(",;:") + " …" if " " in cut else cut + "…"
 
 
 def _label_of(kind: str, text: str, values: str) -> str:
@@ -141,10 +150,10 @@ def _fields(block: list[str]) -> list[tuple[str, str]]:
         line = block[i]
         if _RULE.match(line):
             heading = ""
-        elif _heading(line):
+        elif is_heading(line):
             heading = line.rstrip(":")
             out.append((line, ""))
-        elif line.endswith(":") and i + 1 < len(block) and not _heading(block[i + 1]):
+        elif line.endswith(":") and i + 1 < len(block) and not is_heading(block[i + 1]):
             out.append((f"{line} {block[i + 1]}", ""))
             i += 1
         elif heading and heading.lower() not in line.lower():
@@ -155,7 +164,8 @@ def _fields(block: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _heading(line: str) -> bool:
+def is_heading(line: str) -> bool:
+    """A section heading of a form or receipt: ALL CAPS words, no digits ("RETURN POLICY")."""
     letters = [c for c in line if c.isalpha()]
     return len(letters) >= 4 and all(c.isupper() for c in letters) and not any(c.isdigit() for c in line)
 
@@ -177,10 +187,8 @@ def _rows(lines: list[str]) -> list[tuple[str, str]]:
         header = _cells(lines[0])
         rows = rows[1:]
         named = [h for h in header if h]
-        if len(named) >= 2 and not _numeric_row(header):
-            pass
-        else:
-            rows = [lines[0], *rows]  # a "header" of values (a key–value table) is a row too
+        if not rows or len(named) < 2 or _numeric_row(header) or any(h.endswith(":") for h in named):
+            rows = [lines[0], *rows]  # a "header" of values or of "Name:" labels is a row too
             header = []
     return [(_row(_cells(row), header), " ".join(_cells(row)) if header else "") for row in rows]
 

@@ -9,6 +9,7 @@ _STOPWORDS = """a an and are as at be been by can could did do does for from had
     we were what when where which who whom whose why will with would you your about after before
     any all also get got just more most much many very"""
 STOPWORDS = frozenset(_STOPWORDS.split())
+_POSSESSIVE = re.compile(r"['’]s\b")
 _TOKEN = re.compile(r"[^\W_]+(?:[.\-'][^\W_]+)*")
 
 
@@ -16,7 +17,7 @@ def stem(word: str) -> str:
     """A crude English stem: enough for "rates" to meet "rate" and "founded" to meet "founder"."""
     if len(word) > 4 and word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]
-    for suffix in ("ment", "ing", "ers", "ors", "ies", "ed", "er", "or", "es", "s"):
+    for suffix in ("ment", "ion", "ing", "ers", "ors", "ies", "ed", "er", "or", "es", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             word = word[: -len(suffix)]
             break
@@ -28,7 +29,8 @@ def stem(word: str) -> str:
 
 
 def terms(text: str) -> set[str]:
-    return {stem(t) for t in (m.lower() for m in _TOKEN.findall(text)) if t not in STOPWORDS}
+    words = (m.lower() for m in _TOKEN.findall(_POSSESSIVE.sub("", text)))
+    return {stem(t) for t in words if t not in STOPWORDS}
 
 
 _NUMERAL = re.compile(r"\d+(?:[.,]\d+)*")

@@ -76,7 +76,7 @@ async def grounded_chat(
         if answer.grounded and answer.answer:
             message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
             cached.store(state, {"message": message, "usage": answer.usage.to_dict(), "model": dep.name})
-        return _answer_response(body, dep.name, answer, links, meter)
+        return _answer_response(body, dep.name, answer, links, meter, headers)
     params = request_params(gen_request)
     params.update(
         {k: v for k, v in body.sampling().items() if k in ("temperature", "seed", "top_p") and v is not None}
