@@ -87,6 +87,8 @@ def test_usage_errors_and_help() -> None:
 def test_demo_runs_offline() -> None:
     out = lamina("demo").stdout
     assert "ingestion-faq.html" in out
+    answer = out.split("3. grounded answer", 1)[1]
+    assert "run the same `lamina ingest` command again" in " ".join(answer.split())  # the README's question
     again = lamina("demo").stdout
     assert "0 ingested, 4 unchanged" in again
 

@@ -34,7 +34,7 @@ def test_grounded_answer_cites_the_collection(served: RunningServer, samples: st
         extra_body={"collection": samples},
     )
     message = r.choices[0].message
-    assert message.content and message.content.strip()
+    assert message.content and "run the same `lamina ingest` command again" in message.content
     extra = message.model_extra or {}
     citations = extra["citations"]
     assert citations, message.content

@@ -220,7 +220,7 @@ def eval_grounding(
     c = result["counts"]
     console.print(
         f"{result['claims']} claims over {result['documents']} abstracts with {result['model']}: "
-        f"cites a gold abstract {result['cites_gold']:.1%} (by the model's own [n] markers "
+        f"cites a gold abstract {result['cites_gold']:.1%} (by the model's own \\[n] markers "
         f"{result['cites_gold_by_model_markers']:.1%}); "
         f"gold abstract in context {result['gold_in_context']:.1%}; "
         f"'nothing relevant' {result['nothing_relevant']:.1%}\n"

@@ -1,15 +1,17 @@
-"""Which span answers the question: retrieval rank, the question's words, its meaning and its kind.
+"""Which span answers the question: its words, its meaning, its source's rank, its label, its kind.
 
-The small local model copies well and composes badly, so the answer to a question is chosen among
+The small local model copies well and composes badly, so a base model's answer is chosen among
 candidate spans of the retrieved sources (see ``spans``). Each span is scored by
 - the question's words it contains, weighted by how rare each is among all candidates (IDF), so a
-  row naming "SKU-6678" beats rows that only share "unit cost";
+  row naming "SKU-6678" beats rows that only share "unit cost"; words a span borrows (a header's
+  names, its source's headings) count half;
 - its similarity to the question in the embedder's space;
 - the rank of its source in retrieval (the first hit is most often the one that answers);
-- whether it holds what the question asks for: a number for "how many", a date for "when", a name
-  for "who", and something the question does not already say.
-The model then chooses among the best few (``choice_request``), its output held to copying one of
-them by a grammar.
+- a label naming what is asked ("Estimator: Ellis Turner" for "who is the estimator");
+- whether it holds the kind of thing asked for (``expected_kind``); a span that only repeats the
+  question's words (a heading, the question said back) counts half.
+Asking gemma-3-270m to choose instead (its output held by a grammar to copying one of the best
+few) was measured and chose worse than this score (README, *Answers that are right*).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class Scored:
 
 
 def expected_kind(question: str) -> str:
-    """What the question asks for: "number", "date", "name", "place" or "" (anything)."""
+    """What the question asks for: "address", "definition" ("what is X": "X is …"), "date",
+    "number", "name", "place", or "" (anything)."""
     q = question.lower()
     if "address" in q:
         return "address"
@@ -142,7 +145,7 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
     for span, st, own, sim in zip(spans, span_terms, own_terms, meaning, strict=True):
         words = sum(idf[t] * (1.0 if t in own else HEADER_WORD) for t in wanted & st) / total
         label = sum(idf[t] for t in wanted & terms(span.label)) / total if own else 0.0
-        if span.values and span.text.startswith(f"{span.label}: {span.values}") and is_heading(span.label):
+        if is_heading(span.label):
             label *= HEADER_WORD  # a section's heading over many lines names them less than "Cashier:"
         score = (
             WEIGHTS["label"] * label

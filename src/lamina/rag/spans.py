@@ -30,7 +30,7 @@ class Span:
     n: int  # the source's number
     rank: int  # the source's place in retrieval (0 = first)
     text: str  # as shown in the answer
-    kind: str  # "row", "field" or "sentence"
+    kind: str  # "row", "field", "sentence"; the chooser adds "item" (a named line and its values)
     order: int  # position inside the source
     values: str = ""  # a row's cells without the header's names ("" = all of ``text``)
     label: str = ""  # the name a key–value span's value stands under ("Cashier", "RETURN POLICY")
