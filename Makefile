@@ -34,7 +34,8 @@ test: $(STAMP) browser  ## lint, type-check and run the whole test suite
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
-eval: $(STAMP)  ## retrieval quality on SciFact (several minutes)
+eval: $(STAMP)  ## answer quality on the bundled questions, retrieval quality on SciFact (several minutes)
+	$(BIN)/lamina eval answers
 	$(BIN)/lamina eval retrieval --dataset ../shared/data/scifact
 
 bench: $(STAMP)  ## ingestion throughput on SciFact
