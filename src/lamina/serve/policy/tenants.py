@@ -41,7 +41,8 @@ class Tenants:
         with self._lock:
             ws = self._workspaces.get(tenant)
             if ws is None:
-                settings = self.settings.model_copy(update={"data_dir": tenant_dir(self.settings, tenant)})
+                where = {"data_dir": tenant_dir(self.settings, tenant), "tenant": tenant}
+                settings = self.settings.model_copy(update=where)
                 ws = self._workspaces[tenant] = Workspace(settings, embedders=self._root.embedders)
             return ws
 
