@@ -110,3 +110,10 @@ def test_postgres_without_its_driver_is_a_one_line_error_naming_the_extra(
     monkeypatch.setattr(sa, "create_engine", missing)
     with pytest.raises(LaminaError, match=r"needs psycopg: pip install 'lamina\[postgres\]'"):
         open_database("postgresql+psycopg://lamina@db/lamina")
+
+
+def test_a_scratch_workspace_never_writes_to_the_configured_database(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, database_url="postgresql+psycopg://lamina@db/lamina")
+    scratch = settings.scratch(tmp_path / "eval")  # what evals and benchmarks ingest into
+    assert scratch.registry_url == f"sqlite:///{tmp_path / 'eval' / 'registry.db'}"
+    assert scratch.gateway_url.startswith("sqlite:///")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -372,6 +373,11 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
 
+    def scratch(self, data_dir: Path) -> Settings:
+        """These settings with all state under ``data_dir`` (SQLite even when ``database_url`` is
+        set): a throwaway workspace for an eval or a benchmark never writes to the real database."""
+        return self.model_copy(update={"data_dir": data_dir, "database_url": None})
+
     @property
     def registry_url(self) -> str:
         """This workspace's collection registry: its tenant's schema, or ``registry.db``."""
@@ -396,11 +402,20 @@ def tenant_schema(tenant: str) -> str:
     return "lamina_t_" + tenant.replace("_", "__").replace("-", "_d")
 
 
+SEARCH_PATH = "-csearch_path="  # libpq's "options": a setting for every connection
+
+
 def with_schema(url: str, schema: str) -> str:
     """``url`` with every connection's ``search_path`` set to ``schema`` (Postgres); other URLs as given."""
     if not url.startswith("postgresql"):
         return url
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    return f"{url}{'&' if '?' in url else '?'}options={quote(SEARCH_PATH + schema)}"
+
+
+def schema_of(url: str) -> str | None:
+    """The schema ``with_schema`` put into ``url``, if any."""
+    options = parse_qs(urlsplit(url).query).get("options", [""])[-1]
+    return options.removeprefix(SEARCH_PATH) if options.startswith(SEARCH_PATH) else None
 
 
 def _config_file() -> Path | None:

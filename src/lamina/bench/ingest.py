@@ -32,7 +32,7 @@ def bench_lamina(
     settings: Settings, dataset: BeirDataset, progress: Progress | None = None
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lamina-bench-") as tmp:
-        workspace = Workspace(settings.model_copy(update={"data_dir": Path(tmp)}))
+        workspace = Workspace(settings.scratch(Path(tmp)))
         coll = workspace.collection("bench", create=True)
         coll.embedder.embed(["warm up"])  # model load is start-up cost, not throughput
         started = time.perf_counter()

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lamina import sqlmigrate
+from lamina.config import schema_of
 from lamina.errors import CollectionNotFound, LaminaError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -132,15 +133,10 @@ def open_database(url: str) -> sa.Engine:
         raise LaminaError(f"database_url needs {exc.name}: pip install 'lamina[postgres]'") from None
     if url.startswith("sqlite"):
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-    elif schema := _search_path(url):
+    elif schema := schema_of(url):
         with engine.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     return engine
-
-
-def _search_path(url: str) -> str | None:
-    match = re.search(r"[?&]options=-csearch_path%3D([A-Za-z0-9_]+)", url)
-    return match.group(1) if match else None
 
 
 def migrate(engine: sa.Engine) -> None:

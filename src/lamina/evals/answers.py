@@ -173,7 +173,7 @@ def default_docs() -> list[Path]:
 def temporary_collection(settings: Settings, folders: Sequence[Path]) -> Iterator[Collection]:
     """The bundled samples plus ``folders``, ingested into a collection that is gone afterwards."""
     with tempfile.TemporaryDirectory(prefix="lamina-answers-") as tmp:
-        ws = Workspace(settings.model_copy(update={"data_dir": Path(tmp)}))
+        ws = Workspace(settings.scratch(Path(tmp)))
         coll = ws.collection("answers", create=True)
         with as_file(files("lamina") / "samples") as samples:
             coll.ingest([str(samples), *map(str, folders)])

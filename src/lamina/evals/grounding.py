@@ -66,7 +66,7 @@ def evaluate_grounding(
     dropped: Counter[str] = Counter()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lamina-grounding-") as tmp:
-        ws = Workspace(settings.model_copy(update={"data_dir": Path(tmp)}), embedder=embedder)
+        ws = Workspace(settings.scratch(Path(tmp)), embedder=embedder)
         answerer = Answerer(_collection(ws, "grounding", subset), model, settings.rag)
         for qid, claim in claims.items():
             gold = {subset.source(d) for d, r in subset.qrels[qid].items() if r > 0}
@@ -136,7 +136,7 @@ def calibrate_min_similarity(
     subset = BeirDataset(dataset.name, corpus, held, {q: dataset.qrels[q] for q in held})
     k = settings.rag.k
     with tempfile.TemporaryDirectory(prefix="lamina-calibrate-") as tmp:
-        ws = Workspace(settings.model_copy(update={"data_dir": Path(tmp)}), embedder=embedder)
+        ws = Workspace(settings.scratch(Path(tmp)), embedder=embedder)
         gold = _collection(ws, "heldout", subset)
         samples = ws.collection("samples", create=True)
         with as_file(files("lamina") / "samples") as folder:

@@ -107,9 +107,13 @@ class Answerer:
         if not sources:
             return self.nothing_relevant()
         _, answer = self.assembler(question, sources).finish(self.model.name, Usage())
+        self.remember(question, answer)
+        return answer
+
+    def remember(self, question: str, answer: Answer) -> None:
+        """A finished turn goes into the conversation's history (when there is one)."""
         if self.memory_turns:
             self.history.append((question, answer.answer))
-        return answer
 
     def ask(self, question: str) -> Answer:
         """The answer ``stream`` would give, text included, without showing it piece by piece."""
@@ -189,8 +193,7 @@ class AnswerRun:
     def finish(self, model_name: str) -> tuple[str, Answer]:
         usage = self.usage or estimate_usage(self.answerer.model, self.request, "".join(self._consumed))
         tail, answer = self.assembler.finish(model_name, usage, truncated=self.finish_reason == "length")
-        if self.answerer.memory_turns:
-            self.answerer.history.append((self.question, answer.answer))
+        self.answerer.remember(self.question, answer)
         return tail, answer
 
 

@@ -80,12 +80,13 @@ def expected_kind(question: str) -> str:
     return ""
 
 
-def _has_kind(kind: str, text: str, question: str) -> bool:
+def _has_kind(kind: str, text: str, question: str, asked: set[str]) -> bool:
+    """Whether ``text`` holds what ``kind`` asks for, beyond what the question (``asked``: its
+    terms) already says."""
     if kind == "number":
         return any(_NUMBER.search(t) and t not in question for t in text.split())
     if kind == "date":
         return any(m.group(0) not in question for m in _DATE.finditer(text))
-    asked = terms(question)
     if kind == "address":
         return bool(_STREET.search(text))
     if kind == "definition":
@@ -152,7 +153,7 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
             + WEIGHTS["words"] * words
             + WEIGHTS["meaning"] * float(sim)
             + WEIGHTS["rank"] / (1 + span.rank)
-            + WEIGHTS["kind"] * _has_kind(kind, span.text, question)
+            + WEIGHTS["kind"] * _has_kind(kind, span.text, question, wanted)
         )
         if not own - wanted and not label:  # says nothing new: a heading, the question said back
             score *= ECHO

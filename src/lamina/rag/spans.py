@@ -22,7 +22,6 @@ _CITE_LINK = re.compile(r"\[\]\(#cite_note-[^)]*\)|\[\[\d+\]\]\(#cite_note-[^)]*
 _HTML_COMMENT = re.compile(r"<!--.*?-->")
 SHORT_LINE = 64  # lines this short, most of a block's, make it a layout block (receipt, form)
 MAX_SPAN_CHARS = 360
-PAIRS = "\x1f"  # between the key–value pairs of one table row: each becomes a span of its own
 
 
 @dataclass(frozen=True)
@@ -96,9 +95,7 @@ def _pieces(text: str) -> list[tuple[str, str, str]]:
             j = i
             while j < len(lines) and lines[j].lstrip().startswith("|"):
                 j += 1
-            for row, values in _rows(lines[i:j]):
-                pairs = row.split(PAIRS)
-                out += [("field", p, "") for p in pairs] if len(pairs) > 1 else [("row", row, values)]
+            out += _rows(lines[i:j])
             i = j
             continue
         j = i
@@ -179,8 +176,10 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in body.split("|")]
 
 
-def _rows(lines: list[str]) -> list[tuple[str, str]]:
-    """A Markdown table's data rows, each with the names of the header row when it has one."""
+def _rows(lines: list[str]) -> list[tuple[str, str, str]]:
+    """A Markdown table's data rows as (kind, text, values): each with the names of the header row
+    when it has one; a row of several key–value pairs ("| Year | 2022 | Make | Jeep |") as one field
+    per pair."""
     header: list[str] = []
     rows = [line for line in lines if not _SEPARATOR.match(line.strip())]
     if len(lines) >= 2 and _SEPARATOR.match(lines[1].strip()):
@@ -190,7 +189,19 @@ def _rows(lines: list[str]) -> list[tuple[str, str]]:
         if not rows or len(named) < 2 or _numeric_row(header) or any(h.endswith(":") for h in named):
             rows = [lines[0], *rows]  # a "header" of values or of "Name:" labels is a row too
             header = []
-    return [(_row(_cells(row), header), " ".join(_cells(row)) if header else "") for row in rows]
+    out: list[tuple[str, str, str]] = []
+    for row in rows:
+        cells = _cells(row)
+        if header:
+            out.append(("row", _named_row(cells, header), " ".join(cells)))
+            continue
+        values = [c for c in cells if c]
+        pairs = _pairs(values)
+        if len(pairs) > 1:
+            out += [("field", pair, "") for pair in pairs]
+        else:
+            out.append(("row", pairs[0] if pairs else " · ".join(values), ""))
+    return out
 
 
 def _numeric_row(cells: list[str]) -> bool:
@@ -198,20 +209,22 @@ def _numeric_row(cells: list[str]) -> bool:
     return bool(values) and all(re.fullmatch(r"[\d.,$%\-+ ]+", c) for c in values)
 
 
-def _row(cells: list[str], header: list[str]) -> str:
+def _named_row(cells: list[str], header: list[str]) -> str:
+    """ "Body Labor: Hours 2, Rate 150, Cost 300": the first value, then the others by name."""
     values = [(header[i] if i < len(header) else "", c) for i, c in enumerate(cells) if c]
     if not values:
         return ""
-    if header:
-        (first_name, first), *rest = values
-        lead = f"{first_name} {first}" if first_name and not rest else first
-        named = ", ".join(f"{name} {value}" if name else value for name, value in rest)
-        return f"{lead}: {named}" if named else lead
-    cells = [c for _, c in values]
-    if len(cells) % 2 == 0 and all(_label(c) for c in cells[::2]):  # "| Year | 2022 | Make | Jeep |"
-        pairs = zip(cells[::2], cells[1::2], strict=True)
-        return PAIRS.join(f"{label.rstrip(':')}: {value}" for label, value in pairs)
-    return " · ".join(cells)
+    (first_name, first), *rest = values
+    lead = f"{first_name} {first}" if first_name and not rest else first
+    named = ", ".join(f"{name} {value}" if name else value for name, value in rest)
+    return f"{lead}: {named}" if named else lead
+
+
+def _pairs(values: list[str]) -> list[str]:
+    """["Year: 2022", "Make: Jeep"] when the cells alternate label and value, else []."""
+    if not values or len(values) % 2 or not all(_label(c) for c in values[::2]):
+        return []
+    return [f"{label.rstrip(':')}: {value}" for label, value in zip(values[::2], values[1::2], strict=True)]
 
 
 def _label(cell: str) -> bool:

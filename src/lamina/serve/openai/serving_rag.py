@@ -27,7 +27,7 @@ from lamina.serve.context import RequestContext
 from lamina.serve.errors import bad_request
 from lamina.serve.jobs.uploads import content_url, public_source
 from lamina.serve.openai.protocol import ChatCompletionRequest
-from lamina.serve.openai.rag_cache import lookup
+from lamina.serve.openai.rag_cache import CachedAnswer, lookup
 from lamina.serve.openai.serving import (
     Metered,
     admission,
@@ -73,9 +73,8 @@ async def grounded_chat(
     if gen_request is None:  # nothing relevant, or an answer chosen among the sources: no model call
         await state.limiter.admit(principal, ctx, cost_usd=0.0, tokens=0)
         answer = await asyncio.to_thread(answerer.without_model, question, sources)
-        if answer.grounded and answer.answer:
-            message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
-            cached.store(state, {"message": message, "usage": answer.usage.to_dict(), "model": dep.name})
+        if answer.grounded:  # "nothing relevant" is not kept: the collection may change
+            _remember(state, cached, links, answer, dep.name)
         return _answer_response(body, dep.name, answer, links, meter, headers)
     params = request_params(gen_request)
     params.update(
@@ -111,9 +110,7 @@ async def grounded_chat(
         tail, answer = await asyncio.to_thread(run.finish, used.name)  # counts usage the stream did not say
         meter.record(answer.usage)
         await slot.release()
-        if answer.answer:
-            message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
-            cached.store(state, {"message": message, "usage": answer.usage.to_dict(), "model": used.name})
+        _remember(state, cached, links, answer, used.name)
         return tail, answer
 
     if not body.stream:
@@ -186,6 +183,10 @@ class _Links:
     def url(self, source: str, page: int | None) -> str:
         return content_url(self.base, self.collection, doc_id_for(source), page)
 
+    def message(self, answer: Answer) -> dict[str, Any]:
+        """The assistant message of a grounded answer: its text, citations and annotations."""
+        return {"role": "assistant", "content": answer.answer, **self.grounding(answer)}
+
     def citations(self, answer: Answer) -> list[dict[str, Any]]:
         out = []
         for c in answer.citations:
@@ -237,8 +238,14 @@ def _answer_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     meter.record(answer.usage)
-    message = {"role": "assistant", "content": answer.answer, **links.grounding(answer)}
-    return _message_response(body, model, message, answer.usage, headers or {})
+    return _message_response(body, model, links.message(answer), answer.usage, headers or {})
+
+
+def _remember(state: ServerState, cached: CachedAnswer, links: _Links, answer: Answer, model: str) -> None:
+    """Keep an answer for the response and semantic caches (an empty one is not worth keeping)."""
+    if answer.answer:
+        value = {"message": links.message(answer), "usage": answer.usage.to_dict(), "model": model}
+        cached.store(state, value)
 
 
 def _message_response(
