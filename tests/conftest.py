@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +12,14 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import sqlalchemy as sa
 
 import lamina
-from lamina.config import Settings, load_settings
+from lamina.config import Settings, load_settings, with_schema
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.models.llamacpp import LlamaCppModel
+from lamina.serve import db
 from lamina.testing.server import LaminaServer
 from lamina.testing.stub_upstream import StubUpstream
 
@@ -130,6 +133,18 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
     yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
     server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def gateway_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """The gateway's database: a SQLite file, or a fresh schema of the suite's Postgres."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    else:
+        url = with_schema(request.getfixturevalue("postgres_url"), f"gw_{uuid.uuid4().hex[:12]}")
+    engine = db.connect(url)
+    yield engine
+    engine.dispose()
 
 
 # the server --------------------------------------------------------------------------------------

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import pytest
 import sqlalchemy as sa
 
-from lamina.config import Settings, load_settings, with_schema
+from lamina.config import Settings, load_settings
 from lamina.errors import ConfigError
-from lamina.serve import db
 from lamina.serve.policy.cache import CACHES, MemoryCache, ResponseCache, cache_key, make_cache, make_similar
 from lamina.serve.policy.counters import (
     COUNTERS,
@@ -26,16 +23,9 @@ from lamina.serve.policy.counters import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """The gateway's database: a SQLite file, or a fresh schema of the suite's Postgres."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = with_schema(request.getfixturevalue("postgres_url"), f"counters_{uuid.uuid4().hex[:12]}")
-    engine = db.connect(url)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(gateway_engine: sa.Engine) -> sa.Engine:
+    return gateway_engine
 
 
 def _settings(tmp_path: Path, **serve: object) -> Settings:

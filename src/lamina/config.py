@@ -309,6 +309,13 @@ class ServeSettings(_Section):
     trace_recent: int = Field(
         0, ge=0, description="Spans kept in memory for the web UI's request pages (0: none)."
     )
+    worker: bool = Field(
+        True, description="Run ingest jobs in this server too; false: only `lamina worker` processes do."
+    )
+    job_lease_s: float = Field(
+        30.0, ge=1, description="A job's lease: a worker silent this long loses the job to another."
+    )
+    job_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for queued jobs.")
 
 
 class Settings(BaseSettings):
@@ -328,6 +335,17 @@ class Settings(BaseSettings):
             "postgresql+psycopg://… puts it in Postgres, a schema per tenant plus one for the gateway "
             "(needs lamina[postgres]). Unset: SQLite files in data_dir."
         ),
+    )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "redis://… shared by every replica: rate and budget counters, the response and semantic "
+            "caches, circuit breakers and in-flight limits (needs lamina[redis]). Unset: the database "
+            "and each process's memory."
+        ),
+    )
+    uploads_dir: Path | None = Field(
+        None, description="Where uploaded originals are kept; a path every replica and worker reads."
     )
     tenant: str = Field(
         "default", description="Whose workspace this is; the server sets it per tenant (a Postgres schema)."

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from lamina import __version__
-from lamina.cli import data, demo, measure, models, serve, up
+from lamina.cli import data, demo, measure, models, serve, up, worker
 from lamina.cli.context import state
 from lamina.cli.output import err_console
 from lamina.errors import LaminaError
@@ -58,6 +58,7 @@ app.command()(models.models)
 app.command()(demo.demo)
 app.command()(serve.serve)
 app.command()(up.up)
+app.command()(worker.worker)
 app.add_typer(serve.keys_app, name="keys")
 app.command()(serve.logs)
 app.command()(serve.usage)

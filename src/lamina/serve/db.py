@@ -47,6 +47,13 @@ jobs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("updated_at", sa.String, nullable=False),
+    # bumped on every change, so that a watcher on any replica sees the job move
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String),  # the worker running it
+    sa.Column("lease_until", sa.Float),  # unix time; past it, any worker may take the job over
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # claims so far
+    sa.Index("ix_jobs_state", "state"),
 )
 
 counters = sa.Table(

@@ -13,6 +13,8 @@ from lamina.models.registry import ModelRegistry
 from lamina.serve import db
 from lamina.serve.http.auth import Authenticator
 from lamina.serve.jobs.manager import JobManager
+from lamina.serve.jobs.store import JobStore
+from lamina.serve.jobs.worker import JobWorker
 from lamina.serve.observe.metrics import Metrics
 from lamina.serve.observe.requestlog import RequestLog
 from lamina.serve.observe.tracing import RecentSpans, Tracing
@@ -51,6 +53,17 @@ class ServerState:
         gateway = ModelGateway(settings, ModelRegistry(settings))
         limiter = Limiter(settings, make_counters(settings, engine))
         metrics = Metrics(gateway, lambda: limiter.budgets_remaining(keys.list()))
+        store = JobStore(engine, settings.serve.job_lease_s)
+        worker = (
+            JobWorker(
+                store,
+                tenants,
+                poll_s=settings.serve.job_poll_s,
+                on_finished=lambda job: metrics.observe_job(job.tenant, job.report or {}),
+            )
+            if settings.serve.worker
+            else None
+        )
         state = cls(
             settings=settings,
             engine=engine,
@@ -58,9 +71,7 @@ class ServerState:
             auth=Authenticator(keys, enabled=auth),
             tenants=tenants,
             gateway=gateway,
-            jobs=JobManager(
-                engine, tenants, on_finished=lambda job: metrics.observe_job(job.tenant, job.report or {})
-            ),
+            jobs=JobManager(store, worker),
             request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
             metrics=metrics,
             limiter=limiter,

@@ -53,6 +53,9 @@ class Tenants:
         return [DEFAULT_TENANT, *others]
 
     def uploads_dir(self, tenant: str, collection: str) -> Path:
+        """Where a collection's uploads are kept: ``uploads_dir`` when set (shared by every replica)."""
+        if self.settings.uploads_dir is not None:
+            return self.settings.uploads_dir / check_tenant(tenant) / collection
         return tenant_dir(self.settings, tenant) / "uploads" / collection
 
     def close(self) -> None:

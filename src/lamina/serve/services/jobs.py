@@ -62,16 +62,14 @@ class JobService:
         job = self.get(principal, job_id)
         if job.state in TERMINAL:
             raise APIError(409, f"job {job_id} has already ended ({job.state})", code="job_ended")
-        await asyncio.to_thread(self.manager.cancel, job)
-        return job
+        return await asyncio.to_thread(self.manager.cancel, job)
 
     async def resume(self, principal: Principal, job_id: str) -> Job:
         job = self.get(principal, job_id)
         try:
-            await asyncio.to_thread(self.manager.resume, job)
+            return await asyncio.to_thread(self.manager.resume, job)
         except LaminaError as exc:
             raise APIError(409, str(exc), code="not_resumable") from None
-        return job
 
     async def start_ingest(
         self,
@@ -110,9 +108,13 @@ class JobService:
     async def watch(
         self, job: Job, disconnected: Callable[[], Awaitable[bool]]
     ) -> AsyncIterator[dict[str, Any] | None]:
-        """The job each time it moves, until it ends or the reader leaves; ``None`` asks for a keep-alive."""
+        """The job each time it moves, until it ends or the reader leaves; ``None`` asks for a keep-alive.
+
+        Read from the job table, so a job that another replica's worker runs streams from this one."""
         seen, quiet = -1, 0.0
         while True:
+            fresh = await asyncio.to_thread(self.manager.get, job.id, None)
+            job = fresh or job
             if job.version != seen:
                 seen, quiet = job.version, 0.0
                 yield job.to_dict()

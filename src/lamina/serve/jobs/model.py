@@ -1,0 +1,63 @@
+"""An ingest job as the API shows it: its files, each with a state, and the job's own state."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from lamina.data.registry import now
+
+TERMINAL = {"completed", "failed", "cancelled", "interrupted"}
+RESUMABLE = ("interrupted", "cancelled", "failed")
+SETTLED = ("done", "skipped", "failed")  # item states a re-run does not redo
+
+
+@dataclass
+class Item:
+    source: str  # what the ingestion calls it: an absolute path or a URL
+    name: str  # what the user calls it: the uploaded file name or the URL
+    state: str = "queued"
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "state": self.state, "detail": self.detail}
+
+
+@dataclass
+class Job:
+    id: str
+    tenant: str
+    collection: str
+    items: list[Item]
+    state: str = "queued"
+    report: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: str = field(default_factory=now)
+    updated_at: str = field(default_factory=now)
+    version: int = 0  # bumped on every change: event streams send a job when it moved
+    attempts: int = 0  # how many times a worker claimed it (more than one: taken over or resumed)
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+    @property
+    def resumable(self) -> bool:
+        return self.state in RESUMABLE
+
+    def to_dict(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.state] = counts.get(item.state, 0) + 1
+        return {
+            "id": self.id,
+            "object": "ingest.job",
+            "collection": self.collection,
+            "state": self.state,
+            "resumable": self.resumable,
+            "files": [i.to_dict() for i in self.items],
+            "counts": counts,
+            "report": self.report,
+            "error": self.error,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }

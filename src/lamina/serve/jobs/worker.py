@@ -1,0 +1,195 @@
+"""A job worker: claims jobs from the shared table and runs them, one at a time, in one thread.
+
+``lamina serve`` runs one (unless ``serve.worker = false``) and ``lamina worker`` runs one in a
+process of its own; any number of them, on any machines, share the table. A worker that is stopped
+lets go of its job, which goes back to the queue and is continued by the next worker that claims
+it; a worker that dies stops renewing its lease, and the job is taken over when the lease runs out.
+Either way the re-run ends exact, because ingestion is idempotent (unchanged files cost a read,
+whole batches are atomic).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from lamina.errors import IngestCancelled, LaminaError
+from lamina.serve.jobs.model import Job
+from lamina.serve.jobs.store import JobStore
+from lamina.serve.policy.tenants import Tenants
+
+log = logging.getLogger("lamina.serve")
+SAVE_EVERY_S = 0.5
+
+
+def worker_name() -> str:
+    """Unique per process and telling where it runs: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class _JobProgress:
+    """The data layer's ``Progress`` for one job: per-file states, and cancellation between steps."""
+
+    def __init__(self, job: Job, worker: JobWorker) -> None:
+        self.job = job
+        self.worker = worker
+        self.by_source = {i.source: i for i in job.items}
+        self._saved = 0.0
+
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None:
+        self._check()
+
+    def file(self, source: str, state: str, detail: str = "") -> None:
+        item = self.by_source.get(source)
+        if item is not None:
+            item.state = "done" if state == "unchanged" else state
+            item.detail = "unchanged" if state == "unchanged" else detail
+            if time.monotonic() - self._saved > SAVE_EVERY_S or item.state == "done":
+                self.worker.save(self.job)
+                self._saved = time.monotonic()
+        self._check()
+
+    def _check(self) -> None:
+        if self.job.cancel.is_set():
+            raise IngestCancelled("cancelled on request")
+
+
+class JobWorker:
+    def __init__(
+        self,
+        store: JobStore,
+        tenants: Tenants,
+        *,
+        poll_s: float = 1.0,
+        name: str | None = None,
+        on_finished: Callable[[Job], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.tenants = tenants
+        self.poll_s = poll_s
+        self.name = name or worker_name()
+        self.on_finished = on_finished
+        self.current: Job | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lost: set[str] = set()  # jobs whose lease this worker lost
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ingest-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for work now (a job was just queued in this process)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the running job's current step; the job goes back to the queue."""
+        self._stopping.set()
+        if self.current is not None:
+            self.current.cancel.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def run_forever(self) -> None:
+        """Run in the calling thread until ``stop`` (``lamina worker``)."""
+        self._loop()
+
+    def save(self, job: Job) -> None:
+        if not self.store.save(job, self.name):
+            self._lose(job)
+
+    # the loop -------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self.store.claim(self.name)
+            except Exception:  # the database is away: wait and try again
+                log.exception("worker %s: could not claim a job", self.name)
+                job = None
+            if job is None:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+                continue
+            log.info("worker %s: running job %s (attempt %d)", self.name, job.id, job.attempts)
+            self.current = job
+            beat = threading.Thread(target=self._beat, args=(job,), name="job-heartbeat", daemon=True)
+            beat.start()
+            try:
+                self._run(job)
+            except Exception as exc:  # a bug in one job must not stop the worker
+                log.exception("ingest job %s failed", job.id)
+                self._finish(job, "failed", f"{type(exc).__name__}: {exc}")
+            finally:
+                self.current = None
+                beat.join()
+
+    def _beat(self, job: Job) -> None:
+        every = min(1.0, self.store.lease_s / 3)
+        while self.current is job:
+            try:
+                beat = self.store.heartbeat(job.id, self.name)
+            except Exception:  # keep trying; the lease says how long we may
+                log.warning("worker %s: heartbeat for %s failed", self.name, job.id, exc_info=True)
+            else:
+                if not beat.held:
+                    self._lose(job)
+                    return
+                if beat.cancel:
+                    job.cancel.set()
+            self._stopping.wait(every)
+            if self._stopping.is_set():
+                job.cancel.set()
+
+    def _lose(self, job: Job) -> None:
+        log.warning("worker %s lost its lease on job %s; another worker has it", self.name, job.id)
+        self._lost.add(job.id)
+        job.cancel.set()
+
+    def _run(self, job: Job) -> None:
+        if job.cancel.is_set():
+            self._finish(job, "cancelled")
+            return
+        self.save(job)
+        try:
+            coll = self.tenants.workspace(job.tenant).collection(job.collection)
+            report = coll.ingest([i.source for i in job.items], progress=_JobProgress(job, self))
+        except LaminaError as exc:
+            self._finish(job, "failed", str(exc))
+            return
+        job.report = report.stats() | {"errors": report.errors}
+        for item in job.items:
+            if item.state in ("queued", "extracting", "embedding") and report.status == "completed":
+                item.state = "done"
+        if report.status == "cancelled" and self._stopping.is_set():
+            self._release(job)  # stopped, not cancelled: the next worker continues it
+        else:
+            self._finish(job, report.status)
+
+    def _release(self, job: Job) -> None:
+        job.state = "queued"
+        for item in job.items:
+            if item.state in ("extracting", "embedding"):
+                item.state = "queued"
+        if job.id not in self._lost:
+            self.store.save(job, self.name, release=True)
+
+    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
+        if job.id in self._lost:
+            return  # its new owner writes the outcome
+        job.state, job.error = state, error
+        if state in ("cancelled", "interrupted", "failed"):
+            for item in job.items:
+                if item.state in ("queued", "extracting", "embedding"):
+                    item.state = state
+        if self.store.save(job, self.name, release=True) and self.on_finished is not None:
+            self.on_finished(job)
