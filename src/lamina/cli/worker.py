@@ -46,8 +46,8 @@ def worker(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    err_console.print(f"worker [bold]{runner.name}[/] waiting for ingest jobs", highlight=False)
     tenants.embedder.embed(["warm up"])
+    err_console.print(f"worker [bold]{runner.name}[/] waiting for ingest jobs", highlight=False)
     try:
         runner.run_forever()
     finally:

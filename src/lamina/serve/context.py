@@ -37,6 +37,7 @@ class RequestContext:
     cached: bool = False  # answered from a cache: free
     cache_miss: bool = False  # a request the cache could have answered, and did not
     reservation: list[Charge] = field(default_factory=list)  # settled to the real cost at the end
+    hold: str = ""  # the reservation's name in the counter store
     _cleanups: list[Cleanup] = field(default_factory=list, repr=False)
 
     def on_exit(self, cleanup: Cleanup) -> None:

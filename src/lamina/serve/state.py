@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -23,8 +24,13 @@ from lamina.serve.policy.counters import make_counters
 from lamina.serve.policy.keys import KeyStore
 from lamina.serve.policy.limits import Limiter
 from lamina.serve.policy.tenants import Tenants
+from lamina.serve.process import process_name
+from lamina.serve.redislink import link_for
 from lamina.serve.services import Services
+from lamina.serve.upstreams.cluster import SYNC_S, Cluster
 from lamina.serve.upstreams.gateway import ModelGateway
+
+log = logging.getLogger("lamina.serve")
 
 
 @dataclass
@@ -42,7 +48,9 @@ class ServerState:
     cache: ResponseCache | None
     similar: SimilarQuestions | None
     tracing: Tracing
+    cluster: Cluster | None = None  # what replicas share about models, with redis_url
     draining: bool = False
+    _sync: asyncio.Task[None] | None = None
     services: Services = field(init=False)  # what the API routes and the web UI call
 
     @classmethod
@@ -78,6 +86,7 @@ class ServerState:
             cache=make_cache(settings),
             similar=make_similar(settings),
             tracing=Tracing(settings),
+            cluster=Cluster(link_for(settings), process_name()) if settings.redis_url else None,
         )
         state.services = Services.build(
             tenants=tenants,
@@ -102,8 +111,28 @@ class ServerState:
         self.request_log.start()
         await asyncio.to_thread(self.tenants.embedder.embed, ["warm up"])
         await self.gateway.get(self.settings.default_model)
+        if self.cluster is not None:
+            await self._exchange(self.cluster)
+            self._sync = asyncio.create_task(self._keep_in_sync(self.cluster))
+
+    async def _exchange(self, cluster: Cluster) -> None:
+        view = await asyncio.to_thread(cluster.exchange, self.gateway.shared_breakers())
+        if view is not None:
+            self.gateway.apply(view)
+
+    async def _keep_in_sync(self, cluster: Cluster) -> None:
+        while True:
+            await asyncio.sleep(SYNC_S)
+            try:
+                await self._exchange(cluster)
+            except Exception:  # never let the sync die: the next round may work
+                log.exception("replica sync failed")
 
     async def stop(self) -> None:
+        if self._sync is not None:
+            self._sync.cancel()
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.leave)
         await asyncio.to_thread(self.jobs.stop)
         await self.request_log.stop()
         await self.gateway.aclose()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -29,8 +29,11 @@ def free_port() -> int:
         return port
 
 
-class LaminaServer:
-    """``with LaminaServer(data_dir, models_dir, config=...) as server:`` -> a ready server."""
+class LaminaProcess:
+    """A ``lamina`` command in a subprocess, with its own configuration file and log in ``home``
+    (default: the data directory; replicas that share one data directory each get their own home)."""
+
+    name = "serve"
 
     def __init__(
         self,
@@ -41,28 +44,22 @@ class LaminaServer:
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         startup_timeout_s: float = 180.0,
+        home: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         models = data_dir / "models"  # one GGUF and fused embedder graph for every test server
         if models_dir is not None and not models.exists():
             models.symlink_to(models_dir, target_is_directory=True)
-        self.config_path = data_dir / "lamina.toml"
+        self.home = home or data_dir
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.home / "lamina.toml"
         self.config_path.write_text(config)
         self.args = args
         self.extra_env = env or {}
         self.startup_timeout_s = startup_timeout_s
-        self.port = free_port()
-        self.log_path = data_dir / "server.log"
+        self.log_path = self.home / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return self.root + "/v1"
 
     @property
     def env(self) -> dict[str, str]:
@@ -79,7 +76,7 @@ class LaminaServer:
     def start(self) -> Self:
         if self.proc is not None and self.proc.poll() is None:
             return self  # already running: never a second process on the same port
-        cmd = [sys.executable, "-m", "lamina", "serve", "--port", str(self.port), *self.args]
+        cmd = [sys.executable, "-m", "lamina", *self.command(), *self.args]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -87,20 +84,23 @@ class LaminaServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=self.data_dir,
+                cwd=self.home,
             )
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"lamina serve exited {self.proc.returncode}:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(self.root + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+                raise RuntimeError(f"lamina {self.name} exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if self.ready():
+                return self
             time.sleep(0.2)
         self.stop(signal.SIGKILL)
-        raise RuntimeError(f"lamina serve did not become healthy:\n{self.log()[-3000:]}")
+        raise RuntimeError(f"lamina {self.name} did not become ready:\n{self.log()[-3000:]}")
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -120,6 +120,43 @@ class LaminaServer:
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
+
+
+class LaminaServer(LaminaProcess):
+    """``with LaminaServer(data_dir, models_dir, config=...) as server:`` -> a ready server."""
+
+    def __init__(self, data_dir: Path, models_dir: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(data_dir, models_dir, **kwargs)
+        self.port = free_port()
+
+    def command(self) -> list[str]:
+        return ["serve", "--port", str(self.port)]
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root + "/v1"
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.root + "/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class LaminaWorker(LaminaProcess):
+    """``lamina worker``: ready once it says it is waiting for jobs."""
+
+    name = "worker"
+
+    def command(self) -> list[str]:
+        return ["worker"]
+
+    def ready(self) -> bool:
+        return "waiting for ingest jobs" in self.log()
 
 
 def sse_events(lines: list[str]) -> list[str]:

@@ -23,7 +23,7 @@ StoreFactory = Callable[[Settings, str, int], ChunkStore]
 def _lancedb(settings: Settings, collection: str, dim: int) -> ChunkStore:
     from lamina.data.store.lance import LanceStore
 
-    return LanceStore(settings.vectors_dir, collection, dim)
+    return LanceStore(settings.vectors_dir, collection, dim, settings.store.read_consistency_s)
 
 
 _memory_stores: dict[tuple[str, str], MemoryStore] = {}

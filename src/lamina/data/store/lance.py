@@ -8,6 +8,7 @@ chunks and deletes every other chunk of those sources.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,13 @@ _HIT_COLUMNS = [
 
 
 class LanceStore:
-    def __init__(self, root: Path, table: str, dim: int) -> None:
+    def __init__(self, root: Path, table: str, dim: int, read_consistency_s: float | None = 0.0) -> None:
         import lancedb
 
         root.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(root))
+        # without an interval, a table never sees commits made by another process (a worker's ingest)
+        interval = None if read_consistency_s is None else timedelta(seconds=read_consistency_s)
+        self._db = lancedb.connect(str(root), read_consistency_interval=interval)
         self._name = table
         self._dim = dim
         self._title_indexed = False

@@ -11,9 +11,6 @@ whole batches are atomic).
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,14 +19,10 @@ from lamina.errors import IngestCancelled, LaminaError
 from lamina.serve.jobs.model import Job
 from lamina.serve.jobs.store import JobStore
 from lamina.serve.policy.tenants import Tenants
+from lamina.serve.process import process_name
 
 log = logging.getLogger("lamina.serve")
 SAVE_EVERY_S = 0.5
-
-
-def worker_name() -> str:
-    """Unique per process and telling where it runs: host, pid and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class _JobProgress:
@@ -75,7 +68,7 @@ class JobWorker:
         self.store = store
         self.tenants = tenants
         self.poll_s = poll_s
-        self.name = name or worker_name()
+        self.name = name or process_name()
         self.on_finished = on_finished
         self.current: Job | None = None
         self._wake = threading.Event()

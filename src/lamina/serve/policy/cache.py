@@ -60,24 +60,51 @@ class MemoryCache:
 
 
 CacheFactory = Callable[[Settings], ResponseCache]
+PartitionsFactory = Callable[[Settings], "Partitions"]
+
+
+def _redis_cache(settings: Settings) -> ResponseCache:
+    from lamina.serve.policy.redis_cache import RedisCache
+    from lamina.serve.redislink import link_for
+
+    return RedisCache(link_for(settings), settings.serve.cache_ttl_s)
+
+
+def _redis_partitions(settings: Settings) -> Partitions:
+    from lamina.serve.policy.redis_cache import RedisPartitions
+    from lamina.serve.redislink import link_for
+
+    return RedisPartitions(link_for(settings), settings.serve.cache_ttl_s)
+
 
 CACHES: dict[str, CacheFactory] = {
     "memory": lambda settings: MemoryCache(settings.serve.cache_entries, settings.serve.cache_ttl_s),
+    "redis": _redis_cache,
 }
+PARTITIONS: dict[str, PartitionsFactory] = {
+    "memory": lambda settings: MemoryPartitions(),
+    "redis": _redis_partitions,
+}
+
+
+def cache_backend(settings: Settings) -> str:
+    name = settings.serve.cache_backend
+    return ("redis" if settings.redis_url else "memory") if name == "auto" else name
 
 
 def make_cache(settings: Settings) -> ResponseCache | None:
     """The response cache ``serve.cache_backend`` names, or None when ``serve.cache`` is off."""
     if not settings.serve.cache:
         return None
-    return choose(CACHES, settings.serve.cache_backend, "serve.cache_backend")(settings)
+    return choose(CACHES, cache_backend(settings), "serve.cache_backend")(settings)
 
 
 def make_similar(settings: Settings) -> SimilarQuestions | None:
     """The semantic cache of grounded answers, or None when ``serve.semantic_cache`` is off."""
     if not settings.serve.semantic_cache:
         return None
-    return SimilarQuestions(settings.serve.semantic_threshold, settings.serve.cache_ttl_s)
+    store = choose(PARTITIONS, cache_backend(settings), "serve.cache_backend")(settings)
+    return SimilarQuestions(settings.serve.semantic_threshold, settings.serve.cache_ttl_s, store)
 
 
 def cache_key(
@@ -102,25 +129,20 @@ class SimilarQuestions:
     ``threshold``. A threshold alone is not enough: with MiniLM, "Is the cat bigger than the dog?"
     and its reverse score 0.994 and "When are refunds not paid?" 0.965 against the plain question.
     So a hit must also keep the negations and the order of the words the two questions share.
+    Where the entries live is ``Partitions``' business: this process's memory, or Redis.
     """
 
     def __init__(
-        self, threshold: float = 0.95, ttl_s: float = 3600.0, per_partition: int = 256, partitions: int = 1024
+        self, threshold: float = 0.95, ttl_s: float = 3600.0, store: Partitions | None = None
     ) -> None:
         self.threshold = threshold
         self.ttl_s = ttl_s
-        self.per_partition = per_partition
-        self.max_partitions = partitions
-        self._parts: OrderedDict[str, list[_Similar]] = OrderedDict()
+        self.store: Partitions = store if store is not None else MemoryPartitions()
 
     def get(self, partition: str, vector: np.ndarray, question: str) -> tuple[dict[str, Any], float] | None:
-        now = time.monotonic()
-        entries = [e for e in self._parts.get(partition, []) if e.expires > now]
+        entries = self.store.entries(partition)
         if not entries:
-            self._parts.pop(partition, None)
             return None
-        self._parts[partition] = entries
-        self._parts.move_to_end(partition)
         sims = np.stack([e.vector for e in entries]) @ _unit(vector)
         for i in np.argsort(-sims):
             if sims[i] < self.threshold:
@@ -130,20 +152,51 @@ class SimilarQuestions:
         return None
 
     def put(self, partition: str, vector: np.ndarray, question: str, value: dict[str, Any]) -> None:
-        entries = self._parts.setdefault(partition, [])
-        self._parts.move_to_end(partition)
-        entries.append(_Similar(_unit(vector), question, value, time.monotonic() + self.ttl_s))
-        del entries[: -self.per_partition]
-        while len(self._parts) > self.max_partitions:
-            self._parts.popitem(last=False)
+        self.store.add(partition, Similar(_unit(vector), question, value, time.time() + self.ttl_s))
 
 
 @dataclass
-class _Similar:
+class Similar:
     vector: np.ndarray
     question: str
     value: dict[str, Any]
-    expires: float
+    expires: float  # unix time: the same on every replica
+
+
+class Partitions(Protocol):
+    """Where the semantic cache keeps its entries: the live (unexpired) ones of a partition, newest last."""
+
+    def entries(self, partition: str) -> list[Similar]: ...
+
+    def add(self, partition: str, entry: Similar) -> None: ...
+
+
+class MemoryPartitions:
+    def __init__(self, per_partition: int = 256, partitions: int = 1024) -> None:
+        self.per_partition = per_partition
+        self.max_partitions = partitions
+        self._parts: OrderedDict[str, list[Similar]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def entries(self, partition: str) -> list[Similar]:
+        now = time.time()
+        with self._lock:
+            entries = [e for e in self._parts.get(partition, []) if e.expires > now]
+            if not entries:
+                self._parts.pop(partition, None)
+                return []
+            self._parts[partition] = entries
+            self._parts.move_to_end(partition)
+            return entries
+
+    def add(self, partition: str, entry: Similar) -> None:
+        with self._lock:
+            entries = self._parts.setdefault(partition, [])
+            self._parts.move_to_end(partition)
+            entries.append(entry)
+            del entries[: -self.per_partition]
+            while len(self._parts) > self.max_partitions:
+                self._parts.popitem(last=False)
 
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -1,8 +1,9 @@
 """Shared counters for budgets and rate limits, behind a small Protocol (SQL by default).
 
-``serve.counters`` picks the implementation from ``COUNTERS`` (``make_counters``): ``sql`` is
+``serve.counters`` picks the implementation from ``COUNTERS`` (``make_counters``): ``redis`` is
+shared by every replica and runs one script per request (``redis_counters.py``); ``sql`` is
 shared by every process on the gateway database; ``memory`` holds one process's counters (tests,
-a single worker). A new backend (Redis) is a class and a table entry.
+a single worker).
 
 A reservation is all-or-nothing across its counters and exact under concurrency: each counter is
 raised by one conditional ``UPDATE … SET used = used + :n WHERE used + :n <= :limit``, all in one
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 
 from lamina.backends import choose
 from lamina.config import Settings
+from lamina.errors import LaminaError
 from lamina.serve.db import counters
 
 
@@ -39,12 +41,17 @@ class Charge:
     measure: Literal["usd", "requests", "tokens"] = "usd"  # what settling replaces the reservation with
 
 
+class CountersUnavailable(LaminaError):
+    """The shared counters cannot be reached, and the request has a budget: it is refused (503)."""
+
+
 class CounterStore(Protocol):
-    def reserve(self, charges: list[Charge]) -> Charge | None:
-        """Apply every charge, or none: returns the first charge that would pass its limit."""
+    def reserve(self, charges: list[Charge], hold: str = "") -> Charge | None:
+        """Apply every charge, or none: returns the first charge that would pass its limit.
+        ``hold`` names the reservation, for stores that give back the holds of dead replicas."""
         ...
 
-    def settle(self, charges: list[Charge], actual: list[float]) -> None:
+    def settle(self, charges: list[Charge], actual: list[float], hold: str = "") -> None:
         """Replace reserved amounts by what was really used."""
         ...
 
@@ -56,7 +63,7 @@ class SqlCounters:
         self.engine = engine
         self._lock = threading.Lock()  # SQLite serialises writers anyway; this avoids busy retries
 
-    def reserve(self, charges: list[Charge]) -> Charge | None:
+    def reserve(self, charges: list[Charge], hold: str = "") -> Charge | None:
         c = counters.c
         with self._lock, self.engine.begin() as conn:
             for charge in charges:
@@ -73,7 +80,7 @@ class SqlCounters:
                     return charge
         return None
 
-    def settle(self, charges: list[Charge], actual: list[float]) -> None:
+    def settle(self, charges: list[Charge], actual: list[float], hold: str = "") -> None:
         c = counters.c
         with self._lock, self.engine.begin() as conn:
             for charge, used in zip(charges, actual, strict=True):
@@ -96,7 +103,7 @@ class MemoryCounters:
         self._used: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def reserve(self, charges: list[Charge]) -> Charge | None:
+    def reserve(self, charges: list[Charge], hold: str = "") -> Charge | None:
         with self._lock:
             pending: dict[str, float] = {}
             for charge in charges:
@@ -107,7 +114,7 @@ class MemoryCounters:
             self._used.update(pending)
         return None
 
-    def settle(self, charges: list[Charge], actual: list[float]) -> None:
+    def settle(self, charges: list[Charge], actual: list[float], hold: str = "") -> None:
         with self._lock:
             for charge, used in zip(charges, actual, strict=True):
                 if charge.counter in self._used:
@@ -120,12 +127,24 @@ class MemoryCounters:
 
 CounterFactory = Callable[[Settings, sa.Engine], CounterStore]
 
+
+def _redis(settings: Settings, engine: sa.Engine) -> CounterStore:
+    from lamina.serve.policy.redis_counters import RedisCounters
+    from lamina.serve.redislink import link_for
+
+    return RedisCounters(link_for(settings), settings.serve.reservation_hold_s)
+
+
 COUNTERS: dict[str, CounterFactory] = {
     "sql": lambda settings, engine: SqlCounters(engine),
     "memory": lambda settings, engine: MemoryCounters(),
+    "redis": _redis,
 }
 
 
 def make_counters(settings: Settings, engine: sa.Engine) -> CounterStore:
     """The counters ``serve.counters`` names (``engine``: the gateway database, for ``sql``)."""
-    return choose(COUNTERS, settings.serve.counters, "serve.counters")(settings, engine)
+    name = settings.serve.counters
+    if name == "auto":
+        name = "redis" if settings.redis_url else "sql"
+    return choose(COUNTERS, name, "serve.counters")(settings, engine)

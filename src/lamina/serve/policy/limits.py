@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from lamina.config import LimitSettings, Settings
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import APIError
 from lamina.serve.observe.requestlog import LogRecord
-from lamina.serve.policy.counters import Charge, CounterStore
+from lamina.serve.policy.counters import Charge, CounterStore, CountersUnavailable
 from lamina.serve.policy.keys import KeyInfo, Principal
 
 TEMPLATE_TOKENS = 16  # a message's role and separators
@@ -144,7 +145,17 @@ class Limiter:
         charges = self.charges(principal, cost_usd, tokens, now)
         if not charges:
             return
-        refused = await asyncio.to_thread(self.store.reserve, charges)
+        hold = secrets.token_hex(8)
+        try:
+            refused = await asyncio.to_thread(self.store.reserve, charges, hold)
+        except CountersUnavailable as exc:
+            raise APIError(
+                503,
+                str(exc),
+                "service_unavailable",
+                code="counters_unavailable",
+                headers={"Retry-After": "1"},
+            ) from None
         if refused is not None:
             wait = max(1.0, refused.resets_at - now) if refused.resets_at != math.inf else None
             when = (
@@ -159,7 +170,7 @@ class Limiter:
                 code=refused.kind,
                 headers={"Retry-After": str(math.ceil(wait))} if wait is not None else {},
             )
-        ctx.reservation = charges
+        ctx.reservation, ctx.hold = charges, hold
 
     async def settle(self, ctx: RequestContext, record: LogRecord) -> None:
         """Replace the reservation by the real cost and tokens (a failed call costs what it used)."""
@@ -172,4 +183,4 @@ class Limiter:
             "tokens": float(record.prompt_tokens + record.completion_tokens + record.embedding_tokens),
         }
         actual = [used[c.measure] for c in charges]
-        await asyncio.to_thread(self.store.settle, charges, actual)
+        await asyncio.to_thread(self.store.settle, charges, actual, ctx.hold)

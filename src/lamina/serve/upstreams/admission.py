@@ -65,6 +65,13 @@ class FairQueue:
         self._last_served = 0.0  # counter of the tenant served last: a newcomer starts there
         self.service_s: float | None = None  # how long a place is held (EWMA), once known
 
+    def resize(self, capacity: int) -> None:
+        """A new number of places (this replica's share of the cluster's): more lets waiters in now;
+        fewer takes effect as running generations end."""
+        if capacity != self.capacity:
+            self.capacity = capacity
+            self._dispatch()
+
     @property
     def waiting(self) -> int:
         return sum(len(q) for q in self._waiting.values())

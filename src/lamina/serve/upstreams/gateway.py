@@ -26,6 +26,7 @@ from lamina.models.registry import ModelRegistry
 from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.upstreams.admission import FairQueue, Ticket
+from lamina.serve.upstreams.cluster import View, breaker_key, share
 from lamina.serve.upstreams.routing import Breaker, Endpoint, backoff, pick, retryable
 from lamina.serve.upstreams.upstream import UpstreamError, api_key, make_upstream
 from lamina.telemetry import tracer
@@ -324,6 +325,18 @@ class ModelGateway:
     def breakers(self) -> list[tuple[str, str, int]]:
         """(model, endpoint URL, state code) of every loaded endpoint, for the metric."""
         return [(n, e.url, e.breaker.code) for n, d in self._deployments.items() for e in d.endpoints]
+
+    def shared_breakers(self) -> dict[str, Breaker]:
+        """Every loaded endpoint's breaker, by the key replicas know it by."""
+        return {breaker_key(n, e.url): e.breaker for n, d in self._deployments.items() for e in d.endpoints}
+
+    def apply(self, view: View) -> None:
+        """What the other replicas said (``Cluster.exchange``): their open breakers, our share of capacity."""
+        for key, breaker in self.shared_breakers().items():
+            if key in view.open_s:
+                breaker.opened_elsewhere(view.open_s[key])
+        for dep in self._deployments.values():
+            dep.queue.resize(share(self.settings.serve.max_inflight, view.replicas, view.rank))
 
     def running(self) -> dict[str, int]:
         return {name: dep.queue.running for name, dep in self._deployments.items()}

@@ -27,6 +27,7 @@ class Breaker:
     failures: int = 0
     opened_at: float = 0.0
     probing: bool = False
+    from_peer: bool = False  # opened because another replica opened it (not published again)
     clock: object = field(default=time.monotonic, repr=False)
 
     def _now(self) -> float:
@@ -51,7 +52,13 @@ class Breaker:
         self.failures += 1
         self.probing = False
         if self.state == "half_open" or self.failures >= self.failures_to_open:
-            self.state, self.opened_at = "open", self._now()
+            self.state, self.opened_at, self.from_peer = "open", self._now(), False
+
+    def opened_elsewhere(self, left_s: float) -> None:
+        """Another replica opened this endpoint's breaker, with ``left_s`` of its cooldown to go."""
+        if self.state == "closed":
+            self.state, self.probing, self.from_peer = "open", False, True
+            self.opened_at = self._now() - max(0.0, self.cooldown_s - left_s)
 
     @property
     def code(self) -> int:
