@@ -3,6 +3,7 @@ semantic cache, and what each does while Redis is away and after it is back."""
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lamina.errors import LaminaError
 from lamina.serve.policy.cache import SimilarQuestions
 from lamina.serve.policy.counters import Charge, CountersUnavailable
 from lamina.serve.policy.redis_cache import RedisCache, RedisPartitions
@@ -107,3 +109,9 @@ def test_the_semantic_cache_is_shared(redis_url: str) -> None:
     assert hit is not None and hit[0] == {"answer": "within 14 days"} and hit[1] == pytest.approx(1.0)
     assert on_b.get("p", v, "When are refunds not paid?") is None
     assert on_b.get("other-partition", v, "When are refunds paid?") is None
+
+
+def test_without_the_redis_client_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+    with pytest.raises(LaminaError, match=r"pip install 'lamina\[redis\]'"):
+        RedisLink("redis://127.0.0.1:1/0")

@@ -245,17 +245,19 @@ def test_a_replica_killed_mid_stream_leaves_the_other_unaffected_and_its_reserva
     until(lambda: got.get("a:lines", 0) > 3 and got.get("b:lines", 0) > 3, what="both streams to flow")
     assert counters.holds() == 2
     cluster.a.stop(signal.SIGKILL)
-    for t in threads:
-        t.join(timeout=60)
-    assert isinstance(got["a"], httpx.HTTPError)  # A's client lost its stream
-    b_lines = got["b"]
-    assert isinstance(b_lines, list) and [x for x in b_lines if x][-1] == "data: [DONE]"  # B's went on
-    assert counters.holds() == 1  # B settled; A's reservation is still held
-    time.sleep(HOLD_S)
-    with cluster.client(cluster.b, "streamer") as b:
-        assert b.post("/v1/chat/completions", json=_chat("and now?")).status_code == 200  # sweeps holds
-    assert counters.holds() == 0  # A's lapsed
-    cluster.a.start()
+    try:
+        for t in threads:
+            t.join(timeout=60)
+        assert isinstance(got["a"], httpx.HTTPError)  # A's client lost its stream
+        b_lines = got["b"]
+        assert isinstance(b_lines, list) and [x for x in b_lines if x][-1] == "data: [DONE]"  # B's went on
+        until(lambda: counters.holds() == 1, what="B to settle")  # A's reservation is still held
+        time.sleep(HOLD_S)
+        with cluster.client(cluster.b, "streamer") as b:
+            assert b.post("/v1/chat/completions", json=_chat("and now?")).status_code == 200  # sweeps holds
+        until(lambda: counters.holds() == 0, what="A's hold to lapse")  # and this request's settled
+    finally:
+        cluster.a.start()
 
 
 def test_the_worker_killed_mid_job_the_job_finishes_on_another_exact(cluster: Cluster) -> None:

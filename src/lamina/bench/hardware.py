@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,3 +73,19 @@ def machine_peaks() -> dict[str, float]:
         "int8_gemm_gops": round(gemm_peak_gflops(int8=True), 1),
         "cores": float(os.cpu_count() or 1),
     }
+
+
+def machine() -> dict[str, Any]:
+    """The CPU every figure was measured on: model name, cores this process may use, vector units."""
+    model, flags = "unknown", set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    units = [u for u in ("avx2", "avx512f", "amx_tile") if u in flags]
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "vector": units}

@@ -278,6 +278,27 @@ class Worker:
                 seconds[target.name] += span
         return {name: _summary(s, seconds[name]) for name, s in samples.items()}
 
+    async def closed_loop(
+        self, targets: list[Target], concurrency: int, duration_s: float, warmup_s: float = 0.5
+    ) -> dict[str, Any]:
+        """``concurrency`` clients, each sending its next request when the last came back, spread over
+        the targets round-robin (replicas behind a balancer): the throughput they sustain."""
+        samples: dict[str, list[Sample]] = {t.name: [] for t in targets}
+
+        async def client(target: Target, until: float, keep: bool) -> None:
+            pool = self.pool(target)
+            while time.perf_counter() < until:
+                sample = await _timed(pool, time.perf_counter(), False, self.timeout_s)
+                if keep:
+                    samples[target.name].append(sample)
+
+        for seconds, keep in ((warmup_s, False), (duration_s, True)):
+            until = time.perf_counter() + seconds
+            await asyncio.gather(
+                *(client(targets[i % len(targets)], until, keep) for i in range(concurrency))
+            )
+        return {name: _summary(s, duration_s) for name, s in samples.items()}
+
     async def _schedule(self, pool: Pool, rate: float, seconds: float, stream: bool) -> list[Sample]:
         """Send on schedule whether or not earlier requests came back; wait for all of them."""
         interval, count = 1.0 / rate, max(1, round(rate * seconds))
@@ -293,10 +314,10 @@ class Worker:
         return list(await asyncio.gather(*tasks))
 
     async def handle(self, command: dict[str, Any]) -> dict[str, Any]:
-        """``{"op": "sequential" | "open_loop", "targets": [...], **that method's arguments}``."""
+        """``{"op": "sequential" | "open_loop" | "closed_loop", "targets": [...], **its arguments}``."""
         params = dict(command)
         op, targets = params.pop("op"), [Target(**t) for t in params.pop("targets")]
-        if op not in ("sequential", "open_loop"):
+        if op not in ("sequential", "open_loop", "closed_loop"):
             raise ValueError(f"unknown op {op!r}")
         cpu, wall = time.process_time(), time.perf_counter()
         gc.collect()
@@ -350,6 +371,11 @@ class LoadGenerator:
         """Open loop at ``rate``; ``params``: block_s, warmup_s, stream (see Worker.open_loop)."""
         command = {"op": "open_loop", "targets": [asdict(t) for t in targets], **params}
         return self.call({**command, "rate": rate, "duration_s": duration_s})
+
+    def closed_loop(self, targets: Sequence[Target], concurrency: int, duration_s: float) -> dict[str, Any]:
+        """``concurrency`` clients in a closed loop over ``targets`` (see Worker.closed_loop)."""
+        command = {"op": "closed_loop", "targets": [asdict(t) for t in targets]}
+        return self.call({**command, "concurrency": concurrency, "duration_s": duration_s})
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

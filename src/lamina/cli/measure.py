@@ -324,11 +324,27 @@ def bench_gateway_command(
             "faults, soak; or all), each against its own server on stub upstreams."
         ),
     ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(min=1, max=8, help="Instead: N replicas on shared state (see --state), one run."),
+    ] = None,
+    shared: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help="With --replicas: sqlite, postgres, postgres+redis (comma-separated; default all).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Latency Lamina adds over a stub upstream (auth and request log on): direct vs through Lamina;
-    or, with --scenarios, how it holds under overload, unfair load, budget races, faults and a soak."""
+    or, with --scenarios, how it holds under overload, unfair load, budget races, faults and a soak;
+    or, with --replicas/--state, N replicas on SQLite, Postgres or Postgres + Redis side by side."""
     import tempfile
+
+    if replicas is not None or shared is not None:
+        _bench_replicas(replicas or 2, shared, duration_s, as_json)
+        return
 
     from lamina.bench.gateway import bench_gateway
     from lamina.bench.gateway_process import lamina_gateway
@@ -372,6 +388,50 @@ def bench_gateway_command(
     console.print(
         f"highest rate with added p99 under 20 ms: {result['max_rate']['max_sustained_rate']} req/s"
     )
+
+
+def _bench_replicas(replicas: int, shared: str | None, duration_s: float, as_json: bool) -> None:
+    import tempfile
+
+    from lamina.bench.replicas import STATES, bench_replicas
+
+    states = [s.strip() for s in shared.split(",")] if shared else list(STATES)
+    unknown = sorted(set(states) - set(STATES))
+    if unknown:
+        raise typer.BadParameter(f"unknown state {unknown}; choose from {', '.join(STATES)}")
+    settings = state.settings
+    with tempfile.TemporaryDirectory(prefix="lamina-bench-replicas-") as tmp:
+        result = bench_replicas(
+            Path(tmp),
+            states,
+            replicas,
+            duration_s=duration_s,
+            database_url=settings.database_url,
+            redis_url=settings.redis_url,
+            progress=lambda msg: err_console.print(msg, highlight=False),
+        )
+    if as_json:
+        print_json(result)
+        return
+    m = result["machine"]
+    console.print(f"{m['cpu']}, {m['cores']} cores ({', '.join(m['vector'])}); {replicas} replicas")
+    table = Table(
+        "state",
+        "added p50/p99 ms (c=1)",
+        *(f"req/s {k.replace('_', ' ')}" for k in next(iter(result["states"].values()))["throughput"]),
+        "budget race: overspent (reservations)",
+        "overload: goodput req/s · 5xx",
+    )
+    for name, row in result["states"].items():
+        added = row["sequential"]["added"]
+        table.add_row(
+            name,
+            f"{added['p50_ms']:.2f} / {added['p99_ms']:.2f}",
+            *(f"{t['req_per_s']:g}" for t in row["throughput"].values()),
+            f"{row['budget_race']['overspent_reservations']:g}",
+            f"{row['overload']['goodput_rps']:g} · {row['overload']['server_errors_5xx']}",
+        )
+    console.print(table)
 
 
 def _triple(stats: dict[str, Any]) -> str:
