@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from lamina.config import Settings, load_settings
 from lamina.errors import ConfigError
+from lamina.serve import db
 from lamina.serve.policy.cache import CACHES, MemoryCache, ResponseCache, cache_key, make_cache, make_similar
 from lamina.serve.policy.counters import (
     COUNTERS,
@@ -24,6 +25,7 @@ from lamina.serve.policy.counters import (
 )
 from lamina.serve.policy.redis_cache import RedisCache, RedisPartitions
 from lamina.serve.policy.redis_counters import RedisCounters
+from lamina.serve.redislink import RedisLink
 
 
 @pytest.fixture
@@ -199,3 +201,37 @@ def test_cache_keys_partition_tenants(tmp_path: Path, cache_backend: tuple[str, 
     assert (
         cache_key("alice", "m", "chat", {**params, "temperature": 0.5}, 0.0) is None
     )  # may vary: never cached
+
+
+@pytest.fixture(params=["sql", "redis"])
+def two_replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, gateway_engine: sa.Engine
+) -> list[CounterStore]:
+    """Two stores on one shared backend, each with its own engine or Redis link, as two replicas have."""
+    if request.param == "sql":
+        url = gateway_engine.url.render_as_string(hide_password=False)
+        return [SqlCounters(db.connect(url)), SqlCounters(db.connect(url))]
+    settings = _settings(tmp_path, redis=request.getfixturevalue("redis_url"))
+    return [RedisCounters(RedisLink(settings.redis_url or "", settings.serve.redis_prefix)) for _ in range(2)]
+
+
+def test_two_replicas_racing_on_a_fresh_counter_stay_exact(two_replicas: list[CounterStore]) -> None:
+    """Their first requests race to make the same counter: none fails, and the limit holds across both."""
+    start = threading.Barrier(8)
+    passed: list[bool] = []
+    errors: list[Exception] = []
+
+    def worker(n: int) -> None:
+        start.wait()
+        try:
+            for _ in range(5):
+                passed.append(two_replicas[n % 2].reserve([charge("fresh", 1, 25)], f"h{n}") is None)
+        except Exception as exc:
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors and sum(passed) == 25 and two_replicas[0].used("fresh") == 25

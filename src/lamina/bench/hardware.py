@@ -77,15 +77,18 @@ def machine_peaks() -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     """The CPU every figure was measured on: model name, cores this process may use, vector units."""
-    model, flags = "unknown", set[str]()
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    flags = set(fields.get("flags", "").split())
     units = [u for u in ("avx2", "avx512f", "amx_tile") if u in flags]
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "vector": units}
+    family = fields.get("cpu family", "?")  # AMD: 25 is Zen 3 or 4, 26 Zen 5
+    return {
+        "cpu": f"{fields.get('model name', 'unknown')} (family {family}, model {fields.get('model', '?')})",
+        "cores": len(os.sched_getaffinity(0)),
+        "vector": units,
+    }

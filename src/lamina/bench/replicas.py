@@ -87,7 +87,7 @@ class Backing:
 def _cluster(
     work: Path, state: str, n: int, backing: Backing, config: str
 ) -> Iterator[tuple[list[LaminaServer], dict[str, str]]]:
-    """``n`` replicas on ``state``, sharing one data directory; keys: no limits, and a budget."""
+    """``n`` replicas on ``state``, sharing one data directory; keys: limits never reached, a budget."""
     env: dict[str, str] = {}
     if "postgres" in state:
         env["LAMINA_DATABASE_URL"] = backing.database()
@@ -98,7 +98,9 @@ def _cluster(
     url = env.get("LAMINA_DATABASE_URL")
     settings = load_settings(data_dir=data, **({"database_url": url} if url else {}))
     store = KeyStore(db.connect(settings.gateway_url))
-    keys = {"bench": store.create("bench")[1]}
+    # limits far above the load, so that every request runs the counters it would in production
+    unlimited = LimitSettings(rpm=10**9, tpm=10**12, budget_usd=10**6, budget_period="month")
+    keys = {"bench": store.create("bench", limits=unlimited)[1]}
     keys["budget"] = store.create("budget", limits=LimitSettings(budget_usd=1.0, budget_period="total"))[1]
     store.engine.dispose()
     servers = [
@@ -233,7 +235,10 @@ def bench_replicas(
             row: dict[str, Any] = {}
             config = _config(stub.base_url, max_inflight=1024)
             with _cluster(work / state, state, replicas, backing, config) as (servers, keys):
-                gws = [Target(f"r{i}", s.base_url, keys["bench"], "stub") for i, s in enumerate(servers)]
+                gws = [
+                    Target("gateway" if i == 0 else f"r{i}", s.base_url, keys["bench"], "stub")
+                    for i, s in enumerate(servers)
+                ]
                 say(f"{state}: concurrency 1, {sequential_n} requests each, direct and through one replica")
                 seq = _compare(
                     gen.call(

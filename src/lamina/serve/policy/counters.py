@@ -65,11 +65,13 @@ class SqlCounters:
 
     def reserve(self, charges: list[Charge], hold: str = "") -> Charge | None:
         c = counters.c
+        names = sorted({charge.counter for charge in charges})
         with self._lock, self.engine.begin() as conn:
+            # rows made if missing (two first requests race to make one: neither fails), then locked
+            # in one order, so that two reservations sharing counters never deadlock on Postgres
+            conn.execute(_insert_missing(self.engine), [{"name": n, "used": 0.0} for n in names])
+            conn.execute(sa.select(c.name).where(c.name.in_(names)).order_by(c.name).with_for_update())
             for charge in charges:
-                exists = conn.execute(sa.select(c.name).where(c.name == charge.counter)).first()
-                if exists is None:
-                    conn.execute(sa.insert(counters).values(name=charge.counter, used=0.0))
                 raised = conn.execute(
                     sa.update(counters)
                     .where(c.name == charge.counter, c.used + charge.amount <= charge.limit)
@@ -94,6 +96,17 @@ class SqlCounters:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(counters.c.used).where(counters.c.name == counter)).scalar()
         return float(value or 0.0)
+
+
+def _insert_missing(engine: sa.Engine) -> sa.Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the engine's dialect (SQLite and Postgres both have it)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(counters).on_conflict_do_nothing(index_elements=["name"])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(counters).on_conflict_do_nothing(index_elements=["name"])
 
 
 class MemoryCounters:
