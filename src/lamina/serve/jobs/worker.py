@@ -103,12 +103,18 @@ class JobWorker:
 
     # the loop -------------------------------------------------------------------------------------
     def _loop(self) -> None:
+        failing = False
         while not self._stopping.is_set():
             try:
                 job = self.store.claim(self.name)
-            except Exception:  # the database is away: wait and try again
-                log.exception("worker %s: could not claim a job", self.name)
-                job = None
+            except Exception as exc:  # the database is away: wait and try again
+                if not failing:  # once per outage, not once a poll
+                    log.warning("worker %s: could not look for jobs (%s); retrying", self.name, exc)
+                failing, job = True, None
+            else:
+                if failing:
+                    log.info("worker %s: the job table answers again", self.name)
+                failing = False
             if job is None:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
@@ -131,8 +137,8 @@ class JobWorker:
         while self.current is job:
             try:
                 beat = self.store.heartbeat(job.id, self.name)
-            except Exception:  # keep trying; the lease says how long we may
-                log.warning("worker %s: heartbeat for %s failed", self.name, job.id, exc_info=True)
+            except Exception as exc:  # keep trying; the lease says how long we may
+                log.warning("worker %s: heartbeat for %s failed (%s)", self.name, job.id, exc)
             else:
                 if not beat.held:
                     self._lose(job)

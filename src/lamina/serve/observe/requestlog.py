@@ -47,6 +47,7 @@ class RequestLog:
         self.enabled = enabled
         self.dropped = 0
         self._queue: asyncio.Queue[LogRecord] = asyncio.Queue(QUEUE_LIMIT)
+        self._unwritten: list[dict[str, Any]] = []  # a batch the database refused: tried again next time
         self._task: asyncio.Task[None] | None = None
 
     def add(self, record: LogRecord) -> None:
@@ -70,19 +71,35 @@ class RequestLog:
         await self.flush()
 
     async def flush(self) -> None:
-        rows: list[dict[str, Any]] = []
+        """Write what is queued. If the database refuses (it is down), the rows are kept and tried
+        again at the next flush, up to ``QUEUE_LIMIT`` of them (beyond, the oldest are dropped)."""
+        rows, self._unwritten = self._unwritten, []
         while not self._queue.empty():
             rows.append(asdict(self._queue.get_nowait()))
-        if rows:
+        if not rows:
+            return
+        try:
             await asyncio.to_thread(self._write, rows)
+        except Exception:
+            overflow = max(0, len(rows) - QUEUE_LIMIT)
+            self.dropped += overflow
+            self._unwritten = rows[overflow:]
+            raise
 
     async def _run(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.flush_seconds)
             try:
                 await self.flush()
-            except Exception:  # a full disk must not take the server down; say so and go on
-                log.exception("request log: could not write a batch")
+            except Exception as exc:  # a full disk or a database away must not take the server down
+                if not failing:  # once per outage, not twice a second
+                    log.warning("request log: could not write (%s); keeping the rows to try again", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("request log: written again")
+                failing = False
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         with self.engine.begin() as conn:
