@@ -156,15 +156,15 @@ def fairness(work: Path, seconds: float = 20.0) -> dict[str, Any]:
                 {"a": ["--tenant", "a"], "b": ["--tenant", "b"]},
             ) as gw,
         ):
-            results[share] = asyncio.run(_fair_run(gw, inflight, seconds))
+            results[share] = asyncio.run(fair_run(gw, inflight, seconds))
     vtc, fifo = results["tenant"], results["none"]
     return {
         "capacity_rps": inflight / (SERVICE_MS / 1000),
         "b_alone": vtc["b_alone"],
         "b_beside_flood_vtc": vtc["b_flooded"],
         "b_beside_flood_fifo": fifo["b_flooded"],
-        "b_p50_ratio_vtc": _ratio(vtc["b_flooded"], vtc["b_alone"]),
-        "b_p50_ratio_fifo": _ratio(fifo["b_flooded"], fifo["b_alone"]),
+        "b_p50_ratio_vtc": ratio(vtc["b_flooded"], vtc["b_alone"]),
+        "b_p50_ratio_fifo": ratio(fifo["b_flooded"], fifo["b_alone"]),
         "both_backlogged_max_service_gap_vtc": vtc["max_gap"],
         "both_backlogged_max_service_gap_fifo": fifo["max_gap"],
         "one_request_service": vtc["one_request"],
@@ -172,15 +172,36 @@ def fairness(work: Path, seconds: float = 20.0) -> dict[str, Any]:
     }
 
 
-def _ratio(a: dict[str, float | None], b: dict[str, float | None]) -> float | None:
+def ratio(a: dict[str, float | None], b: dict[str, float | None]) -> float | None:
     x, y = a["p50_ms"], b["p50_ms"]
     return round(x / y, 2) if x and y else None
 
 
-async def _fair_run(gw: Gateway, inflight: int, seconds: float) -> dict[str, Any]:
+class Spread(httpx.AsyncBaseTransport):
+    """Sends each request to the next of several servers in turn: replicas behind a balancer."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.targets = [httpx.URL(r) for r in roots]
+        self._next = 0
+        self._inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=500))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        target = self.targets[self._next % len(self.targets)]
+        self._next += 1
+        request.url = request.url.copy_with(host=target.host, port=target.port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def fair_run(
+    gw: Gateway, inflight: int, seconds: float, transport: httpx.AsyncBaseTransport | None = None
+) -> dict[str, Any]:
+    """The fairness load against ``gw`` (or, with ``transport``, wherever it sends each request)."""
     capacity = inflight / (SERVICE_MS / 1000)
     limits = httpx.Limits(max_connections=500)
-    async with httpx.AsyncClient(base_url=gw.root, limits=limits, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=gw.root, limits=limits, timeout=60, transport=transport) as http:
 
         def b_call() -> Any:
             return _call(http, gw.keys["b"], timeout_s=60)

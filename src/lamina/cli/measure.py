@@ -421,6 +421,7 @@ def _bench_replicas(replicas: int, shared: str | None, duration_s: float, as_jso
         *(f"req/s {k.replace('_', ' ')}" for k in next(iter(result["states"].values()))["throughput"]),
         "budget race: overspent (reservations)",
         "overload: goodput req/s · 5xx",
+        "fairness: B's p50 beside A's flood",
     )
     for name, row in result["states"].items():
         added = row["sequential"]["added"]
@@ -430,6 +431,7 @@ def _bench_replicas(replicas: int, shared: str | None, duration_s: float, as_jso
             *(f"{t['req_per_s']:g}" for t in row["throughput"].values()),
             f"{row['budget_race']['overspent_reservations']:g}",
             f"{row['overload']['goodput_rps']:g} · {row['overload']['server_errors_5xx']}",
+            f"{row['fairness']['b_p50_ratio']}x of alone",
         )
     console.print(table)
 
