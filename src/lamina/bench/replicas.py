@@ -174,9 +174,10 @@ def _overload(servers: list[LaminaServer], key: str, seconds: float, factor: flo
     urls = [s.root for s in servers]
 
     async def run() -> list[tuple[int, str | None, float]]:
-        headers = {"Authorization": f"Bearer {key}"}
+        # the client says how long it waits, so the gateway refuses at once what it can't serve by then
+        headers = {"Authorization": f"Bearer {key}", "x-request-timeout": "10"}
         limits = httpx.Limits(max_connections=2000, max_keepalive_connections=500)
-        async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as http:
+        async with httpx.AsyncClient(headers=headers, timeout=15, limits=limits) as http:
 
             async def one(i: int) -> tuple[int, str | None, float]:
                 body = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
