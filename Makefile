@@ -37,7 +37,7 @@ test: $(STAMP) system-deps  ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 eval: $(STAMP)  ## answer quality on the bundled questions, retrieval quality on SciFact (several minutes)
 	$(BIN)/lamina eval answers
