@@ -119,7 +119,7 @@ class JobStore:
             for item in job.items:
                 if item.state not in SETTLED:
                     item.state, item.detail = "queued", ""
-            conn.execute(sa.update(jobs).where(c.id == job.id).values(items=_items(job)))
+            conn.execute(sa.update(jobs).where(c.id == job.id).values(items=_items(job.items)))
         return job
 
     def heartbeat(self, job_id: str, owner: str) -> Beat:
@@ -149,8 +149,8 @@ def _moved() -> dict[str, Any]:
     return {"version": c.version + 1, "updated_at": now()}
 
 
-def _items(job: Job) -> str:
-    return json.dumps([dataclasses.asdict(i) for i in job.items])
+def _items(items: list[Item]) -> str:
+    return json.dumps([dataclasses.asdict(i) for i in items])
 
 
 def _values(job: Job) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def _values(job: Job) -> dict[str, Any]:
         "tenant": job.tenant,
         "collection": job.collection,
         "state": job.state,
-        "items": _items(job),
+        "items": _items(job.items),
         "report": json.dumps(job.report) if job.report is not None else None,
         "error": job.error,
         "created_at": job.created_at,
@@ -173,8 +173,7 @@ def _set_items(conn: sa.Connection, job_id: str, state_of: Callable[[Item], str]
         item.state = state_of(item)
         if item.state == "queued":
             item.detail = ""
-    job = Job(job_id, "", "", items)
-    conn.execute(sa.update(jobs).where(c.id == job_id).values(items=_items(job)))
+    conn.execute(sa.update(jobs).where(c.id == job_id).values(items=_items(items)))
 
 
 def _job(row: sa.Row[Any]) -> Job:
