@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,12 @@ from lamina.errors import ConfigError
 DIM = 4
 
 
-def _settings(tmp_path: Path, backend: str) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", store={"backend": backend})
+def _settings(tmp_path: Path, backend: str, database_url: str | None = None) -> Settings:
+    """``database_url``: the suite's Postgres, for pgvector; each test gets a tenant (a schema) of its own."""
+    extra: dict[str, object] = {}
+    if database_url is not None:
+        extra = {"database_url": database_url, "tenant": f"t{uuid.uuid4().hex[:10]}"}
+    return load_settings(data_dir=tmp_path / "data", store={"backend": backend}, **extra)
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -27,8 +32,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path, backend: str) -> ChunkStore:
-    return make_store(_settings(tmp_path, backend), "kb", DIM)
+def database_url(request: pytest.FixtureRequest, backend: str) -> str | None:
+    return str(request.getfixturevalue("postgres_url")) if backend == "pgvector" else None
+
+
+@pytest.fixture
+def store(tmp_path: Path, backend: str, database_url: str | None) -> ChunkStore:
+    return make_store(_settings(tmp_path, backend, database_url), "kb", DIM)
 
 
 def chunk(source: str, ordinal: int, text: str, title: str = "") -> Chunk:
@@ -223,9 +233,9 @@ def test_drop_empties_the_store_and_it_can_be_written_again(store: ChunkStore) -
 
 
 def test_a_collection_ingests_and_searches_through_the_configured_store(
-    tmp_path: Path, backend: str, embedder: OnnxMiniLM
+    tmp_path: Path, backend: str, database_url: str | None, embedder: OnnxMiniLM
 ) -> None:
-    ws = Workspace(_settings(tmp_path, backend), embedder=embedder)
+    ws = Workspace(_settings(tmp_path, backend, database_url), embedder=embedder)
     try:
         docs = [
             Document(f"/notes/{name}.md", text, sha256_hex(text), title=name)
@@ -263,8 +273,10 @@ def not_a_store(settings: Settings, collection: str, dim: int) -> object:
 def test_the_factory_takes_a_dotted_path_and_names_the_known_backends(tmp_path: Path) -> None:
     store = make_store(_settings(tmp_path, "tests.test_store_contract:custom_store"), "kb", DIM)
     assert isinstance(store, MemoryStore)
-    with pytest.raises(ConfigError, match="lancedb, memory"):
+    with pytest.raises(ConfigError, match="lancedb, memory, pgvector"):
         make_store(_settings(tmp_path, "pgvectr"), "kb", DIM)
+    with pytest.raises(ConfigError, match="needs a Postgres"):
+        make_store(_settings(tmp_path, "pgvector"), "kb", DIM)
     with pytest.raises(ConfigError, match="cannot import"):
         make_store(_settings(tmp_path, "no.such.module:Store"), "kb", DIM)
     with pytest.raises(ConfigError, match="not a ChunkStore"):

@@ -140,9 +140,14 @@ class StoreSettings(_Section):
     backend: str = Field(
         "lancedb",
         description=(
-            "Chunk store: 'lancedb' (embedded, on disk under data_dir), 'memory' (this process only: "
-            "tests, throwaway runs) or a 'module:Class' path to your own ChunkStore."
+            "Chunk store: 'lancedb' (embedded, on disk under data_dir), 'pgvector' (Postgres, needs "
+            "lamina[postgres]), 'memory' (this process only: tests, throwaway runs) or a "
+            "'module:Class' path to your own ChunkStore."
         ),
+    )
+    url: str | None = Field(
+        None,
+        description="pgvector: the Postgres to keep vectors in (default: database_url when it is Postgres).",
     )
     read_consistency_s: float | None = Field(
         0.0,

@@ -16,6 +16,7 @@ from lamina.bench.ingest import bench_baseline, bench_lamina
 from lamina.cli import models
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_json
+from lamina.data.collection import Workspace
 from lamina.errors import LaminaError
 from lamina.evals.answers import (
     bundled_dataset,
@@ -58,6 +59,12 @@ def eval_retrieval(
     grid: Annotated[
         bool, typer.Option("--grid", help="Each lever over a range of values (for tuning on --split dev).")
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="Chunk store for this run: lancedb, pgvector (needs database_url), memory."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 of each retrieval configuration, plus ingest time.
@@ -73,7 +80,13 @@ def eval_retrieval(
         data = dev_split(data)
     configs = grid_configs() if grid else None
     with IngestProgress(f"ingest {data.name}", enabled=not as_json and err_console.is_terminal) as bar:
-        result = evaluate_retrieval(state.workspace, data, reuse=reuse, progress=bar, configs=configs)
+        workspace = state.workspace
+        if store is not None:
+            base = state.settings
+            workspace = Workspace(
+                base.model_copy(update={"store": base.store.model_copy(update={"backend": store})})
+            )
+        result = evaluate_retrieval(workspace, data, reuse=reuse, progress=bar, configs=configs)
     if as_json:
         print_json(result)
         return

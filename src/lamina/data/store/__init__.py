@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 from lamina.backends import choose
-from lamina.config import Settings
+from lamina.config import Settings, tenant_schema, with_schema
 from lamina.data.store.base import ChunkStore, Where
 from lamina.data.store.memory import MemoryStore
 from lamina.errors import ConfigError
@@ -40,7 +40,19 @@ def _memory(settings: Settings, collection: str, dim: int) -> ChunkStore:
         return store
 
 
-STORES: dict[str, StoreFactory] = {"lancedb": _lancedb, "memory": _memory}
+def _pgvector(settings: Settings, collection: str, dim: int) -> ChunkStore:
+    from lamina.data.store.pgvector import PgVectorStore
+
+    url = settings.store.url or settings.database_url
+    if not url or not url.startswith("postgresql"):
+        raise ConfigError(
+            "store.backend 'pgvector' needs a Postgres: set store.url or database_url "
+            "(postgresql+psycopg://…)"
+        )
+    return PgVectorStore(with_schema(url, tenant_schema(settings.tenant)), collection, dim)
+
+
+STORES: dict[str, StoreFactory] = {"lancedb": _lancedb, "memory": _memory, "pgvector": _pgvector}
 
 
 def _by_path(path: str) -> StoreFactory:
