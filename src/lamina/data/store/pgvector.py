@@ -176,10 +176,14 @@ class PgVectorStore:
             clauses.append("(c.doc_id = %(document)s OR c.source = %(document)s)")
         return (" AND " + " AND ".join(clauses)) if clauses else ""
 
-    def _query(self, sql: str, params: dict[str, Any], *, iterative: bool = False) -> list[Any]:
+    def _query(
+        self, sql: str, params: dict[str, Any], *, ann_k: int = 0, iterative: bool = False
+    ) -> list[Any]:
         with self.engine.begin() as conn:
             if not self._exists(conn):
                 return []
+            if ann_k:  # HNSW returns at most ef_search rows (40 by default): never fewer than k
+                conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {min(1000, max(40, 2 * ann_k))}")
             if iterative:  # filtered ANN: keep scanning the index until k rows pass the filter
                 conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
             return list(conn.exec_driver_sql(sql, params))
@@ -211,7 +215,7 @@ class PgVectorStore:
             f"SELECT {_COLUMNS}, 1 - (c.vector <=> %(q)s::vector) AS score FROM {self._chunks} c "
             f"WHERE true{filters} ORDER BY c.vector <=> %(q)s::vector LIMIT %(k)s"
         )
-        rows = self._query(sql, params, iterative=bool(filters))
+        rows = self._query(sql, params, ann_k=k, iterative=bool(filters))
         return [self._hit(r) for r in rows]
 
     def lexical(self, query: str, k: int, where: Where | None = None, title_boost: float = 0.0) -> list[Hit]:
