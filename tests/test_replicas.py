@@ -12,7 +12,6 @@ import json
 import signal
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from lamina.config import LimitSettings, load_settings
@@ -28,6 +26,7 @@ from lamina.data.collection import Workspace
 from lamina.serve.policy.limits import budget_counter
 from lamina.serve.policy.redis_counters import RedisCounters
 from lamina.serve.redislink import RETRY_S, RedisLink
+from lamina.testing.postgres import new_database
 from lamina.testing.redis import RedisServer
 from lamina.testing.server import LaminaServer, LaminaWorker, until
 from lamina.testing.stub_upstream import StubUpstream
@@ -57,16 +56,6 @@ class Cluster:
         return httpx.Client(base_url=server.root, headers=headers, timeout=60)
 
 
-def _database(postgres_url: str) -> str:
-    """A database of its own on the suite's Postgres: this module's gateway and registries."""
-    name = f"cluster_{uuid.uuid4().hex[:8]}"
-    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    base, _, query = postgres_url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
 @pytest.fixture(scope="module")
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, models_dir: Path, postgres_url: str, stub: StubUpstream
@@ -77,7 +66,7 @@ def cluster(
     flaky.start()
     slow = StubUpstream("ok", chunk_delay_ms=60, reply=" ".join(["word"] * 60))
     slow.start()
-    database_url = _database(postgres_url)
+    database_url = new_database(postgres_url, "cluster")  # this module's gateway and registries
     config = (
         'default_model = "stub"\n'
         + stub_model_config(stub)

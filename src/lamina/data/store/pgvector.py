@@ -30,7 +30,11 @@ from lamina.data.store.memory import BM25_B, BM25_K1, terms
 from lamina.data.types import Chunk, Hit
 
 VERSIONS = "lamina_store_versions"
-_COLUMNS = "chunk_id, doc_id, source, title, headings, page, start_at, end_at, text, text_hash, meta"
+# what a hit needs, from the chunks table aliased ``c``
+_HIT_COLUMNS = (
+    "c.chunk_id, c.doc_id, c.source, c.title, c.headings, c.page, c.start_at, c.end_at, c.text, "
+    "c.text_hash, c.meta"
+)
 
 
 def _quote(name: str) -> str:
@@ -212,7 +216,7 @@ class PgVectorStore:
         params: dict[str, Any] = {"q": _vector(query), "k": k}
         filters = self._where(where, params)
         sql = (
-            f"SELECT {_COLUMNS}, 1 - (c.vector <=> %(q)s::vector) AS score FROM {self._chunks} c "
+            f"SELECT {_HIT_COLUMNS}, 1 - (c.vector <=> %(q)s::vector) AS score FROM {self._chunks} c "
             f"WHERE true{filters} ORDER BY c.vector <=> %(q)s::vector LIMIT %(k)s"
         )
         rows = self._query(sql, params, ann_k=k, iterative=bool(filters))
@@ -240,7 +244,7 @@ class PgVectorStore:
                 FROM {p} p JOIN df ON df.field = p.field AND df.term = p.term
                 JOIN {t} c ON c.chunk_id = p.chunk_id CROSS JOIN s
                 GROUP BY p.chunk_id)
-            SELECT {", ".join("c." + col.strip() for col in _COLUMNS.split(","))}, scored.score
+            SELECT {_HIT_COLUMNS}, scored.score
             FROM scored JOIN {t} c ON c.chunk_id = scored.chunk_id
             WHERE scored.score > 0{filters}
             ORDER BY scored.score DESC, c.source, c.ordinal LIMIT %(k)s"""

@@ -45,7 +45,7 @@ class _JobProgress:
         if item is not None:
             item.state = "done" if state == "unchanged" else state
             item.detail = "unchanged" if state == "unchanged" else detail
-            if time.monotonic() - self._saved > SAVE_EVERY_S or item.state == "done":
+            if time.monotonic() - self._saved > SAVE_EVERY_S:  # the whole file list: not per file
                 self.worker.save(self.job)
                 self._saved = time.monotonic()
         self._check()
