@@ -43,7 +43,7 @@ def test_a_collection_refuses_the_other_variant_with_the_rebuild_hint(
 ) -> None:
     int8_ws = _workspace(tmp_path, model_cache, "int8")
     int8_ws.collection("kb", create=True).ingest_documents([])
-    with pytest.raises(EmbeddingMismatch, match=r"onnx-int8-dynamic.*onnx-fp32.*lamina drop kb"):
+    with pytest.raises(EmbeddingMismatch, match=r"onnx-int8-dynamic.*onnx-fp32.*lamina reindex -c kb"):
         _workspace(tmp_path, model_cache, "fp32").collection("kb")
 
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from lamina.config import Settings, load_settings, tenant_schema
 from lamina.data.collection import Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
+from lamina.data.reindex import ReindexOptions, reindex
 from lamina.data.store import Where, make_store
 from lamina.data.store.pgvector import PgVectorStore
 from lamina.data.types import Chunk, doc_id_for
@@ -112,3 +113,34 @@ def test_tenants_cannot_reach_each_others_rows(tmp_path: Path, postgres_url: str
         assert b.dense(q, 5, crafted) == [] and b.lexical("secret", 5, crafted) == []
         assert a.dense(q, 5, crafted) == []  # a filter is a parameter, never SQL
     assert [h.source for h in a.dense(q, 5, Where(document="/secret.md"))] == ["/secret.md"]
+
+
+def test_moving_a_collection_to_pgvector_is_a_reindex_that_copies_vectors(
+    tmp_path: Path, postgres_url: str, embedder: OnnxMiniLM
+) -> None:
+    folder = tmp_path / "abstracts"
+    folder.mkdir()
+    for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[:12]:
+        doc = json.loads(line)
+        (folder / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=postgres_url, tenant=f"m{uuid.uuid4().hex[:8]}"
+    )
+    ws = Workspace(settings, embedder=embedder)  # the default store: LanceDB
+    try:
+        ws.collection("kb", create=True).ingest([str(folder)])
+        moved = reindex(ws, "kb", ReindexOptions(store="pgvector"), switch=True)
+        assert moved.report.chunks_embedded == 0 and moved.vectors_copied == moved.version.chunks > 0
+        assert [v.spec.store for v in ws.versions.list("kb")] == ["lancedb", "pgvector"]
+        live, old = ws.collection("kb"), ws.collection("kb", version=1)
+        assert isinstance(live.store, PgVectorStore) and live.store.count() == old.store.count()
+        for query in ("bone mineral density", "cancer cells in mice"):
+            assert (
+                live.search(query, 3, mode="dense")[0].chunk_id
+                == old.search(query, 3, mode="dense")[0].chunk_id
+            )
+            assert {h.chunk_id for h in live.search(query, 5, mode="bm25")} == {
+                h.chunk_id for h in old.search(query, 5, mode="bm25")
+            }
+    finally:
+        ws.registry.close()

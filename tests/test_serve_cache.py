@@ -31,6 +31,7 @@ def cached(
         server = LaminaServer(tmp_path_factory.mktemp("cache"), models_dir, config=stub_model_config(stub))
         store = server.keys()
         keys = {"a": store.create("a", tenant="a")[1], "b": store.create("b", tenant="b")[1]}
+        keys["admin"] = store.create("admin", admin=True)[1]
         store.engine.dispose()
         with server:
             yield server, keys, stub
@@ -85,6 +86,28 @@ def test_grounded_answers_are_forgotten_when_documents_change(
         changed = doc.replace(b"14 days", b"30 days")
         job = a.post("/v1/collections/kb/documents", files={"files": ("refunds.md", changed)}).json()
         _wait(a, job["id"])
+        assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
+
+
+def test_a_switch_to_another_version_retires_cached_answers(
+    cached: tuple[LaminaServer, dict[str, str], StubUpstream],
+) -> None:
+    server, keys, _ = cached
+    ask = {
+        "model": "gemma-3-270m",
+        "messages": [{"role": "user", "content": "How long does shipping take?"}],
+        "collection": "handbook",
+    }
+    doc = b"# Shipping\n\nParcels are shipped within two days and arrive in a week.\n"
+    with _http(server, keys["a"]) as a, _http(server, keys["admin"]) as admin:
+        a.post("/v1/collections", json={"name": "handbook"})
+        _wait(a, a.post("/v1/collections/handbook/documents", files={"files": ("ship.md", doc)}).json()["id"])
+        assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
+        assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "hit"
+        job = admin.post(
+            "/v1/collections/handbook/versions", params={"tenant": "a"}, json={"switch": True}
+        ).json()
+        _wait(admin, job["id"])
         assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from lamina import __version__
-from lamina.cli import data, demo, measure, models, serve, up, worker
+from lamina.cli import data, demo, measure, models, serve, up, versions, worker
 from lamina.cli.context import state
 from lamina.cli.output import err_console
 from lamina.errors import LaminaError
@@ -52,6 +52,10 @@ app.command()(data.search)
 app.command()(data.collections)
 app.command()(data.documents)
 app.command()(data.drop)
+app.command()(versions.reindex)
+app.command()(versions.versions)
+app.command()(versions.switch)
+app.command()(versions.rollback)
 app.command()(models.ask)
 app.command()(models.chat)
 app.command()(models.models)

@@ -54,12 +54,12 @@ def ingest(
     if as_json:
         print_json(report.to_dict())
     else:
-        _print_report(report)
+        print_report(report)
     if report.failed:
         raise typer.Exit(1)
 
 
-def _print_report(report: IngestReport) -> None:
+def print_report(report: IngestReport) -> None:
     for err in report.errors:
         colour = "yellow" if err["kind"] == "skipped" else "red"
         err_console.print(f"[{colour}]{err['kind']}[/] {err['source']}: {err['reason']}")
@@ -142,14 +142,22 @@ def documents(collection: CollectionOpt, as_json: JsonOpt = False) -> None:
 
 def drop(
     collection: Annotated[str, typer.Argument(help="Collection to delete.")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Drop only this version (not the live one).")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a collection: its vectors, documents and run history."""
-    state.workspace.registry.require_collection(collection)
+    """Delete a collection (every version: vectors, documents, run history), or one version of it."""
+    ws = state.workspace
+    ws.registry.require_collection(collection)
+    what = f"version {version} of {collection!r}" if version is not None else f"collection {collection!r}"
     if not yes:
         if not sys.stdin.isatty():
             err_console.print("refusing to drop without --yes when not interactive")
             raise typer.Exit(2)
-        typer.confirm(f"Delete collection {collection!r} and all its chunks?", abort=True)
-    state.workspace.drop(collection)
-    console.print(f"dropped {collection}")
+        typer.confirm(f"Delete {what} and all its chunks?", abort=True)
+    if version is not None:
+        ws.drop_version(collection, version)
+    else:
+        ws.drop(collection)
+    console.print(f"dropped {what}")

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Literal
 
-from lamina.config import SearchSettings, Settings, load_settings
+from lamina.config import ChunkingSettings, SearchSettings, Settings, load_settings
 from lamina.data.embed import Embedder, Embedders
 from lamina.data.fusion import (
     collapse_duplicates,
@@ -20,6 +20,7 @@ from lamina.data.registry import CollectionInfo, DocumentRecord, Registry, check
 from lamina.data.rerank import Reranker, make_reranker, rerank
 from lamina.data.store import ChunkStore, Where, make_store
 from lamina.data.types import Document, Hit
+from lamina.data.versions import VersionInfo, Versions
 from lamina.errors import EmbeddingMismatch, LaminaError
 
 SearchMode = Literal["dense", "bm25", "hybrid"]
@@ -30,19 +31,31 @@ class Collection:
     def __init__(self, info: CollectionInfo, workspace: Workspace, embedder: Embedder) -> None:
         self.info = info
         self.name = info.name
+        self.key = info.key  # the build this object reads and writes, fixed for its lifetime
         self.workspace = workspace
         self.settings = workspace.settings
         self.registry = workspace.registry
         self.embedder = embedder
-        self.store: ChunkStore = make_store(workspace.settings, info.name, info.dim)
+        self.store: ChunkStore = make_store(workspace.settings, info.key, info.dim, info.store)
+        self.donors: list[ChunkStore] = []  # other builds whose vectors this one may copy
+
+    @property
+    def chunking(self) -> ChunkingSettings:
+        """The chunking this build was made with (the configured one for builds from before versions)."""
+        info = self.info
+        pairs = (("chunk_tokens", info.chunk_tokens), ("overlap_tokens", info.overlap_tokens))
+        update = {k: v for k, v in pairs if v is not None}
+        return self.settings.chunking.model_copy(update=update)
 
     def _ingestion(self, progress: Progress | None) -> Ingestion:
         return Ingestion(
-            self.name,
+            self.key,
+            label=self.name,
             store=self.store,
+            donors=self.donors,
             registry=self.registry,
             embedder=self.embedder,
-            chunking=self.settings.chunking,
+            chunking=self.chunking,
             ingest=self.settings.ingest,
             fetch=self.settings.fetch,
             progress=progress,
@@ -67,12 +80,12 @@ class Collection:
         return self._ingestion(progress).run_documents(documents, total)
 
     def documents(self) -> list[DocumentRecord]:
-        return list(self.registry.documents(self.name).values())
+        return list(self.registry.documents(self.key).values())
 
     def delete_documents(self, sources: Sequence[str]) -> None:
         """Remove documents' chunks, then their records (the registry never claims more than the store)."""
         self.store.delete_sources(sources)
-        self.registry.delete_documents(self.name, sources)
+        self.registry.delete_documents(self.key, sources)
 
     # retrieve ----------------------------------------------------------------------------------
     def search(
@@ -171,28 +184,71 @@ class Workspace:
     def collections(self) -> list[CollectionInfo]:
         return self.registry.list_collections()
 
-    def collection(self, name: str, *, create: bool = False) -> Collection:
-        """Open ``name``; with ``create`` make it (recording the embedder) if it does not exist."""
+    @cached_property
+    def versions(self) -> Versions:
+        chunking = self.settings.chunking
+        return Versions(
+            self.registry, self.settings.store.backend, (chunking.chunk_tokens, chunking.overlap_tokens)
+        )
+
+    def collection(self, name: str, *, create: bool = False, version: int | None = None) -> Collection:
+        """Open ``name`` at its live version (or ``version``); ``create`` makes it if it does not exist.
+
+        A new collection records the embedder and the store it is built with.
+        """
         check_name(name)
         info = self.registry.get_collection(name)
         if info is None:
             if not create:
                 info = self.registry.require_collection(name)  # raises with the list of known ones
             else:
-                info = self.registry.create_collection(name, self.embedder.name, self.embedder.dim)
+                info = self.registry.create_collection(
+                    name, self.embedder.name, self.embedder.dim, store=self.settings.store.backend
+                )
+        if version is not None and version != info.version:
+            info = self.build_info(name, self.versions.get(name, version))
+        return Collection(info, self, self.embedder_for(info))
+
+    def build_info(self, name: str, version: VersionInfo) -> CollectionInfo:
+        """``name`` as one of its builds holds it (what ``collection(version=...)`` opens)."""
+        spec = version.spec
+        return CollectionInfo(
+            name=name,
+            embedding_model=spec.embedding_model,
+            dim=spec.dim,
+            created_at=version.created_at,
+            key=version.key,
+            version=version.number,
+            store=spec.store,
+            chunk_tokens=spec.chunk_tokens,
+            overlap_tokens=spec.overlap_tokens,
+            documents=version.documents,
+            chunks=version.chunks,
+        )
+
+    def embedder_for(self, info: CollectionInfo) -> Embedder:
+        """The embedder whose vectors this build holds; refused when this configuration has none."""
         embedder = self.embedders.for_model(info.embedding_model)
         if embedder is None or info.dim != embedder.dim:
             raise EmbeddingMismatch(
-                f"collection {name!r} was built with embedding model {info.embedding_model!r} "
+                f"collection {info.name!r} was built with embedding model {info.embedding_model!r} "
                 f"({info.dim}-d), "
                 f"but the configured embedder is {self.embedder.name!r} ({self.embedder.dim}-d); "
                 "vectors of different models or variants cannot be mixed. Configure the original one "
                 f'(for a local variant: embedding.variant = "auto") '
-                f"or rebuild: lamina drop {name} && lamina ingest ... -c {name}"
+                f"or build a version with this one: lamina reindex -c {info.name}"
             )
-        return Collection(info, self, embedder)
+        return embedder
 
     def drop(self, name: str) -> None:
-        info = self.registry.require_collection(name)
-        make_store(self.settings, info.name, info.dim).drop()
+        """Drop a collection with every version's store."""
+        self.registry.require_collection(name)
+        for version in self.versions.list(name):
+            make_store(self.settings, version.key, version.spec.dim, version.spec.store).drop()
         self.registry.delete_collection(name)
+
+    def drop_version(self, name: str, number: int) -> VersionInfo:
+        """Drop one version that is not live, records first (a reader never finds a half-dropped build)."""
+        version = self.versions.forget(name, number)
+        make_store(self.settings, version.key, version.spec.dim, version.spec.store).drop()
+        return version

@@ -113,14 +113,17 @@ class Ingestion:
         *,
         store: ChunkStore,
         registry: Registry,
+        label: str | None = None,
+        donors: Sequence[ChunkStore] = (),
         embedder: Embedder,
         chunking: ChunkingSettings,
         ingest: IngestSettings,
         fetch: FetchSettings,
         progress: Progress | None = None,
     ) -> None:
-        self.name = name
+        self.name = name  # the registry's key of the build written
         self.store = store
+        self.donors = donors  # stores of the same embedder whose vectors are copied, not recomputed
         self.registry = registry
         self.embedder = embedder
         self.ingest_settings = ingest
@@ -135,7 +138,7 @@ class Ingestion:
             overlap_tokens=chunking.overlap_tokens,
         )
         self.known = registry.documents(name)
-        self.report = IngestReport(name, registry.start_run(name))
+        self.report = IngestReport(label or name, registry.start_run(name))
         self._started = time.perf_counter()
 
     # public entry points ---------------------------------------------------------------------
@@ -321,6 +324,9 @@ class Ingestion:
         texts = [c.indexed_text for c in chunks]
         keys = [c.embed_hash for c in chunks]
         reuse = self.store.reused_vectors(keys)
+        for donor in self.donors:
+            if missing := [k for k in keys if k not in reuse]:
+                reuse.update(donor.reused_vectors(missing))
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in reuse}.items())
         if todo:
             model = self.embedder.name

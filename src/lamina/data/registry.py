@@ -37,6 +37,16 @@ collections = sa.Table(
     sa.Column("embedding_model", sa.String, nullable=False),
     sa.Column("dim", sa.Integer, nullable=False),
     sa.Column("created_at", sa.String, nullable=False),
+    # a row is one build of a collection (see migrations v0002): its own version 1, or NAME--vN
+    sa.Column("parent", sa.String, index=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("store", sa.String),
+    sa.Column("chunk_tokens", sa.Integer),
+    sa.Column("overlap_tokens", sa.Integer),
+    sa.Column("state", sa.String, nullable=False, server_default="ready"),
+    sa.Column("built_at", sa.String),
+    sa.Column("live", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("previous", sa.Integer),
 )
 
 documents = sa.Table(
@@ -74,24 +84,44 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+VERSION_SUFFIX = re.compile(r"--v\d+$")
+
+
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise LaminaError(
             f"invalid collection name {name!r}: use letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
         )
+    if VERSION_SUFFIX.search(name):
+        raise LaminaError(f"invalid collection name {name!r}: names ending in --vN are kept for versions")
     return name
+
+
+def version_key(name: str, number: int) -> str:
+    """Where version ``number`` of collection ``name`` keeps its rows, chunks and runs."""
+    return name if number == 1 else f"{name}--v{number}"
 
 
 @dataclass
 class CollectionInfo:
+    """A collection as its live version (``version``, kept under ``key``) shows it."""
+
     name: str
     embedding_model: str
     dim: int
     created_at: str
+    key: str = ""
+    version: int = 1
+    store: str | None = None  # None: a collection from before versions, on the configured store
+    chunk_tokens: int | None = None  # None: the configured chunking
+    overlap_tokens: int | None = None
     documents: int = 0
     chunks: int = 0
     last_run: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.key = self.key or version_key(self.name, self.version)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +130,8 @@ class CollectionInfo:
             "chunks": self.chunks,
             "embedding_model": self.embedding_model,
             "dim": self.dim,
+            "version": self.version,
+            "store": self.store,
             "created_at": self.created_at,
             "last_run": self.last_run,
         }
@@ -185,11 +217,27 @@ class Registry:
 
     # collections -------------------------------------------------------------------------------
     def get_collection(self, name: str) -> CollectionInfo | None:
+        """The collection ``name`` as its live version is (one read of each row: a switch is atomic)."""
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(collections).where(collections.c.name == name)).mappings().first()
+            row = (
+                conn.execute(
+                    sa.select(collections).where(collections.c.name == name, collections.c.parent.is_(None))
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
-            return self._with_counts(conn, CollectionInfo(**row))
+            if row["live"] != 1:
+                build = (
+                    conn.execute(
+                        sa.select(collections).where(collections.c.name == version_key(name, row["live"]))
+                    )
+                    .mappings()
+                    .first()
+                )
+                row = build if build is not None else row
+            return self._with_counts(conn, _info(name, row))
 
     def require_collection(self, name: str) -> CollectionInfo:
         info = self.get_collection(name)
@@ -201,36 +249,74 @@ class Registry:
             )
         return info
 
-    def create_collection(self, name: str, embedding_model: str, dim: int) -> CollectionInfo:
+    def create_collection(
+        self,
+        name: str,
+        embedding_model: str,
+        dim: int,
+        *,
+        store: str | None = None,
+        chunk_tokens: int | None = None,
+        overlap_tokens: int | None = None,
+    ) -> CollectionInfo:
         check_name(name)
         with self._engine.begin() as conn:
             conn.execute(
                 sa.insert(collections).values(
-                    name=name, embedding_model=embedding_model, dim=dim, created_at=now()
+                    name=name,
+                    embedding_model=embedding_model,
+                    dim=dim,
+                    created_at=now(),
+                    store=store,
+                    chunk_tokens=chunk_tokens,
+                    overlap_tokens=overlap_tokens,
+                    built_at=now(),
                 )
             )
         return self.require_collection(name)
 
     def list_collections(self) -> list[CollectionInfo]:
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(collections).order_by(collections.c.name)).mappings().all()
-            return [self._with_counts(conn, CollectionInfo(**row)) for row in rows]
+            names = (
+                conn.execute(
+                    sa.select(collections.c.name)
+                    .where(collections.c.parent.is_(None))
+                    .order_by(collections.c.name)
+                )
+                .scalars()
+                .all()
+            )
+        return [info for n in names if (info := self.get_collection(n)) is not None]
 
     def delete_collection(self, name: str) -> None:
+        """Forget a collection and every version of it (their stores are the caller's to drop)."""
         with self._engine.begin() as conn:
-            conn.execute(sa.delete(documents).where(documents.c.collection == name))
-            conn.execute(sa.delete(runs).where(runs.c.collection == name))
-            conn.execute(sa.delete(collections).where(collections.c.name == name))
+            keys = [
+                name,
+                *conn.execute(sa.select(collections.c.name).where(collections.c.parent == name)).scalars(),
+            ]
+            conn.execute(sa.delete(documents).where(documents.c.collection.in_(keys)))
+            conn.execute(sa.delete(runs).where(runs.c.collection.in_(keys)))
+            conn.execute(sa.delete(collections).where(collections.c.name.in_(keys)))
 
     def _with_counts(self, conn: sa.Connection, info: CollectionInfo) -> CollectionInfo:
+        info.documents, info.chunks = self.counts(conn, info.key)
+        info.last_run = self._last_run(conn, info.key)
+        return info
+
+    @staticmethod
+    def counts(conn: sa.Connection, key: str) -> tuple[int, int]:
+        """(documents, chunks) recorded for one build."""
         docs, chunks = conn.execute(
             sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(documents.c.chunks), 0)).where(
-                documents.c.collection == info.name
+                documents.c.collection == key
             )
         ).one()
-        info.documents, info.chunks = int(docs), int(chunks)
-        info.last_run = self._last_run(conn, info.name)
-        return info
+        return int(docs), int(chunks)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
 
     # documents ---------------------------------------------------------------------------------
     def documents(self, collection: str) -> dict[str, DocumentRecord]:
@@ -312,6 +398,21 @@ class Registry:
             "stats": json.loads(row["stats"]),
             "errors": json.loads(row["errors"]),
         }
+
+
+def _info(name: str, row: Any) -> CollectionInfo:
+    """The collection ``name`` as the build ``row`` holds it."""
+    return CollectionInfo(
+        name=name,
+        embedding_model=row["embedding_model"],
+        dim=row["dim"],
+        created_at=row["created_at"],
+        key=row["name"],
+        version=row["version"],
+        store=row["store"],
+        chunk_tokens=row["chunk_tokens"],
+        overlap_tokens=row["overlap_tokens"],
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

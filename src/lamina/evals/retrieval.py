@@ -90,6 +90,11 @@ def run_config(coll: Collection, dataset: BeirDataset, config: RetrievalConfig) 
     return score_run(run, dataset.qrels)
 
 
+def hybrid_ndcg(coll: Collection, dataset: BeirDataset) -> float:
+    """nDCG@10 of hybrid search as configured: how ``lamina versions --dataset`` compares builds."""
+    return run_config(coll, dataset, RetrievalConfig("hybrid", "hybrid"))["ndcg@10"]
+
+
 def ingest_dataset(
     workspace: Workspace,
     dataset: BeirDataset,

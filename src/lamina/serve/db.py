@@ -53,6 +53,8 @@ jobs = sa.Table(
     sa.Column("lease_until", sa.Float),  # unix time; past it, any worker may take the job over
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # claims so far
+    sa.Column("kind", sa.String, nullable=False, server_default="ingest"),  # ingest or reindex
+    sa.Column("options", sa.Text, nullable=False, server_default="{}"),  # JSON: what a reindex builds
     sa.Index("ix_jobs_state", "state"),
 )
 

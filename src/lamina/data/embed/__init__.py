@@ -103,5 +103,24 @@ class Embedders:
                 self._others[name] = make_embedder(self._settings, self._cache_dir, variant=variant)
             return self._others[name]
 
+    def variant(self, variant: str) -> Embedder:
+        """The local ONNX model as ``variant`` (int8, fp32): what ``lamina reindex`` can build with."""
+        from lamina.data.embed.onnx import VARIANT_NAMES
+
+        if self._settings.backend != "onnx":
+            raise ConfigError(
+                "embedding variants are the local ONNX model's; "
+                f"embedding.backend is {self._settings.backend!r}"
+            )
+        if variant not in VARIANT_NAMES:
+            raise ConfigError(f"unknown embedding variant {variant!r}; use one of {', '.join(VARIANT_NAMES)}")
+        name = VARIANT_NAMES[variant]  # type: ignore[index]
+        if name == self.default.name:
+            return self.default
+        with self._lock:
+            if name not in self._others:
+                self._others[name] = make_embedder(self._settings, self._cache_dir, variant=variant)
+            return self._others[name]
+
 
 __all__ = ["Embedder", "Embedders", "make_embedder"]

@@ -66,9 +66,9 @@ def _by_path(path: str) -> StoreFactory:
     return factory  # type: ignore[no-any-return]
 
 
-def make_store(settings: Settings, collection: str, dim: int) -> ChunkStore:
-    """The configured store for one collection (``dim``: its vectors' size)."""
-    backend = settings.store.backend
+def make_store(settings: Settings, collection: str, dim: int, backend: str | None = None) -> ChunkStore:
+    """The store for one collection (``dim``: its vectors' size); ``backend`` defaults to the configured."""
+    backend = backend or settings.store.backend
     if backend in STORES or (":" not in backend and "." not in backend):
         factory = choose(STORES, backend, "store.backend", also=" or a 'module:Class' path")
     else:

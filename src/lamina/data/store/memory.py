@@ -13,8 +13,10 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import Stemmer
 
 from lamina.data.embed.base import Vectors
 from lamina.data.store.base import Where
@@ -32,23 +34,13 @@ STOP_WORDS = frozenset({
 })
 # fmt: on
 _TOKEN = re.compile(r"\w+")
+_STEMMER = Stemmer.Stemmer("english")
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    """A light English stemmer: plurals and the commonest verb endings (enough to match forms)."""
-    if len(word) <= 3:
-        return word
-    if word.endswith("sses"):
-        word = word[:-2]
-    elif word.endswith("ies"):
-        word = word[:-3] + "y"
-    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        word = word[:-1]
-    for suffix in ("ingly", "edly", "ing", "ed", "ly"):
-        stem = word[: -len(suffix)]
-        if word.endswith(suffix) and len(stem) >= 3 and re.search(r"[aeiouy]", stem):
-            return stem[:-1] if len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "lsz" else stem
-    return word
+    """Snowball's English (Porter2) stemmer, the one LanceDB's full-text index stems with."""
+    return str(_STEMMER.stemWord(word))
 
 
 def terms(text: str) -> list[str]:

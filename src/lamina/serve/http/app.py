@@ -17,7 +17,7 @@ from lamina import __version__
 from lamina.serve.context import RequestContext
 from lamina.serve.http import errors
 from lamina.serve.http.middleware import GatewayMiddleware
-from lamina.serve.native import admin, collections
+from lamina.serve.native import admin, collections, versions
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.serve.openai import routes as openai_routes
 from lamina.serve.openai.serving_embedding import embedding_names
@@ -60,6 +60,7 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(openai_routes.router)
     app.include_router(collections.router)
+    app.include_router(versions.router)
     app.include_router(admin.router)
     serve = state.settings.serve
 

@@ -9,6 +9,7 @@ processes.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from lamina.errors import LaminaError
 from lamina.serve.jobs.model import TERMINAL, Item, Job
@@ -32,8 +33,15 @@ class JobManager:
         if self.worker is not None:
             self.worker.stop()
 
-    def submit(self, tenant: str, collection: str, items: list[Item]) -> Job:
-        job = Job("job_" + secrets.token_hex(10), tenant, collection, items)
+    def submit(
+        self,
+        tenant: str,
+        collection: str,
+        items: list[Item],
+        kind: str = "ingest",
+        options: dict[str, Any] | None = None,
+    ) -> Job:
+        job = Job("job_" + secrets.token_hex(10), tenant, collection, items, kind=kind, options=options or {})
         self.store.insert(job)
         self._wake()
         return job

@@ -37,6 +37,8 @@ class Job:
     updated_at: str = field(default_factory=now)
     version: int = 0  # bumped on every change: event streams send a job when it moved
     attempts: int = 0  # how many times a worker claimed it (more than one: taken over or resumed)
+    kind: str = "ingest"  # or "reindex": build a new version of the collection from its documents
+    options: dict[str, Any] = field(default_factory=dict)  # a reindex's ReindexOptions, and "switch"
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
@@ -49,10 +51,11 @@ class Job:
             counts[item.state] = counts.get(item.state, 0) + 1
         return {
             "id": self.id,
-            "object": "ingest.job",
+            "object": f"{self.kind}.job",
             "collection": self.collection,
             "state": self.state,
             "resumable": self.resumable,
+            **({"options": self.options} if self.kind != "ingest" else {}),
             "files": [i.to_dict() for i in self.items],
             "counts": counts,
             "report": self.report,

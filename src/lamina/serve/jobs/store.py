@@ -163,6 +163,8 @@ def _values(job: Job) -> dict[str, Any]:
         "error": job.error,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
+        "kind": job.kind,
+        "options": json.dumps(job.options),
     }
 
 
@@ -189,4 +191,6 @@ def _job(row: sa.Row[Any]) -> Job:
         row.updated_at,
         row.version,
         row.attempts,
+        row.kind,
+        json.loads(row.options or "{}"),
     )

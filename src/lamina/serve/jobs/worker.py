@@ -14,7 +14,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from lamina.data.ingest import IngestReport
+from lamina.data.reindex import ReindexOptions, reindex
 from lamina.errors import IngestCancelled, LaminaError
 from lamina.serve.jobs.model import Job
 from lamina.serve.jobs.store import JobStore
@@ -160,12 +163,11 @@ class JobWorker:
             return
         self.save(job)
         try:
-            coll = self.tenants.workspace(job.tenant).collection(job.collection)
-            report = coll.ingest([i.source for i in job.items], progress=_JobProgress(job, self))
+            report, extra = self._work(job)
         except LaminaError as exc:
             self._finish(job, "failed", str(exc))
             return
-        job.report = report.stats() | {"errors": report.errors}
+        job.report = report.stats() | {"errors": report.errors} | extra
         for item in job.items:
             if item.state in ("queued", "extracting", "embedding") and report.status == "completed":
                 item.state = "done"
@@ -173,6 +175,18 @@ class JobWorker:
             self._release(job)  # stopped, not cancelled: the next worker continues it
         else:
             self._finish(job, report.status)
+
+    def _work(self, job: Job) -> tuple[IngestReport, dict[str, Any]]:
+        """Run the job's ingestion: its files into the live version, or a new version (a reindex)."""
+        ws = self.tenants.workspace(job.tenant)
+        progress = _JobProgress(job, self)
+        if job.kind == "reindex":
+            opts = dict(job.options)
+            switch = bool(opts.pop("switch", False))
+            result = reindex(ws, job.collection, ReindexOptions(**opts), progress=progress, switch=switch)
+            return result.report, {"version": result.version.to_dict(), "switched": result.switched}
+        coll = ws.collection(job.collection)
+        return coll.ingest([i.source for i in job.items], progress=progress), {}
 
     def _release(self, job: Job) -> None:
         job.state = "queued"

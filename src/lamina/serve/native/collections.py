@@ -36,6 +36,13 @@ async def create_collection(
     return await state.services.collections.create(principal, body.name, tenant)
 
 
+@router.get("/collections/{name}", summary="One collection: counts, embedder, its live version")
+async def describe_collection(
+    name: str, state: StateDep, principal: PrincipalDep, tenant: TenantQuery = None
+) -> dict[str, Any]:
+    return await state.services.collections.describe(principal, name, tenant)
+
+
 @router.delete("/collections/{name}", summary="Delete a collection with its vectors and uploads")
 async def delete_collection(
     name: str, state: StateDep, principal: PrincipalDep, tenant: TenantQuery = None

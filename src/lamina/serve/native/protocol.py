@@ -25,6 +25,20 @@ class SearchRequest(_Closed):
     document: str | None = Field(None, max_length=500, description="One document: its id or source.")
 
 
+class ReindexRequest(_Closed):
+    """A new version of a collection; unset fields keep the live version's settings."""
+
+    store: Literal["lancedb", "pgvector", "memory"] | None = None
+    embedding_variant: Literal["int8", "fp32"] | None = None
+    chunk_tokens: int | None = Field(None, ge=16, le=8192)
+    overlap_tokens: int | None = Field(None, ge=0, le=4096)
+    switch: bool = Field(False, description="Make the new version live as soon as it is built.")
+
+
+class SwitchRequest(_Closed):
+    version: int = Field(ge=1, description="The version to make live.")
+
+
 class KeyCreate(_Closed):
     name: str = Field(min_length=1, max_length=64)
     tenant: str = "default"

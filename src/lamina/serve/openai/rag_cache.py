@@ -55,7 +55,8 @@ async def lookup(
 ) -> CachedAnswer:
     if state.cache is None and state.similar is None:
         return CachedAnswer(headers={})
-    version = await asyncio.to_thread(coll.store.version)  # every write bumps it: no stale answers
+    # every write bumps the store's version, and a switch changes the build: no stale answers
+    version = f"{coll.key}@{await asyncio.to_thread(coll.store.version)}"
     params = _cache_params(body)
 
     def key_of(kind: str, p: dict[str, Any]) -> str | None:

@@ -23,6 +23,7 @@ from lamina.serve.services.collections import CollectionService
 from lamina.serve.services.jobs import JobService
 from lamina.serve.services.keys import KeyService
 from lamina.serve.services.usage import UsageService
+from lamina.serve.services.versions import VersionService
 
 __all__ = ["CollectionService", "JobService", "KeyService", "Services", "UsageService"]
 
@@ -33,6 +34,7 @@ class Services:
     jobs: JobService
     keys: KeyService
     usage: UsageService
+    versions: VersionService
 
     @classmethod
     def build(
@@ -53,4 +55,5 @@ class Services:
             jobs=JobService(jobs, collections, max_upload_mb=max_upload_mb),
             keys=KeyService(keys, limiter, forget_keys),
             usage=UsageService(engine, request_log),
+            versions=VersionService(collections, jobs),
         )

@@ -147,7 +147,11 @@ class CollectionService:
         where = Where(source_glob=source, document=document)
         hits = await asyncio.to_thread(coll.search, query, k, mode=mode, where=where)
         uploads = self.uploads_dir(principal, name, tenant)
-        return [h.to_dict() | {"source": public_source(h.source, uploads), "scores": h.scores} for h in hits]
+        extra = {"version": coll.info.version}  # the build the hits came from (see ``lamina versions``)
+        return [
+            h.to_dict() | {"source": public_source(h.source, uploads), "scores": h.scores} | extra
+            for h in hits
+        ]
 
 
 def _document(d: DocumentRecord, coll: str, uploads: Path, base: str) -> dict[str, Any]:
