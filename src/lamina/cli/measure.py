@@ -451,3 +451,64 @@ def _bench_replicas(replicas: int, shared: str | None, duration_s: float, as_jso
 
 def _triple(stats: dict[str, Any]) -> str:
     return " / ".join("-" if stats[p] is None else f"{stats[p]:.2f}" for p in ("p50_ms", "p95_ms", "p99_ms"))
+
+
+@bench_app.command("search")
+def bench_search_command(
+    dataset: DatasetOpt,
+    stores: Annotated[
+        str,
+        typer.Option(
+            "--store",
+            help="Stores, comma-separated: lancedb, pgvector (Postgres: database_url or a pgserver).",
+        ),
+    ] = "lancedb,pgvector",
+    sizes: Annotated[
+        str, typer.Option(help="Corpus sizes in chunks, comma-separated.")
+    ] = "10000,100000,300000",
+    queries: Annotated[int, typer.Option(min=5, help="Queries timed per size and filter.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hybrid query p50/p99 (with the query's embedding), ANN recall@10 against exact search, and rows
+    returned under a 10% and a 1% filter, per store and corpus size; load and index build times.
+
+    The corpus is the dataset's chunks (embedded once, kept under the data directory) plus generated
+    variants up to each size.
+    """
+    import tempfile
+
+    from lamina.bench.search import STORES, bench_search, table_rows
+
+    chosen = [s.strip() for s in stores.split(",") if s.strip()]
+    if unknown := sorted(set(chosen) - set(STORES)):
+        raise typer.BadParameter(f"unknown store {unknown}; choose from {', '.join(STORES)}")
+    try:
+        counts = [int(s.replace("_", "")) for s in sizes.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--sizes takes whole numbers, comma-separated, not {sizes!r}") from None
+    settings = state.settings
+    with tempfile.TemporaryDirectory(prefix="lamina-bench-search-") as tmp:
+        result = bench_search(
+            Path(tmp),
+            load_beir(dataset),
+            stores=chosen,
+            sizes=counts,
+            queries=queries,
+            settings=settings,
+            database_url=settings.store.url or settings.database_url,
+            progress=lambda msg: err_console.print(msg, highlight=False),
+        )
+    if as_json:
+        print_json(result)
+        return
+    m = result["machine"]
+    console.print(
+        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['vector'])}); {result['queries']} queries, k=10"
+    )
+    table = Table(
+        "store", "chunks", "filter", "hybrid p50 / p99 ms", "p50 dense · bm25 ms", "recall@10",
+        "rows of k (dense · bm25)", "load + index s", "on disk MiB",
+    )  # fmt: skip
+    for row in table_rows(result):
+        table.add_row(*row)
+    console.print(table)

@@ -2,15 +2,17 @@
 
 For teams whose data lives in the Postgres they already run (``[store] backend = "pgvector"``). Each
 collection is a table of chunks (with their vectors) and a table of postings (term, chunk, term
-frequency; for the body and for the title) in its tenant's schema, so tenants never share an index
-or a table. Lexical ranking is BM25 computed in SQL from those statistics (IDF from document
-frequencies, saturation k1 = 1.2, length normalisation b = 0.75, the same terms as the memory
-store's), not ``ts_rank``, which has neither IDF nor saturation. Filtered dense queries turn on
+frequency and the field's length; for the body and for the title) in its tenant's schema, so
+tenants never share an index or a table. Lexical ranking is BM25 computed in SQL from those
+statistics (IDF from document frequencies, saturation k1 = 1.2, length normalisation b = 0.75 over
+totals kept per collection, the same terms as the memory store's: Snowball-stemmed, as LanceDB's
+index), not ``ts_rank``, which has neither IDF nor saturation. Filtered dense queries turn on
 pgvector's iterative index scans, so a selective filter still returns k rows when k exist.
 
-A batch is replaced in one transaction (chunks, postings and the collection's version together),
-so a reader sees the old chunks of a source or the new ones, and a run killed at any point re-runs
-to the exact end state, as with LanceDB.
+A batch is replaced in one transaction (chunks, postings, the collection's totals and version
+together), so a reader sees the old chunks of a source or the new ones, and a run killed at any
+point re-runs to the exact end state, as with LanceDB. Rows go in by ``COPY``; a new collection is
+indexed once its first run has loaded it (``optimize``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from lamina.data.store.base import Where, glob_to_regex
 from lamina.data.store.memory import BM25_B, BM25_K1, terms
 from lamina.data.types import Chunk, Hit
 
-VERSIONS = "lamina_store_versions"
+VERSIONS = "lamina_store_versions"  # per collection: its version and the totals BM25 averages over
+INDEX_BUILD_MEMORY = "512MB"  # HNSW builds fast while the graph fits in maintenance_work_mem
 # what a hit needs, from the chunks table aliased ``c``
 _HIT_COLUMNS = (
     "c.chunk_id, c.doc_id, c.source, c.title, c.headings, c.page, c.start_at, c.end_at, c.text, "
@@ -76,10 +79,11 @@ class PgVectorStore:
         if self._ready:
             return
         t, p = self._chunks, self._terms
-        index = _quote(f"lc_{self._name}_hnsw")
         for statement in (
             "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public",
-            f"CREATE TABLE IF NOT EXISTS {VERSIONS} (name text PRIMARY KEY, version bigint NOT NULL)",
+            f"""CREATE TABLE IF NOT EXISTS {VERSIONS} (name text PRIMARY KEY, version bigint NOT NULL,
+                n bigint NOT NULL DEFAULT 0, body_sum bigint NOT NULL DEFAULT 0,
+                title_sum bigint NOT NULL DEFAULT 0)""",
             f"""CREATE TABLE IF NOT EXISTS {t} (
                 chunk_id text PRIMARY KEY, doc_id text NOT NULL, source text NOT NULL,
                 title text NOT NULL, headings jsonb NOT NULL, page int, start_at int, end_at int,
@@ -88,9 +92,8 @@ class PgVectorStore:
                 vector vector({self._dim}) NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_source')} ON {t} (source)",
             f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_embed')} ON {t} (embed_hash)",
-            f"CREATE INDEX IF NOT EXISTS {index} ON {t} USING hnsw (vector vector_cosine_ops)",
             f"""CREATE TABLE IF NOT EXISTS {p} (
-                field char(1) NOT NULL, term text NOT NULL, tf int NOT NULL,
+                field char(1) NOT NULL, term text NOT NULL, tf int NOT NULL, len int NOT NULL,
                 chunk_id text NOT NULL REFERENCES {t} (chunk_id) ON DELETE CASCADE,
                 PRIMARY KEY (field, term, chunk_id))""",
             f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_terms_chunk')} ON {p} (chunk_id)",
@@ -104,12 +107,22 @@ class PgVectorStore:
         found = conn.exec_driver_sql("SELECT to_regclass(%s)", (self._chunks,)).scalar()
         return found is not None
 
-    def _bump(self, conn: sa.Connection) -> None:
+    def _bump(self, conn: sa.Connection, delta: tuple[int, int, int]) -> None:
+        """Bump the version and move the collection's BM25 totals (chunks, body and title lengths)."""
+        v = VERSIONS
         conn.exec_driver_sql(
-            f"INSERT INTO {VERSIONS} (name, version) VALUES (%s, 1) "
-            f"ON CONFLICT (name) DO UPDATE SET version = {VERSIONS}.version + 1",
-            (self._name,),
+            f"INSERT INTO {v} (name, version, n, body_sum, title_sum) VALUES (%s, 1, %s, %s, %s) "
+            f"ON CONFLICT (name) DO UPDATE SET version = {v}.version + 1, n = {v}.n + excluded.n, "
+            f"body_sum = {v}.body_sum + excluded.body_sum, title_sum = {v}.title_sum + excluded.title_sum",
+            (self._name, *delta),
         )
+
+    def _delete(self, conn: sa.Connection, column: str, values: list[str]) -> tuple[int, int, int]:
+        """Delete chunks (their postings cascade); the totals they took away, negated."""
+        gone = conn.exec_driver_sql(
+            f"DELETE FROM {self._chunks} WHERE {column} = ANY(%s) RETURNING body_len, title_len", (values,)
+        ).all()
+        return -len(gone), -sum(r[0] for r in gone), -sum(r[1] for r in gone)
 
     # writes -------------------------------------------------------------------------------------
     def replace_documents(self, sources: Sequence[str], chunks: Sequence[Chunk], vectors: Vectors) -> None:
@@ -118,43 +131,46 @@ class PgVectorStore:
             raise ValueError(f"{len(chunks)} chunks but {len(rows)} vectors")
         with self.engine.begin() as conn:
             self._ensure(conn)
+            moves = []  # (chunks, body length, title length) taken away and added
             if sources:
-                conn.exec_driver_sql(f"DELETE FROM {self._chunks} WHERE source = ANY(%s)", (list(sources),))
+                moves.append(self._delete(conn, "source", list(sources)))
             if chunks:
-                conn.exec_driver_sql(
-                    f"DELETE FROM {self._chunks} WHERE chunk_id = ANY(%s)", ([c.chunk_id for c in chunks],)
-                )
-                self._insert(conn, chunks, rows)
-            if sources or chunks:
-                self._bump(conn)
+                moves.append(self._delete(conn, "chunk_id", [c.chunk_id for c in chunks]))
+                moves.append(self._insert(conn, chunks, rows))
+            if moves:
+                n, body, title = (sum(m[i] for m in moves) for i in range(3))
+                self._bump(conn, (n, body, title))
 
-    def _insert(self, conn: sa.Connection, chunks: Sequence[Chunk], rows: np.ndarray) -> None:
-        values, postings = [], []
-        for chunk, row in zip(chunks, rows, strict=True):
-            body, title = Counter(terms(chunk.indexed_text)), Counter(terms(chunk.title or ""))
-            values.append(
-                (
-                    chunk.chunk_id, chunk.doc_id, chunk.source, chunk.title or "",
-                    json.dumps(list(chunk.headings)), chunk.page, chunk.start, chunk.end, chunk.n_tokens,
-                    chunk.ordinal, chunk.text_hash, chunk.embed_hash, chunk.text, chunk.meta,
-                    sum(body.values()), sum(title.values()), _vector(row),
-                )
-            )  # fmt: skip
-            postings += [("b", term, tf, chunk.chunk_id) for term, tf in body.items()]
-            postings += [("t", term, tf, chunk.chunk_id) for term, tf in title.items()]
+    def _insert(self, conn: sa.Connection, chunks: Sequence[Chunk], rows: np.ndarray) -> tuple[int, int, int]:
+        """COPY the chunks and their postings in; the totals they add."""
         driver = conn.connection.driver_connection
         assert driver is not None
-        cursor = driver.cursor()  # psycopg's executemany is pipelined: one round trip per batch
-        cursor.executemany(
-            f"INSERT INTO {self._chunks} (chunk_id, doc_id, source, title, headings, page, start_at, "
-            "end_at, n_tokens, ordinal, text_hash, embed_hash, text, meta, body_len, title_len, vector) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::vector)",
-            values,
+        cursor = driver.cursor()
+        body_sum = title_sum = 0
+        columns = (
+            "chunk_id, doc_id, source, title, headings, page, start_at, end_at, n_tokens, ordinal, "
+            "text_hash, embed_hash, text, meta, body_len, title_len, vector"
         )
-        if postings:
-            cursor.executemany(
-                f"INSERT INTO {self._terms} (field, term, tf, chunk_id) VALUES (%s, %s, %s, %s)", postings
-            )
+        postings: list[tuple[str, str, int, int, str]] = []
+        with cursor.copy(f"COPY {self._chunks} ({columns}) FROM STDIN") as copy:
+            for chunk, row in zip(chunks, rows, strict=True):
+                body, title = Counter(terms(chunk.indexed_text)), Counter(terms(chunk.title or ""))
+                blen, tlen = sum(body.values()), sum(title.values())
+                body_sum, title_sum = body_sum + blen, title_sum + tlen
+                copy.write_row(
+                    (
+                        chunk.chunk_id, chunk.doc_id, chunk.source, chunk.title or "",
+                        json.dumps(list(chunk.headings)), chunk.page, chunk.start, chunk.end, chunk.n_tokens,
+                        chunk.ordinal, chunk.text_hash, chunk.embed_hash, chunk.text, chunk.meta,
+                        blen, tlen, _vector(row),
+                    )
+                )  # fmt: skip
+                postings += [("b", term, tf, blen, chunk.chunk_id) for term, tf in body.items()]
+                postings += [("t", term, tf, tlen, chunk.chunk_id) for term, tf in title.items()]
+        with cursor.copy(f"COPY {self._terms} (field, term, tf, len, chunk_id) FROM STDIN") as copy:
+            for posting in postings:
+                copy.write_row(posting)
+        return len(chunks), body_sum, title_sum
 
     def delete_sources(self, sources: Sequence[str]) -> None:
         if not sources:
@@ -162,11 +178,9 @@ class PgVectorStore:
         with self.engine.begin() as conn:
             if not self._exists(conn):
                 return
-            gone = conn.exec_driver_sql(
-                f"DELETE FROM {self._chunks} WHERE source = ANY(%s)", (list(sources),)
-            ).rowcount
-            if gone:
-                self._bump(conn)
+            delta = self._delete(conn, "source", list(sources))
+            if delta[0]:
+                self._bump(conn, delta)
 
     # reads --------------------------------------------------------------------------------------
     @staticmethod
@@ -227,22 +241,28 @@ class PgVectorStore:
         if not words or k <= 0:
             return []
         fields = ["b", "t"] if title_boost > 0 else ["b"]
-        params: dict[str, Any] = {"terms": words, "fields": fields, "boost": title_boost, "k": k}
+        params: dict[str, Any] = {
+            "terms": words,
+            "fields": fields,
+            "boost": title_boost,
+            "k": k,
+            "name": self._name,
+        }
         filters = self._where(where, params)
-        t, p, k1, b = self._chunks, self._terms, BM25_K1, BM25_B
+        t, p, k1, b = self._chunks, self._terms, BM25_K1, BM25_B  # postings carry their field's length
         sql = f"""
-            WITH s AS (SELECT count(*)::float8 AS n, coalesce(nullif(avg(body_len), 0), 1)::float8 AS ab,
-                              coalesce(nullif(avg(title_len), 0), 1)::float8 AS at FROM {t}),
+            WITH s AS (SELECT n::float8 AS n, greatest(body_sum::float8 / greatest(n, 1), 1) AS ab,
+                              greatest(title_sum::float8 / greatest(n, 1), 1) AS at
+                       FROM {VERSIONS} WHERE name = %(name)s),
             df AS (SELECT field, term, count(*)::float8 AS df FROM {p}
                    WHERE term = ANY(%(terms)s) AND field = ANY(%(fields)s) GROUP BY field, term),
             scored AS (
                 SELECT p.chunk_id, sum(
                     CASE WHEN p.field = 'b' THEN 1.0 ELSE %(boost)s END
                     * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5))
-                    * p.tf * {k1 + 1} / (p.tf + {k1} * ({1 - b} + {b} * (CASE WHEN p.field = 'b'
-                        THEN c.body_len / s.ab ELSE c.title_len / s.at END)))) AS score
-                FROM {p} p JOIN df ON df.field = p.field AND df.term = p.term
-                JOIN {t} c ON c.chunk_id = p.chunk_id CROSS JOIN s
+                    * p.tf * {k1 + 1} / (p.tf + {k1} * ({1 - b} + {b} * p.len
+                        / CASE WHEN p.field = 'b' THEN s.ab ELSE s.at END))) AS score
+                FROM {p} p JOIN df ON df.field = p.field AND df.term = p.term CROSS JOIN s
                 GROUP BY p.chunk_id)
             SELECT {_HIT_COLUMNS}, scored.score
             FROM scored JOIN {t} c ON c.chunk_id = scored.chunk_id
@@ -285,11 +305,22 @@ class PgVectorStore:
         return {r.embed_hash: [float(x) for x in json.loads(r.v)] for r in rows}
 
     def optimize(self) -> None:
-        """Refresh the planner's statistics (the HNSW index is kept up to date on every write)."""
+        """Build the HNSW index if missing, then refresh the planner's statistics.
+
+        A new collection is bulk-loaded first and indexed once at the end of its first run (building
+        the graph in one pass is several times faster than growing it row by row); from then on
+        every write keeps the index up to date. Until then a dense query is an exact scan.
+        """
         with self.engine.begin() as conn:
-            if self._exists(conn):
-                conn.exec_driver_sql(f"ANALYZE {self._chunks}")
-                conn.exec_driver_sql(f"ANALYZE {self._terms}")
+            if not self._exists(conn):
+                return
+            conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_hnsw')} ON {self._chunks} "
+                "USING hnsw (vector vector_cosine_ops)"
+            )
+            conn.exec_driver_sql(f"ANALYZE {self._chunks}")
+            conn.exec_driver_sql(f"ANALYZE {self._terms}")
 
     def drop(self) -> None:
         with self.engine.begin() as conn:

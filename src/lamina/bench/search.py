@@ -1,0 +1,272 @@
+"""``lamina bench search``: hybrid query latency, ANN recall and filtered row counts, by store and size.
+
+The corpus is SciFact through the real pipeline (embedded once, kept in the bench's data directory
+so a later run reuses it), grown to each size with generated variants: a variant of a chunk drops a
+tenth of its words and moves its vector a little (cosine about 0.97 to the original), so the index
+holds clusters of near-duplicates, as a real corpus of revisions does. Every chunk's source puts it
+in one of 10 "tenants" and one of 10 groups within, so a tenant filter selects 10% of the rows and
+a tenant-and-group filter 1%.
+
+Per store and size: load time (one transaction per batch, as ingestion writes), index build time,
+size on disk; p50/p99 of ``Collection.search`` (hybrid, including the query's embedding) with no
+filter, the tenant filter and the 1% filter; ANN recall@10 of dense search against exact search
+over the same rows (filtered: exact over the filtered rows); and how many of the k rows a filtered
+query returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamina.bench.hardware import machine
+from lamina.config import Settings
+from lamina.data.chunking import Chunker
+from lamina.data.collection import Collection, Workspace
+from lamina.data.store import ChunkStore, Where
+from lamina.data.types import Chunk
+from lamina.evals.beir import BeirDataset
+
+SIZES = (10_000, 100_000, 300_000)
+STORES = ("lancedb", "pgvector")
+K = 10
+BATCH = 2_000
+NOISE = 0.25  # norm of the random move that makes a variant's vector
+FILTERS: dict[str, Where | None] = {
+    "none": None,
+    "tenant (10%)": Where(source_glob="/t3/*"),
+    "1%": Where(source_glob="/t3/g7/*"),
+}
+
+
+def _group(i: int) -> tuple[int, int]:
+    """(tenant, group) of generated row ``i``: each of 100 combinations gets 1% of the rows."""
+    return (i % 100) // 10, i % 10
+
+
+def base_corpus(
+    ws: Workspace, dataset: BeirDataset, progress: Callable[[str], None]
+) -> tuple[list[Chunk], np.ndarray]:
+    """The dataset's chunks and vectors, from the collection ``bench-<name>`` (ingested once).
+
+    Vectors of ``lamina eval retrieval``'s collection of the same dataset are copied when it exists.
+    """
+    coll = ws.collection(f"bench-{dataset.name}", create=True)
+    evaluated = ws.registry.get_collection(f"eval-{dataset.name}")
+    if evaluated is not None and evaluated.embedding_model == coll.embedder.name:
+        coll.donors = [ws.collection(evaluated.name).store]
+    if coll.store.count() == 0:
+        progress(f"chunking and embedding {len(dataset.corpus)} documents once (kept for later runs)")
+    coll.ingest_documents(dataset.documents(), total=len(dataset.corpus))
+    chunking = coll.chunking
+    chunker = Chunker(
+        coll.embedder.count_tokens,
+        chunk_tokens=min(chunking.chunk_tokens, coll.embedder.max_tokens),
+        overlap_tokens=chunking.overlap_tokens,
+    )
+    chunks = [c for doc in dataset.documents() for c in chunker.chunk(doc)]
+    stored = coll.store.reused_vectors([c.embed_hash for c in chunks])
+    chunks = [c for c in chunks if c.embed_hash in stored]
+    return chunks, np.asarray([stored[c.embed_hash] for c in chunks], dtype=np.float32)
+
+
+def grow(
+    chunks: list[Chunk], vectors: np.ndarray, size: int, seed: int = 7
+) -> tuple[list[Chunk], np.ndarray]:
+    """``size`` rows: the base chunks, then variants of them, each placed in a tenant and a group."""
+    rng = np.random.default_rng(seed)
+    out: list[Chunk] = []
+    rows = np.empty((size, vectors.shape[1]), dtype=np.float32)
+    for i in range(size):
+        b, variant = i % len(chunks), i // len(chunks)
+        base = chunks[b]
+        tenant, group = _group(i)
+        text = base.text
+        if variant:
+            words = base.text.split()
+            keep = rng.random(len(words)) >= 0.1
+            text = " ".join(w for w, k in zip(words, keep, strict=True) if k) or base.text
+            move = np.asarray(rng.standard_normal(vectors.shape[1]), dtype=np.float32)
+            v = vectors[b] + NOISE * move / np.linalg.norm(move)
+            rows[i] = v / np.linalg.norm(v)
+        else:
+            rows[i] = vectors[b]
+        source = f"/t{tenant}/g{group}/{base.source.split(':', 1)[-1]}~{variant}"
+        out.append(dataclasses.replace(base, source=source, doc_id=source, text=text))
+    return out, rows
+
+
+def _selected(size: int, where: Where | None) -> np.ndarray:
+    """Row indexes a filter keeps (computed from the layout, not by asking the store)."""
+    groups = np.arange(size)
+    if where is None:
+        return groups
+    mask = (groups % 100) // 10 == 3
+    if where.source_glob == "/t3/g7/*":
+        mask &= groups % 10 == 7
+    return np.asarray(groups[mask])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _disk_mib(store: ChunkStore, settings: Settings, name: str) -> float | None:
+    engine = getattr(store, "engine", None)
+    if engine is not None:  # pgvector: the chunks table, its postings, and their indexes
+        with engine.connect() as conn:
+            size = conn.exec_driver_sql(
+                "SELECT pg_total_relation_size(%s) + pg_total_relation_size(%s)",
+                (f'"lc_{name}"', f'"lc_{name}_terms"'),
+            ).scalar()
+        return round(float(size or 0) / 2**20, 1)
+    folder = settings.vectors_dir / f"{name}.lance"
+    if folder.exists():
+        return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 1)
+    return None
+
+
+def measure(
+    coll: Collection,
+    chunks: list[Chunk],
+    rows: np.ndarray,
+    queries: list[str],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    store = coll.store
+    store.drop()
+    started = time.perf_counter()
+    for begin in range(0, len(chunks), BATCH):
+        part = chunks[begin : begin + BATCH]
+        store.replace_documents([c.source for c in part], part, rows[begin : begin + BATCH])
+    loaded = time.perf_counter() - started
+    progress(f"  loaded {len(chunks):,} rows in {loaded:.1f}s; building the index")
+    started = time.perf_counter()
+    store.optimize()
+    built = time.perf_counter() - started
+    qvecs = coll.embedder.embed(queries)
+    out: dict[str, Any] = {
+        "rows": len(chunks),
+        "load_s": round(loaded, 1),
+        "index_build_s": round(built, 1),
+        "disk_mib": _disk_mib(store, coll.settings, coll.key),
+        "filters": {},
+    }
+    for label, where in FILTERS.items():
+        for q in queries[:3]:  # warm caches and the planner
+            coll.search(q, K, mode="hybrid", where=where)
+        latencies = []
+        for q in queries:
+            t0 = time.perf_counter()
+            coll.search(q, K, mode="hybrid", where=where)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        keep = _selected(len(chunks), where)
+        recall, returned, lexical_returned = [], [], []
+        legs: dict[str, list[float]] = {"dense": [], "bm25": []}
+        n = coll.settings.search.candidates  # what each leg of a hybrid search asks for
+        for qi, qv in enumerate(qvecs):
+            exact = keep[np.argsort(-(rows[keep] @ qv), kind="stable")[:K]]
+            want = {chunks[i].chunk_id for i in exact}
+            got = [h.chunk_id for h in store.dense(qv, K, where)]
+            recall.append(len(want & set(got)) / len(want))
+            returned.append(len(got))
+            lexical_returned.append(len(store.lexical(queries[qi], K, where)))
+            t0 = time.perf_counter()
+            store.dense(qv, n, where)
+            t1 = time.perf_counter()
+            store.lexical(queries[qi], n, where)
+            legs["dense"].append((t1 - t0) * 1000)
+            legs["bm25"].append((time.perf_counter() - t1) * 1000)
+        out["filters"][label] = {
+            "rows_selected": len(keep),
+            "hybrid_p50_ms": round(statistics.median(latencies), 2),
+            "hybrid_p99_ms": round(_percentile(latencies, 0.99), 2),
+            "dense_p50_ms": round(statistics.median(legs["dense"]), 2),
+            "bm25_p50_ms": round(statistics.median(legs["bm25"]), 2),
+            "recall_at_10": round(float(np.mean(recall)), 4),
+            "dense_rows_of_k": round(float(np.mean(returned)), 2),
+            "bm25_rows_of_k": round(float(np.mean(lexical_returned)), 2),
+        }
+        f = out["filters"][label]
+        progress(
+            f"  filter {label}: hybrid p50 {f['hybrid_p50_ms']} ms (dense {f['dense_p50_ms']}, "
+            f"bm25 {f['bm25_p50_ms']}), recall@10 {f['recall_at_10']}, "
+            f"{f['dense_rows_of_k']}/{K} rows"
+        )
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def bench_search(
+    work: Path,
+    dataset: BeirDataset,
+    *,
+    stores: list[str],
+    sizes: list[int],
+    queries: int = 100,
+    settings: Settings,
+    database_url: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Run every (store, size) in the workspace of ``settings`` (which keeps the embedded base corpus);
+    ``work`` holds a Postgres started for the run when ``database_url`` is not given."""
+    from lamina.bench.replicas import Backing
+
+    with ExitStack() as stack:
+        url = None
+        if "pgvector" in stores:
+            url = Backing(work, stack, database_url, None).database()
+        settings = settings.model_copy(deep=True)
+        settings.store.url = url or settings.store.url
+        ws = Workspace(settings)
+        chunks, vectors = base_corpus(ws, dataset, progress)
+        texts = list(dataset.queries.values())[:queries]
+        result: dict[str, Any] = {
+            "machine": machine(),
+            "base_chunks": len(chunks),
+            "queries": len(texts),
+            "runs": [],
+        }
+        for size in sizes:
+            grown, rows = grow(chunks, vectors, size)
+            for backend in stores:
+                progress(f"{backend}, {size:,} rows")
+                name = f"bench-search-{backend}-{size}"
+                ws.settings.store.backend = backend
+                if ws.registry.get_collection(name) is not None:
+                    ws.drop(name)
+                coll = ws.collection(name, create=True)
+                try:
+                    result["runs"].append(
+                        {"store": backend, "size": size, **measure(coll, grown, rows, texts, progress)}
+                    )
+                finally:
+                    ws.drop(name)
+        ws.registry.close()
+    return result
+
+
+def table_rows(result: dict[str, Any]) -> Iterator[list[str]]:
+    """Rows for the CLI's table: one per store, size and filter."""
+    for run in result["runs"]:
+        for label, f in run["filters"].items():
+            yield [
+                run["store"],
+                f"{run['size']:,}",
+                label,
+                f"{f['hybrid_p50_ms']:.1f} / {f['hybrid_p99_ms']:.1f}",
+                f"{f['dense_p50_ms']:.1f} · {f['bm25_p50_ms']:.1f}",
+                f"{f['recall_at_10']:.3f}",
+                f"{f['dense_rows_of_k']:g} · {f['bm25_rows_of_k']:g}",
+                f"{run['load_s']:g} + {run['index_build_s']:g}",
+                f"{run['disk_mib']}",
+            ]
