@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lamina.data.collection import Workspace
+from lamina.evals.beir import load_beir
+
 from .conftest import DOCS
 
 
@@ -144,20 +147,25 @@ def test_ask_prints_the_answer_once_then_its_sources() -> None:
     ]
 
 
-def test_eval_retrieval_prints_every_configuration(tmp_path: Path, scifact_sample: dict[str, object]) -> None:
-    """A tiny BEIR-format dataset: every configuration is listed with its settings, test and dev."""
+def _tiny_beir(tmp_path: Path, sample: dict[str, object], docs: int = 60) -> Path:
+    """A BEIR-format folder: the first ``docs`` abstracts of the sample, its queries and judgements."""
     data = tmp_path / "tiny"
     (data / "qrels").mkdir(parents=True)
-    corpus: list[dict[str, str]] = scifact_sample["corpus"][:60]  # type: ignore[index]
-    qrels: dict[str, dict[str, int]] = scifact_sample["qrels"]  # type: ignore[assignment]
-    queries: dict[str, str] = scifact_sample["queries"]  # type: ignore[assignment]
+    corpus: list[dict[str, str]] = sample["corpus"][:docs]  # type: ignore[index]
+    qrels: dict[str, dict[str, int]] = sample["qrels"]  # type: ignore[assignment]
+    queries: dict[str, str] = sample["queries"]  # type: ignore[assignment]
     (data / "corpus.jsonl").write_text("".join(json.dumps(c) + "\n" for c in corpus))
     (data / "queries.jsonl").write_text(
         "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
     )
     lines = [f"{q}\t{d}\t{r}" for q, rels in qrels.items() for d, r in rels.items()]
     (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(lines) + "\n")
+    return data
 
+
+def test_eval_retrieval_prints_every_configuration(tmp_path: Path, scifact_sample: dict[str, object]) -> None:
+    """A tiny BEIR-format dataset: every configuration is listed with its settings, test and dev."""
+    data = _tiny_beir(tmp_path, scifact_sample)
     out = json.loads(lamina("eval", "retrieval", "--dataset", str(data), "--json").stdout)
     labels = [c["label"] for c in out["configs"]]
     assert labels[:4] == ["dense", "bm25", "hybrid", "hybrid, plain RRF (k=60)"]
@@ -170,3 +178,32 @@ def test_eval_retrieval_prints_every_configuration(tmp_path: Path, scifact_sampl
     assert dev["queries"] > 0 and all(c["ndcg@10"] >= 0 for c in dev["configs"])
     bad = lamina("eval", "retrieval", "--dataset", str(data), "--split", "train", check=False)
     assert bad.returncode != 0 and "unknown split" in bad.stderr
+
+
+def test_reindex_versions_switch_rollback_drop(
+    tmp_path: Path, scifact_sample: dict[str, object], workspace: Workspace
+) -> None:
+    data = _tiny_beir(tmp_path, scifact_sample, docs=40)
+    workspace.collection("tiny", create=True).ingest_documents(load_beir(data).documents())
+    workspace.registry.close()
+
+    built = json.loads(
+        lamina("reindex", "-c", "tiny", "--dataset", str(data), "--chunk-tokens", "64", "--json").stdout
+    )
+    assert built["version"]["version"] == 2 and built["version"]["state"] == "ready"
+    assert not built["switched"] and built["report"]["ingested"] == 40
+    listed = json.loads(lamina("versions", "-c", "tiny", "--dataset", str(data), "--json").stdout)
+    assert [(v["version"], v["live"], v["chunk_tokens"]) for v in listed] == [(1, True, 256), (2, False, 64)]
+    assert all(0 < v["ndcg@10"] <= 1 for v in listed)
+    table = lamina("versions", "-c", "tiny", env={"COLUMNS": "200"}).stdout
+    assert "1 (live)" in table and "64/32" in table
+
+    assert json.loads(lamina("switch", "-c", "tiny", "2", "--json").stdout)["live"]
+    assert json.loads(lamina("collections", "--json").stdout)[0]["version"] == 2
+    assert json.loads(lamina("rollback", "-c", "tiny", "--json").stdout)["version"] == 1
+    missing = lamina("switch", "-c", "tiny", "9", check=False)
+    assert (
+        missing.returncode != 0 and "has no version 9" in missing.stderr and "Traceback" not in missing.stderr
+    )
+    lamina("drop", "tiny", "--version", "2", "--yes")
+    assert [v["version"] for v in json.loads(lamina("versions", "-c", "tiny", "--json").stdout)] == [1]

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.base import Embedder
 from lamina.data.ingest import IngestReport, Progress
 from lamina.data.types import Document
 from lamina.data.versions import BuildSpec, VersionInfo
-
-if TYPE_CHECKING:
-    from lamina.data.collection import Collection, Workspace
 
 
 @dataclass(frozen=True)
@@ -82,8 +80,6 @@ def reindex(
 
     ``documents`` stands in for the originals when they are not files or URLs (a BEIR corpus).
     """
-    from lamina.data.collection import Collection
-
     live = ws.collection(name)
     spec, embedder = build_spec(ws, live, options or ReindexOptions())
     building = ws.versions.building(name, spec)
