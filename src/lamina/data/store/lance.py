@@ -269,7 +269,10 @@ class LanceStore:
         if table.count_rows() >= ANN_MIN_ROWS and not any(
             i.index_type.startswith("IVF") for i in table.list_indices()
         ):
-            table.create_index(metric="cosine", vector_column_name="vector")
+            # IVF_HNSW_SQ over IVF_PQ (the default): on 100k SciFact-like chunks `lamina bench search`
+            # measured recall@10 0.97 at 14.5 ms against PQ's 0.48 at 18.7 ms (0.99 only with a refine
+            # step, at 31.5 ms), and it builds faster (47 s against 63 s on 2 Zen 3 cores)
+            table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ")
         table.optimize()
 
     def drop(self) -> None:
