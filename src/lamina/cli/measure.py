@@ -507,7 +507,7 @@ def bench_search_command(
     )
     table = Table(
         "store", "chunks", "filter", "hybrid p50 / p99 ms", "p50 dense · bm25 ms", "recall@10",
-        "rows of k (dense · bm25)", "load + index s", "on disk MiB",
+        "rows returned (dense · bm25)", "load + index s", "on disk MiB",
     )  # fmt: skip
     for row in table_rows(result):
         table.add_row(*row)
