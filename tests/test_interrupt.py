@@ -100,3 +100,29 @@ def test_interrupted_ingest_resumes_to_the_exact_end_state(
     ).store.sources()
     last = resumed_ws.registry.require_collection("kb").last_run
     assert last is not None and last["status"] == "completed"
+
+
+class _SwallowsCtrlC:
+    """A ``Progress`` whose extraction step swallows a Ctrl-C, as markitdown's RSS check does."""
+
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None:
+        pass
+
+    def file(self, source: str, state: str, detail: str = "") -> None:
+        if state == "extracting":
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+            except KeyboardInterrupt:
+                pass  # `except BaseException` in a converter
+
+
+def test_a_ctrl_c_swallowed_by_a_converter_still_stops_the_run(folder: Path, workspace: Workspace) -> None:
+    coll = workspace.collection("kb", create=True)
+    with pytest.raises(KeyboardInterrupt):
+        coll.ingest([str(folder)], progress=_SwallowsCtrlC())
+    assert workspace.collection("kb").info.last_run["status"] == "interrupted"  # type: ignore[index]
+    assert coll.documents() == []  # stopped after the first document, before its batch was written

@@ -9,6 +9,8 @@ Idempotent and resumable by construction:
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +94,40 @@ class _Loaded:
     name: str
     mimetype: str = ""
     url: str | None = None
+
+
+class _CtrlC:
+    """Ctrl-C stops the run even when a converter swallows the ``KeyboardInterrupt`` it raised.
+
+    markitdown's RSS check catches ``BaseException``: a Ctrl-C landing there went unseen and the
+    run finished (exit 0). While the run is on, the main thread's SIGINT handler also notes the
+    signal, and ``check`` (after each document) raises it again.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        if callable(self._previous):
+            self._previous(signum, frame)
+        elif self._previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -182,11 +218,13 @@ class Ingestion:
     ) -> IngestReport:
         self.progress.start(total)
         status = "failed"
+        ctrl_c = _CtrlC()
         try:
             # Preparing the next batch in a thread while this one embeds measured no faster (ONNX
             # Runtime keeps every core busy; README "Measured"), so batches run one after another.
-            for batch in _batched(items, self.ingest_settings.batch_documents):
-                self._ingest_batch(*self._prepare(batch))
+            with ctrl_c:
+                for batch in _batched(items, self.ingest_settings.batch_documents):
+                    self._ingest_batch(*self._prepare(batch, ctrl_c))
             finish()
             self.store.optimize()
             status = "completed"
@@ -258,12 +296,13 @@ class Ingestion:
             self._record_error(item.ref.location, ExtractionFailed(f"{type(exc).__name__}: {exc}"))
             return None
 
-    def _prepare(self, batch: list[Any]) -> tuple[list[Document], list[list[Chunk]]]:
+    def _prepare(self, batch: list[Any], ctrl_c: _CtrlC) -> tuple[list[Document], list[list[Chunk]]]:
         """Extract and chunk one batch."""
         docs: list[Document] = []
         chunks_by_doc: list[list[Chunk]] = []
         for item in batch:
             doc = self._to_document(item)
+            ctrl_c.check()
             if doc is None:
                 self.progress.advance(documents=1)
                 continue
