@@ -93,10 +93,11 @@ class Versions:
             return out
 
     def get(self, name: str, number: int) -> VersionInfo:
-        for info in self.list(name):
+        found = self.list(name)
+        for info in found:
             if info.number == number:
                 return info
-        known = ", ".join(str(v.number) for v in self.list(name))
+        known = ", ".join(str(v.number) for v in found)
         raise CollectionNotFound(f"collection {name!r} has no version {number} (it has: {known})")
 
     def live(self, name: str) -> VersionInfo:
