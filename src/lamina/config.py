@@ -41,6 +41,18 @@ class IngestSettings(_Section):
         description="Globs that drop a folder's files (hidden files and folders by default).",
     )
     batch_documents: int = Field(64, ge=1, description="Documents written per atomic commit.")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Where extraction, chunking and embedding run: here, or on Ray (lamina[ray])."
+    )
+    ray_address: str | None = Field(
+        None,
+        description='Ray cluster to use ("auto", "ray://host:10001"); unset starts a local Ray instance.',
+    )
+    ray_actors: int = Field(0, ge=0, description="Ray engine: embedding actors (0 = one per node).")
+    ray_docs_per_task: int = Field(8, ge=1, description="Ray engine: sources extracted by one task.")
+    document_timeout_s: float = Field(
+        300.0, gt=0, description="Ray engine: a source still extracting after this long is failed."
+    )
 
 
 class FetchSettings(_Section):
@@ -92,6 +104,12 @@ class EmbeddingSettings(_Section):
     )
     threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
     timeout_s: float = Field(60.0, gt=0)
+    concurrency: int = Field(
+        4, ge=1, le=256, description="openai backend: requests in flight, to keep a GPU embedder busy."
+    )
+    max_retries: int = Field(
+        3, ge=0, le=20, description="openai backend: retries of a failed request (backoff, 429 and 5xx)."
+    )
     price_per_mtok: float = Field(0.0, ge=0, description="Price per million embedded tokens (0 = local).")
 
 

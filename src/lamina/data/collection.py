@@ -8,6 +8,7 @@ from typing import Literal
 
 from lamina.config import ChunkingSettings, SearchSettings, Settings, load_settings
 from lamina.data.embed import Embedder, Embedders
+from lamina.data.engine import make_engine
 from lamina.data.fusion import (
     collapse_duplicates,
     convex_fusion,
@@ -59,6 +60,7 @@ class Collection:
             ingest=self.settings.ingest,
             fetch=self.settings.fetch,
             progress=progress,
+            engine=make_engine(self.settings.ingest),
         )
 
     # load --------------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ Idempotent and resumable by construction:
 - a batch of documents replaces its old chunks in one store commit, then the registry records it;
 - so a run killed at any point leaves the store with whole batches only, and the registry at most
   behind it: re-running the same command redoes the missing batches and nothing else.
+
+This module is the driver: it lists and hashes sources and commits batches. An ``IngestEngine``
+(``lamina.data.engine``) extracts, chunks and embeds them, in this process or on Ray.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ import numpy as np
 from lamina.config import ChunkingSettings, FetchSettings, IngestSettings
 from lamina.data.chunking import Chunker
 from lamina.data.embed.base import Embedder
-from lamina.data.extract import extract
+from lamina.data.engine import IngestEngine, Loaded, LocalEngine, Prepared, Preparer, Ready, Stages, Work
+from lamina.data.engine.stages import Vector
 from lamina.data.fetch import fetch
 from lamina.data.registry import DocumentRecord, Registry
 from lamina.data.sources import SourceRef, discover, scope_of
 from lamina.data.store.base import ChunkStore
 from lamina.data.types import Chunk, Document, sha256_hex
 from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, UnsupportedDocument
-from lamina.telemetry import DATA_SOURCE, INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
+from lamina.telemetry import DATA_SOURCE, tracer
 
 PIPELINE_VERSION = "1"
 
@@ -83,17 +87,6 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-@dataclass
-class _Loaded:
-    """A source read into memory with its content hash, before extraction."""
-
-    ref: SourceRef
-    data: bytes
-    name: str
-    mimetype: str = ""
-    url: str | None = None
 
 
 class _CtrlC:
@@ -156,12 +149,14 @@ class Ingestion:
         ingest: IngestSettings,
         fetch: FetchSettings,
         progress: Progress | None = None,
+        engine: IngestEngine | None = None,
     ) -> None:
         self.name = name  # the registry's key of the build written
         self.store = store
         self.donors = donors  # stores of the same embedder whose vectors are copied, not recomputed
         self.registry = registry
         self.embedder = embedder
+        self.engine = engine or LocalEngine()
         self.ingest_settings = ingest
         self.fetch_settings = fetch
         self.progress = progress or _NoProgress()
@@ -184,7 +179,7 @@ class Ingestion:
         ingest = self.ingest_settings
         refs = list(discover(inputs, ingest.include, ingest.exclude))
 
-        def loaded() -> Iterator[_Loaded | tuple[SourceRef, Exception]]:
+        def loaded() -> Iterator[Loaded | tuple[SourceRef, Exception]]:
             for ref in refs:
                 try:
                     yield self._load(ref, allow_private)
@@ -204,7 +199,11 @@ class Ingestion:
     def _run(self, items: Iterator[Any], total: int | None, finish: Callable[[], None]) -> IngestReport:
         with tracer.start_as_current_span(
             f"ingest {self.name}",
-            attributes={DATA_SOURCE: self.name, "lamina.ingest.run": self.report.run_id},
+            attributes={
+                DATA_SOURCE: self.name,
+                "lamina.ingest.run": self.report.run_id,
+                "lamina.ingest.engine": self.engine.name,
+            },
         ) as span:
             report = self._run_batches(items, total, finish)
             for key, value in report.stats().items():
@@ -219,12 +218,24 @@ class Ingestion:
         self.progress.start(total)
         status = "failed"
         ctrl_c = _CtrlC()
+        stages = Stages(
+            prepare=Preparer(self.chunker, int(self.ingest_settings.max_file_mb * 1024 * 1024)),
+            embedder=self.embedder,
+            reuse=self._reuse,
+            event=self.progress.file,
+            check=ctrl_c.check,
+        )
         try:
-            # Preparing the next batch in a thread while this one embeds measured no faster (ONNX
-            # Runtime keeps every core busy; README "Measured"), so batches run one after another.
             with ctrl_c:
-                for batch in _batched(items, self.ingest_settings.batch_documents):
-                    self._ingest_batch(*self._prepare(batch, ctrl_c))
+                changed = _batched(self._changed(items, ctrl_c), self.ingest_settings.batch_documents)
+                ready_batches = self.engine.run(changed, stages)
+                try:
+                    for ready in ready_batches:
+                        self._commit(ready)
+                finally:
+                    close = getattr(ready_batches, "close", None)
+                    if close is not None:
+                        close()
             finish()
             self.store.optimize()
             status = "completed"
@@ -239,17 +250,17 @@ class Ingestion:
             self.registry.finish_run(self.report.run_id, status, self.report.stats(), self.report.errors)
         return self.report
 
-    def _load(self, ref: SourceRef, allow_private: bool | None) -> _Loaded:
+    def _load(self, ref: SourceRef, allow_private: bool | None) -> Loaded:
         if ref.is_url:
             fetched = fetch(ref.location, self.fetch_settings, allow_private=allow_private)
-            return _Loaded(ref, fetched.content, fetched.final_url, fetched.content_type, fetched.final_url)
+            return Loaded(ref, fetched.content, fetched.final_url, fetched.content_type, fetched.final_url)
         limit = int(self.ingest_settings.max_file_mb * 1024 * 1024)
         size = ref.path.stat().st_size
         if size > limit:
             raise UnsupportedDocument(
                 f"file is {size / 1e6:.1f} MB, over ingest.max_file_mb={self.ingest_settings.max_file_mb:g}"
             )
-        return _Loaded(ref, ref.path.read_bytes(), ref.path.name)
+        return Loaded(ref, ref.path.read_bytes(), ref.path.name)
 
     def _record_error(self, source: str, exc: Exception) -> None:
         kind = "skipped" if isinstance(exc, UnsupportedDocument) else "failed"
@@ -265,81 +276,55 @@ class Ingestion:
         known = self.known.get(source)
         return known is not None and known.content_hash == content_hash and known.pipeline == self.pipeline
 
-    def _to_document(self, item: _Loaded | Document | tuple[SourceRef, Exception]) -> Document | None:
-        """The document to (re)index, or None when it is unchanged or could not be read (reported)."""
-        if isinstance(item, tuple):
-            self._record_error(item[0].location, item[1])
-            return None
-        source = item.source if isinstance(item, Document) else item.ref.location
-        content_hash = item.content_hash if isinstance(item, Document) else sha256_hex(item.data)
-        if self._is_unchanged(source, content_hash):
-            self.report.unchanged += 1
-            self.progress.file(source, "unchanged")
-            return None
-        if isinstance(item, Document):
-            return item
-        self.progress.file(source, "extracting")
-        try:
-            with tracer.start_as_current_span("extract", attributes={"lamina.source": source}):
-                return extract(
-                    item.data,
-                    source=item.ref.location,
-                    name=item.name,
-                    mimetype=item.mimetype,
-                    max_bytes=int(self.ingest_settings.max_file_mb * 1024 * 1024),
-                    url=item.url,
-                )
-        except (UnsupportedDocument, ExtractionFailed) as exc:
-            self._record_error(item.ref.location, exc)
-            return None
-        except Exception as exc:  # a converter bug must not kill the batch: report it as a failure
-            self._record_error(item.ref.location, ExtractionFailed(f"{type(exc).__name__}: {exc}"))
-            return None
-
-    def _prepare(self, batch: list[Any], ctrl_c: _CtrlC) -> tuple[list[Document], list[list[Chunk]]]:
-        """Extract and chunk one batch."""
-        docs: list[Document] = []
-        chunks_by_doc: list[list[Chunk]] = []
-        for item in batch:
-            doc = self._to_document(item)
+    def _changed(self, items: Iterator[Any], ctrl_c: _CtrlC) -> Iterator[Work]:
+        """The sources to (re)index; unchanged and unreadable ones are accounted for here."""
+        for item in items:
             ctrl_c.check()
-            if doc is None:
+            if isinstance(item, tuple):
+                self._record_error(item[0].location, item[1])
                 self.progress.advance(documents=1)
                 continue
-            with tracer.start_as_current_span("chunk", attributes={"lamina.source": doc.source}) as span:
-                chunks = self.chunker.chunk(doc)
-                span.set_attribute("lamina.chunks", len(chunks))
-            if not chunks:
-                self._record_error(doc.source, UnsupportedDocument("no retrievable text after cleaning"))
+            content_hash = item.content_hash if isinstance(item, Document) else sha256_hex(item.data)
+            if self._is_unchanged(item.source, content_hash):
+                self.report.unchanged += 1
+                self.progress.file(item.source, "unchanged")
                 self.progress.advance(documents=1)
                 continue
-            docs.append(doc)
-            chunks_by_doc.append(chunks)
-        return docs, chunks_by_doc
+            yield item
 
-    def _ingest_batch(self, docs: list[Document], chunks_by_doc: list[list[Chunk]]) -> None:
-        if not docs:
+    def _reuse(self, chunks: list[Chunk]) -> dict[str, Vector]:
+        """Vectors this build or a donor already holds for identical texts: copied, not recomputed."""
+        keys = list(dict.fromkeys(c.embed_hash for c in chunks))
+        reuse: dict[str, Vector] = dict(self.store.reused_vectors(keys)) if keys else {}
+        for donor in self.donors:
+            if missing := [k for k in keys if k not in reuse]:
+                reuse.update(donor.reused_vectors(missing))
+        return reuse
+
+    def _commit(self, ready: Ready) -> None:
+        for p in ready.prepared:
+            if p.error is not None:
+                self._record_error(p.source, p.error)
+                self.progress.advance(documents=1)
+        if ready.embedded:
+            self.report.chunks_embedded += ready.embedded
+            self.report.tokens_embedded += ready.tokens
+            self.progress.advance(chunks=ready.embedded, tokens=ready.tokens)
+        written = ready.documents
+        if not written:
             return
-        for doc in docs:
-            self.progress.file(doc.source, "embedding")
-        all_chunks = [c for chunks in chunks_by_doc for c in chunks]
-        vectors = self._vectors(all_chunks)
+        all_chunks = [c for p in written for c in p.chunks]
+        vectors = np.asarray([ready.vectors[c.embed_hash] for c in all_chunks], dtype=np.float32)
         with tracer.start_as_current_span("load", attributes={"lamina.chunks": len(all_chunks)}):
-            self._load_batch(docs, chunks_by_doc, all_chunks, vectors)
-        self.report.ingested += len(docs)
+            self._load_batch(written, all_chunks, vectors)
+        self.report.ingested += len(written)
         self.report.chunks_written += len(all_chunks)
-        for doc, chunks in zip(docs, chunks_by_doc, strict=True):
-            self.progress.file(doc.source, "done", f"{len(chunks)} chunks")
-        self.progress.advance(documents=len(docs))
+        for p in written:
+            self.progress.file(p.source, "done", f"{len(p.chunks)} chunks")
+        self.progress.advance(documents=len(written))
 
-    def _load_batch(
-        self,
-        docs: list[Document],
-        chunks_by_doc: list[list[Chunk]],
-        all_chunks: list[Chunk],
-        vectors: np.ndarray,
-    ) -> None:
-        self.store.replace_documents([d.source for d in docs], all_chunks, vectors)
+    def _load_batch(self, written: list[Prepared], all_chunks: list[Chunk], vectors: np.ndarray) -> None:
+        self.store.replace_documents([p.source for p in written], all_chunks, vectors)
         self.registry.upsert_documents(
             self.name,
             [
@@ -348,41 +333,16 @@ class Ingestion:
                     doc_id=d.doc_id,
                     content_hash=d.content_hash,
                     pipeline=self.pipeline,
-                    chunks=len(chunks),
-                    tokens=sum(c.n_tokens for c in chunks),
+                    chunks=len(p.chunks),
+                    tokens=sum(c.n_tokens for c in p.chunks),
                     title=d.title,
                     format=d.format,
                     size_bytes=d.size_bytes,
                 )
-                for d, chunks in zip(docs, chunks_by_doc, strict=True)
+                for p in written
+                if (d := p.document) is not None
             ],
         )
-
-    def _vectors(self, chunks: list[Chunk]) -> np.ndarray:
-        """Embed each distinct text once; reuse vectors the store already has for identical text."""
-        texts = [c.indexed_text for c in chunks]
-        keys = [c.embed_hash for c in chunks]
-        reuse = self.store.reused_vectors(keys)
-        for donor in self.donors:
-            if missing := [k for k in keys if k not in reuse]:
-                reuse.update(donor.reused_vectors(missing))
-        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in reuse}.items())
-        if todo:
-            model = self.embedder.name
-            with tracer.start_as_current_span(
-                f"embeddings {model}", attributes={OPERATION: "embeddings", REQUEST_MODEL: model}
-            ) as span:
-                fresh = self.embedder.embed([t for _, t in todo])
-                tokens = sum(
-                    min(n, self.embedder.max_tokens) for n in self.embedder.count_tokens([t for _, t in todo])
-                )
-                span.set_attribute(INPUT_TOKENS, tokens)
-                span.set_attribute("lamina.chunks", len(todo))
-            reuse.update({k: fresh[i] for i, (k, _) in enumerate(todo)})
-            self.report.chunks_embedded += len(todo)
-            self.report.tokens_embedded += tokens
-            self.progress.advance(chunks=len(todo), tokens=tokens)
-        return np.asarray([reuse[k] for k in keys], dtype=np.float32)
 
     def _sync(self, scopes: list[str], seen: set[str]) -> None:
         def in_scope(source: str) -> bool:

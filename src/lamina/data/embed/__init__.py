@@ -44,6 +44,8 @@ def _openai(settings: EmbeddingSettings, cache_dir: Path | None, variant: str | 
         dimensions=settings.dimensions,
         batch_size=settings.batch_size,
         timeout_s=settings.timeout_s,
+        concurrency=settings.concurrency,
+        max_retries=settings.max_retries,
     )
 
 

@@ -92,6 +92,12 @@ class OnnxMiniLM:
         self.name = VARIANT_NAMES[variant]
         self.graph = "original"  # "fused" or "int8" once a derived graph is in use
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Its recipe, not its session: a process it is sent to (a Ray actor) loads the model once."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_session"}
+        state["graph"] = "original"
+        return state
+
     def _new_session(self, path: Path) -> Any:
         import onnxruntime as ort
 

@@ -1,9 +1,19 @@
-"""Embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, Ollama, TEI, OpenAI)."""
+"""Embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, Ollama, TEI, OpenAI).
+
+A GPU embedder is kept busy by having ``concurrency`` requests in flight; a failed request
+(connection error, 429, 5xx) is retried with exponential backoff before the batch fails.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import random
+import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
+from typing import Any
 
 import httpx
 import numpy as np
@@ -12,9 +22,15 @@ from lamina.data.embed.base import Vectors, normalize
 from lamina.errors import ModelUnavailable
 from lamina.http import bearer_headers
 
+RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+MAX_BACKOFF_S = 8.0
+
 
 class OpenAIEmbedder:
-    """Token counts use the local MiniLM tokenizer as an estimate: remote APIs expose none."""
+    """Token counts use the local MiniLM tokenizer as an estimate: remote APIs expose none.
+
+    It pickles as its settings (a Ray actor opens its own connections).
+    """
 
     def __init__(
         self,
@@ -26,20 +42,51 @@ class OpenAIEmbedder:
         batch_size: int = 64,
         timeout_s: float = 60.0,
         max_tokens: int = 510,
+        concurrency: int = 4,
+        max_retries: int = 3,
+        backoff_s: float = 0.25,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._model = model
+        self._base_url = base_url.rstrip("/")
         self._batch_size = batch_size
         self._dim = dimensions
+        self._timeout_s = timeout_s
+        self._concurrency = concurrency
+        self._max_retries = max_retries
+        self._backoff_s = backoff_s
+        self._transport = transport
+        self._headers = bearer_headers(api_key_env, "embedding.api_key_env")
+        self._lock = threading.Lock()
         self.max_tokens = max_tokens
-        headers = bearer_headers(api_key_env, "embedding.api_key_env")
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
-        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._transport is not None:
+            raise TypeError("an OpenAIEmbedder with a custom transport cannot be sent to another process")
+        return {k: v for k, v in self.__dict__.items() if k not in ("_client", "_pool", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return f"{self._model}/openai"
+
+    @cached_property
+    def _client(self) -> httpx.Client:
+        limits = httpx.Limits(max_connections=self._concurrency, max_keepalive_connections=self._concurrency)
+        return httpx.Client(
+            base_url=self._base_url,
+            headers=self._headers,
+            timeout=self._timeout_s,
+            transport=self._transport,
+            limits=limits,
+        )
+
+    @cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self._concurrency, thread_name_prefix="lamina-embed")
 
     @cached_property
     def _probed_dim(self) -> int:
@@ -55,21 +102,43 @@ class OpenAIEmbedder:
         return [len(e.ids) for e in minilm_tokenizer().encode_batch(list(texts), add_special_tokens=False)]
 
     def _request(self, texts: Sequence[str]) -> Vectors:
-        try:
-            resp = self._client.post("/embeddings", json={"model": self._model, "input": list(texts)})
-        except httpx.HTTPError as exc:
-            raise ModelUnavailable(f"embedding endpoint {self._client.base_url} unreachable: {exc}") from None
-        if resp.status_code != 200:
-            raise ModelUnavailable(
-                f"embedding endpoint {self._client.base_url} answered {resp.status_code}: {resp.text[:200]}"
-            )
-        rows = sorted(resp.json()["data"], key=lambda d: d["index"])
-        return normalize(np.asarray([r["embedding"] for r in rows], dtype=np.float32))
+        """One request, retried on what a busy or restarting server answers."""
+        with self._lock:
+            client = self._client
+        for attempt in range(self._max_retries + 1):
+            last = attempt == self._max_retries
+            try:
+                resp = client.post("/embeddings", json={"model": self._model, "input": list(texts)})
+            except httpx.HTTPError as exc:
+                if last:
+                    raise ModelUnavailable(
+                        f"embedding endpoint {self._base_url} unreachable after {attempt + 1} tries: {exc}"
+                    ) from None
+                self._sleep(attempt, None)
+                continue
+            if resp.status_code == 200:
+                rows = sorted(resp.json()["data"], key=lambda d: d["index"])
+                return normalize(np.asarray([r["embedding"] for r in rows], dtype=np.float32))
+            if resp.status_code not in RETRYABLE or last:
+                raise ModelUnavailable(
+                    f"embedding endpoint {self._base_url} answered {resp.status_code}: {resp.text[:200]}"
+                )
+            self._sleep(attempt, resp.headers.get("retry-after"))
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = self._backoff_s * 2**attempt * (0.5 + random.random())
+        if retry_after is not None:
+            with contextlib.suppress(ValueError):
+                delay = max(delay, float(retry_after))
+        time.sleep(min(delay, MAX_BACKOFF_S))
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        parts = [
-            self._request(texts[i : i + self._batch_size]) for i in range(0, len(texts), self._batch_size)
-        ]
-        return np.vstack(parts)
+        parts = [texts[i : i + self._batch_size] for i in range(0, len(texts), self._batch_size)]
+        if len(parts) == 1 or self._concurrency == 1:
+            return np.vstack([self._request(p) for p in parts])
+        with self._lock:
+            pool = self._pool
+        return np.vstack(list(pool.map(self._request, parts)))

@@ -17,6 +17,9 @@ class SentenceTransformerEmbedder:
         self._model_name = model
         self._batch_size = batch_size
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_model"}
+
     @cached_property
     def _model(self) -> Any:
         try:

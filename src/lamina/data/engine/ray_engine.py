@@ -1,0 +1,216 @@
+"""The Ray engine: extraction and chunking as Ray tasks, embedding in a pool of Ray actors.
+
+The driver (this process) keeps what must happen in one place: it lists and hashes the
+sources, looks up the vectors the stores already hold, and writes each batch (store, then
+registry), so the result equals the local engine's. Everything between runs on the cluster,
+a few batches ahead of the writes.
+
+Ray core rather than a Ray Data ``Dataset``: Ray Data retries a task whose worker died without
+limit (``max_retries=-1`` in ``ray/data/_internal/remote_fn.py``), so one document that crashes
+its extractor would stall the run for ever, and it offers no per-task deadline. Here a group of
+sources is retried once; a group that still fails or overruns ``ingest.document_timeout_s`` is
+split into single sources, and a single one that fails again is reported failed with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lamina.config import IngestSettings
+from lamina.data.engine.stages import Loaded, Prepared, Ready, Stages, Vector, Work, to_embed
+from lamina.errors import ConfigError, ExtractionFailed
+
+logger = logging.getLogger(__name__)
+
+MISSING_EXTRA = "the Ray engine needs Ray: pip install 'lamina[ray]'"
+EMBED_PART_MIN = 16  # texts per actor call, at least: smaller calls cost more than they spread
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(MISSING_EXTRA) from None
+    return ray
+
+
+def connect(address: str | None) -> Any:
+    """Ray, initialised once per process: the cluster at ``address``, or a local instance."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
+        try:
+            ray.init(address=address, **options) if address else ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise ConfigError(f"cannot reach {where}: {exc}") from None
+    return ray
+
+
+@dataclass
+class _Group:
+    works: list[Work]
+    ref: Any
+    single: bool = False
+
+
+@dataclass
+class _Extracting:
+    groups: list[_Group]
+
+
+@dataclass
+class _Embedding:
+    prepared: list[Prepared]
+    vectors: dict[str, Vector]
+    parts: list[tuple[list[str], Any]] = field(default_factory=list)
+
+
+class RayEngine:
+    name = "ray"
+
+    def __init__(self, settings: IngestSettings) -> None:
+        import_ray()  # fail now, with the extra's name, not half-way into a run
+        self.settings = settings
+
+    def run(self, batches: Iterator[list[Work]], stages: Stages) -> Iterator[Ready]:
+        ray = connect(self.settings.ray_address)
+        from lamina.data.engine import ray_tasks
+
+        run = _RayRun(ray, ray_tasks, self.settings, stages)
+        try:
+            yield from run.pipeline(batches)
+        finally:
+            run.release()
+
+
+class _RayRun:
+    """One run's tasks and actors, and the two windows of batches in flight."""
+
+    def __init__(self, ray: Any, tasks: Any, settings: IngestSettings, stages: Stages) -> None:
+        self.ray = ray
+        self.settings = settings
+        self.stages = stages
+        self.preparer = ray.put(stages.prepare)
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        count = settings.ray_actors or max(1, nodes)
+        self.actors = [
+            tasks.EmbedActor.options(
+                num_cpus=1, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD"
+            ).remote(stages.embedder)
+            for _ in range(count)
+        ]
+        self.prepare_many = tasks.prepare_many
+        self._next_actor = 0
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        per_batch = math.ceil(settings.batch_documents / settings.ray_docs_per_task)
+        self.extract_ahead = max(2, math.ceil(2 * cpus / per_batch))  # tasks queued for every CPU
+        self.embed_ahead = max(2, count)
+        self.extracting: deque[_Extracting] = deque()
+        self.embedding: deque[_Embedding] = deque()
+
+    def pipeline(self, batches: Iterator[list[Work]]) -> Iterator[Ready]:
+        for batch in batches:
+            self.extracting.append(self._submit(batch))
+            self.stages.check()
+            while len(self.extracting) > self.extract_ahead:
+                self.embedding.append(self._embed(self._collect(self.extracting.popleft())))
+            while len(self.embedding) > self.embed_ahead:
+                yield self._finish(self.embedding.popleft())
+        while self.extracting:
+            self.embedding.append(self._embed(self._collect(self.extracting.popleft())))
+            while len(self.embedding) > self.embed_ahead:
+                yield self._finish(self.embedding.popleft())
+        while self.embedding:
+            yield self._finish(self.embedding.popleft())
+
+    # extraction ------------------------------------------------------------------------------
+    def _submit(self, batch: list[Work], *, single: bool = False) -> _Extracting:
+        size = 1 if single else self.settings.ray_docs_per_task
+        groups = []
+        for i in range(0, len(batch), size):
+            works = batch[i : i + size]
+            for w in works:
+                if isinstance(w, Loaded) and not single:
+                    self.stages.event(w.source, "extracting")
+            # a group is retried once (its worker may have been lost for any reason); a single
+            # source is tried once more on its own, so a crashing one costs two workers, not six
+            ref = self.prepare_many.options(max_retries=0 if single else 1).remote(self.preparer, works)
+            groups.append(_Group(works, ref, single))
+        return _Extracting(groups)
+
+    def _collect(self, extracting: _Extracting) -> list[Prepared]:
+        """Each group's results in order; a group that failed or overran is redone one by one."""
+        out: list[Prepared] = []
+        for group in extracting.groups:
+            ready, _ = self.ray.wait([group.ref], timeout=self.settings.document_timeout_s)
+            self.stages.check()
+            if ready:
+                try:
+                    out.extend(self.ray.get(group.ref))
+                    continue
+                except self.ray.exceptions.RayError as exc:
+                    failure = f"its extraction crashed the worker ({type(exc).__name__})"
+            else:
+                self.ray.cancel(group.ref, force=True)
+                failure = f"extraction did not finish within {self.settings.document_timeout_s:g} s"
+            if group.single:
+                logger.warning("%s: %s", group.works[0].source, failure)
+                out.append(Prepared(group.works[0].source, error=ExtractionFailed(failure)))
+            else:
+                out.extend(self._collect(self._submit(group.works, single=True)))
+        return out
+
+    # embedding -------------------------------------------------------------------------------
+    def _embed(self, prepared: list[Prepared]) -> _Embedding:
+        chunks = [c for p in prepared for c in p.chunks]
+        pending = _Embedding(prepared, self.stages.reuse(chunks))
+        for p in prepared:
+            if p.document is not None:
+                self.stages.event(p.source, "embedding")
+        todo = to_embed(chunks, pending.vectors)
+        if not todo:
+            return pending
+        size = max(EMBED_PART_MIN, math.ceil(len(todo) / len(self.actors)))
+        for i in range(0, len(todo), size):
+            part = todo[i : i + size]
+            actor = self.actors[self._next_actor % len(self.actors)]
+            self._next_actor += 1
+            pending.parts.append(([k for k, _ in part], actor.embed.remote([t for _, t in part])))
+        return pending
+
+    def _finish(self, pending: _Embedding) -> Ready:
+        ready = Ready(pending.prepared, pending.vectors)
+        for keys, ref in pending.parts:
+            while True:
+                done, _ = self.ray.wait([ref], timeout=1.0)
+                self.stages.check()
+                if done:
+                    break
+            vectors, tokens = self.ray.get(ref)
+            ready.vectors.update(zip(keys, vectors, strict=True))
+            ready.embedded += len(keys)
+            ready.tokens += tokens
+        return ready
+
+    def release(self) -> None:
+        """Cancel what is still queued and stop this run's actors (the cluster stays up)."""
+        started = time.perf_counter()
+        for extracting in self.extracting:
+            for group in extracting.groups:
+                self.ray.cancel(group.ref, force=True)
+        for actor in self.actors:
+            self.ray.kill(actor)
+        logger.debug("released the Ray run in %.2f s", time.perf_counter() - started)
