@@ -27,8 +27,6 @@ from lamina.testing.ray import RayCluster  # before ray itself: it sets Ray's to
 
 from .conftest import DOCS, SCIFACT
 
-ray = pytest.importorskip("ray")
-
 ABSTRACTS = 40
 REAL_DOCS = ("test.pdf", "test.docx", "test_wikipedia.html", "test.pptx")
 
@@ -37,6 +35,7 @@ REAL_DOCS = ("test.pdf", "test.docx", "test_wikipedia.html", "test.pptx")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     """One Ray node for the module; this process joins it as a driver whose workers run the
     poison hook (so ``HANG``/``CRASH`` documents misbehave there, and only there)."""
+    ray = pytest.importorskip("ray")
     with RayCluster(tmp_path_factory.mktemp("ray"), cpus=2) as running:
         ray.init(
             address=running.address,
@@ -152,6 +151,20 @@ def test_ray_ends_where_the_local_engine_does(
 
     again = coll.ingest([str(corpus)])  # unchanged documents cost a read on the driver, nothing on Ray
     assert again.unchanged == len(names) and again.ingested == 0 and again.chunks_embedded == 0
+
+
+def test_without_the_extra_the_ray_engine_is_a_one_line_error(corpus: Path, tmp_path: Path) -> None:
+    script = (
+        "import sys; sys.modules['ray'] = None; from lamina.cli.app import main; "
+        f"sys.argv = ['lamina', 'ingest', {str(corpus)!r}, '-c', 'kb', '--engine', 'ray']; main()"
+    )
+    env = {**os.environ, "LAMINA_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: the Ray engine needs Ray: pip install 'lamina[ray]'"
+    assert proc.stdout == ""
 
 
 def _kill(title: str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lamina import __version__
 from lamina.cli import data, demo, measure, models, serve, up, versions, worker
@@ -77,5 +78,5 @@ def main() -> None:
     except LaminaError as exc:
         if os.environ.get("LAMINA_DEBUG"):
             raise
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)  # "lamina[ray]" stays
         sys.exit(1)
