@@ -66,9 +66,14 @@ def test_ingestion_with_a_remote_embedder(tmp_path: Path) -> None:
         settings = load_settings(
             data_dir=tmp_path / "data",
             embedding={"backend": "openai", "base_url": url, "model": "stub", "concurrency": 4},
+            ingest={"batch_documents": 3},  # the next batch is chunked while this one's requests fly
         )
         ws = Workspace(settings)
         report = ws.collection("kb", create=True).ingest([str(folder)])
         assert report.ingested == 12 and report.tokens_embedded > 0
-        hits = ws.collection("kb").search("cancer", k=3, mode="bm25")
+        coll = ws.collection("kb")
+        hits = coll.search("cancer", k=3, mode="hybrid")
+        again = coll.ingest([str(folder)])
     assert hits and stub.max_in_flight > 1
+    assert coll.store.sources() == {d.source: d.chunks for d in coll.documents()}
+    assert again.unchanged == 12 and again.chunks_embedded == 0

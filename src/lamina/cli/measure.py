@@ -13,7 +13,7 @@ from rich.table import Table
 from lamina.bench.generation import bench_generation
 from lamina.bench.hardware import machine_peaks
 from lamina.bench.ingest import bench_baseline, bench_lamina
-from lamina.cli import models
+from lamina.cli import bench_engines, models
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_json
 from lamina.data.collection import Workspace
@@ -121,9 +121,18 @@ def bench_ingest(
     baseline: Annotated[
         bool, typer.Option("--baseline", help="Also run plain sentence-transformers (needs lamina[st]).")
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="ray: the Ray engine against the local one, each in a child process."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingestion throughput (docs/s, chunks/s, tokens/s) and peak RSS, optionally against a baseline."""
+    if engine == "ray":
+        bench_engines.engines_command(dataset, limit_docs, as_json)
+        return
+    if engine not in (None, "local"):
+        raise typer.BadParameter("use local or ray", param_hint="--engine")
     data = load_beir(dataset, limit_docs=limit_docs)
     with IngestProgress(f"bench {data.name}", enabled=not as_json and err_console.is_terminal) as bar:
         result: dict[str, Any] = {"lamina": bench_lamina(state.settings, data, progress=bar)}
@@ -209,6 +218,9 @@ def bench_generate(
         f"{c['requests']} concurrent: {c['concurrent_tokens_per_s']:.1f} tok/s vs sequential "
         f"{c['sequential_tokens_per_s']:.1f} tok/s ({c['speedup']}x)"
     )
+
+
+bench_app.command("remote-embed")(bench_engines.remote_embed)
 
 
 @eval_app.command("grounding")

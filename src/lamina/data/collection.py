@@ -8,7 +8,7 @@ from typing import Literal
 
 from lamina.config import ChunkingSettings, SearchSettings, Settings, load_settings
 from lamina.data.embed import Embedder, Embedders
-from lamina.data.engine import make_engine
+from lamina.data.engine import IngestEngine, make_engine
 from lamina.data.fusion import (
     collapse_duplicates,
     convex_fusion,
@@ -48,7 +48,7 @@ class Collection:
         update = {k: v for k, v in pairs if v is not None}
         return self.settings.chunking.model_copy(update=update)
 
-    def _ingestion(self, progress: Progress | None) -> Ingestion:
+    def _ingestion(self, progress: Progress | None, engine: IngestEngine | None = None) -> Ingestion:
         return Ingestion(
             self.key,
             label=self.name,
@@ -60,7 +60,7 @@ class Collection:
             ingest=self.settings.ingest,
             fetch=self.settings.fetch,
             progress=progress,
-            engine=make_engine(self.settings.ingest),
+            engine=engine or make_engine(self.settings.ingest),
         )
 
     # load --------------------------------------------------------------------------------------
@@ -76,10 +76,16 @@ class Collection:
         return self._ingestion(progress).run_sources(inputs, sync=sync, allow_private=allow_private)
 
     def ingest_documents(
-        self, documents: Iterable[Document], *, total: int | None = None, progress: Progress | None = None
+        self,
+        documents: Iterable[Document],
+        *,
+        total: int | None = None,
+        progress: Progress | None = None,
+        engine: IngestEngine | None = None,
     ) -> IngestReport:
-        """Ingest already-extracted documents (benchmarks, other loaders)."""
-        return self._ingestion(progress).run_documents(documents, total)
+        """Ingest already-extracted documents (benchmarks, other loaders); ``engine`` overrides
+        ``ingest.engine`` with an engine the caller keeps (to read what it measured)."""
+        return self._ingestion(progress, engine).run_documents(documents, total)
 
     def documents(self) -> list[DocumentRecord]:
         return list(self.registry.documents(self.key).values())

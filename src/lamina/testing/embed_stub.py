@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -46,17 +47,16 @@ def embedding_server(stub: StubEmbedder) -> Iterator[str]:
                 number = stub.requests
                 stub.in_flight += 1
                 stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
-            try:
-                time.sleep(stub.latency_s)
-                if number <= stub.fail_first:
-                    self.reply({"error": {"message": "warming up"}}, status=503)
-                    return
-                texts = body["input"]
-                data = [{"index": i, "embedding": stub.vector(t)} for i, t in enumerate(texts)]
-                self.reply({"object": "list", "data": data, "model": body.get("model", "")})
-            finally:
-                with stub._lock:
-                    stub.in_flight -= 1
+            time.sleep(stub.latency_s)
+            payload: dict[str, Any]
+            if number <= stub.fail_first:
+                status, payload = 503, {"error": {"message": "warming up"}}
+            else:
+                data = [{"index": i, "embedding": stub.vector(t)} for i, t in enumerate(body["input"])]
+                status, payload = 200, {"object": "list", "data": data, "model": body.get("model", "")}
+            with stub._lock:  # done before the client can read the answer and send the next
+                stub.in_flight -= 1
+            self.reply(payload, status=status)
 
     with serving(Handler) as root:
         yield f"{root}/v1"

@@ -32,6 +32,8 @@ class OpenAIEmbedder:
     It pickles as its settings (a Ray actor opens its own connections).
     """
 
+    remote = True  # the local engine overlaps the next batch's chunking with these requests
+
     def __init__(
         self,
         *,

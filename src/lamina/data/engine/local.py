@@ -3,32 +3,70 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from lamina.data.engine.stages import Loaded, Ready, Stages, Work, embed_counted, to_embed
+from lamina.data.embed.base import Vectors
+from lamina.data.engine.stages import Loaded, Prepared, Ready, Stages, Vector, Work, embed_counted, to_embed
+
+Todo = list[tuple[str, str]]  # (embed_hash, text) to embed afresh
 
 
 class LocalEngine:
-    """Preparing the next batch in a thread while this one embeds measured no faster (ONNX Runtime
-    keeps every core busy; README "Measured"), so batches run one after another."""
+    """Batches run one after another with a local model: preparing the next batch in a thread
+    while this one embeds measured no faster (ONNX Runtime keeps every core busy; README
+    "Measured"). With a remote embedder (``embedder.remote``) the next batch is extracted and
+    chunked while this one's requests are in flight, so the endpoint is not left idle."""
 
     name = "local"
 
     def run(self, batches: Iterator[list[Work]], stages: Stages) -> Iterator[Ready]:
+        if getattr(stages.embedder, "remote", False):
+            yield from self._overlapped(batches, stages)
+            return
         for batch in batches:
-            prepared = []
-            for work in batch:
-                if isinstance(work, Loaded):
-                    stages.event(work.source, "extracting")
-                prepared.append(stages.prepare(work))
-                stages.check()
-            chunks = [c for p in prepared for c in p.chunks]
-            vectors = stages.reuse(chunks)
-            for p in prepared:
-                if p.document is not None:
-                    stages.event(p.source, "embedding")
-            ready = Ready(prepared, vectors)
-            if todo := to_embed(chunks, vectors):
-                fresh, ready.tokens = embed_counted(stages.embedder, [t for _, t in todo])
-                vectors.update({k: fresh[i] for i, (k, _) in enumerate(todo)})
-                ready.embedded = len(todo)
-            yield ready
+            prepared, vectors, todo = self._prepare(batch, stages)
+            fresh = embed_counted(stages.embedder, [t for _, t in todo]) if todo else None
+            yield self._ready(prepared, vectors, todo, fresh)
+
+    def _overlapped(self, batches: Iterator[list[Work]], stages: Stages) -> Iterator[Ready]:
+        with ThreadPoolExecutor(2, thread_name_prefix="lamina-ingest") as pool:
+            pending: tuple[list[Prepared], dict[str, Vector], Todo, Future[tuple[Vectors, int]] | None]
+            pending = ([], {}, [], None)
+            for batch in batches:
+                prepared, vectors, todo = self._prepare(batch, stages)
+                texts = [t for _, t in todo]
+                future = pool.submit(embed_counted, stages.embedder, texts) if todo else None
+                if pending[0]:
+                    yield self._ready(*pending[:3], pending[3].result() if pending[3] else None)
+                pending = (prepared, vectors, todo, future)
+            if pending[0]:
+                yield self._ready(*pending[:3], pending[3].result() if pending[3] else None)
+
+    @staticmethod
+    def _prepare(batch: list[Work], stages: Stages) -> tuple[list[Prepared], dict[str, Vector], Todo]:
+        prepared = []
+        for work in batch:
+            if isinstance(work, Loaded):
+                stages.event(work.source, "extracting")
+            prepared.append(stages.prepare(work))
+            stages.check()
+        chunks = [c for p in prepared for c in p.chunks]
+        vectors = stages.reuse(chunks)
+        for p in prepared:
+            if p.document is not None:
+                stages.event(p.source, "embedding")
+        return prepared, vectors, to_embed(chunks, vectors)
+
+    @staticmethod
+    def _ready(
+        prepared: list[Prepared],
+        vectors: dict[str, Vector],
+        todo: Todo,
+        fresh: tuple[Vectors, int] | None,
+    ) -> Ready:
+        ready = Ready(prepared, vectors)
+        if fresh is not None:
+            embedded, ready.tokens = fresh
+            vectors.update({k: embedded[i] for i, (k, _) in enumerate(todo)})
+            ready.embedded = len(todo)
+        return ready

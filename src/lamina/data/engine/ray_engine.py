@@ -84,6 +84,11 @@ class RayEngine:
     def __init__(self, settings: IngestSettings) -> None:
         import_ray()  # fail now, with the extra's name, not half-way into a run
         self.settings = settings
+        self.actor_stats: list[dict[str, Any]] = []  # of the last run, for benchmarks
+
+    def connect(self) -> None:
+        """Join (or start) Ray now, so its start-up is not counted as the run's."""
+        connect(self.settings.ray_address)
 
     def run(self, batches: Iterator[list[Work]], stages: Stages) -> Iterator[Ready]:
         ray = connect(self.settings.ray_address)
@@ -92,6 +97,7 @@ class RayEngine:
         run = _RayRun(ray, ray_tasks, self.settings, stages)
         try:
             yield from run.pipeline(batches)
+            self.actor_stats = run.actor_stats()
         finally:
             run.release()
 
@@ -204,6 +210,10 @@ class _RayRun:
             ready.embedded += len(keys)
             ready.tokens += tokens
         return ready
+
+    def actor_stats(self) -> list[dict[str, Any]]:
+        stats: list[dict[str, Any]] = self.ray.get([a.stats.remote() for a in self.actors], timeout=30)
+        return stats
 
     def release(self) -> None:
         """Cancel what is still queued and stop this run's actors (the cluster stays up)."""

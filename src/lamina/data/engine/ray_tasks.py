@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import ray
 
@@ -23,9 +25,21 @@ class EmbedActor:
 
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
+        self.busy_s = 0.0
+        self.tokens = 0
+        self.texts = 0
 
     def embed(self, texts: Sequence[str]) -> tuple[Vectors, int]:
-        return embed_counted(self.embedder, texts)
+        started = time.perf_counter()
+        vectors, tokens = embed_counted(self.embedder, texts)
+        self.busy_s += time.perf_counter() - started
+        self.tokens += tokens
+        self.texts += len(texts)
+        return vectors, tokens
+
+    def stats(self) -> dict[str, Any]:
+        """What this actor did since it (last) started: for the per-actor throughput."""
+        return {"pid": os.getpid(), "busy_s": self.busy_s, "tokens": self.tokens, "texts": self.texts}
 
     def pid(self) -> int:
         return os.getpid()
