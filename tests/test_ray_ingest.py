@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import psutil
 import pytest
@@ -24,8 +25,10 @@ from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.testing.poison import CRASH, HANG
 from lamina.testing.ray import RayCluster  # before ray itself: it sets Ray's token environment
+from lamina.testing.server import LaminaServer, sse_events
 
 from .conftest import DOCS, SCIFACT
+from .test_serve_tenants import _wait_job
 
 ABSTRACTS = 40
 REAL_DOCS = ("test.pdf", "test.docx", "test_wikipedia.html", "test.pptx")
@@ -272,3 +275,38 @@ def test_a_killed_driver_rerun_ends_exact(
     assert_same_end_state(
         Workspace(load_settings(data_dir=data_dir), embedder=embedder).collection("kb"), reference
     )
+
+
+def test_a_server_job_on_ray_reports_each_file(
+    cluster: RayCluster, tmp_path: Path, models_dir: Path, corpus: Path
+) -> None:
+    """``[ingest] engine = "ray"``: the server's jobs run on the cluster, with the same per-file events."""
+    server = LaminaServer(
+        tmp_path / "served",
+        models_dir,
+        config=f'[ingest]\nengine = "ray"\nray_address = "{cluster.address}"\n',
+    )
+    store = server.keys()
+    key = store.create("admin", admin=True)[1]
+    store.engine.dispose()
+    names = sorted(p.name for p in corpus.iterdir())[:6]
+    files = [("files", (n, (corpus / n).read_bytes(), "application/octet-stream")) for n in names]
+    files.append(("files", ("random.bin", (DOCS / "random.bin").read_bytes(), "application/octet-stream")))
+    with (
+        server,
+        httpx.Client(base_url=server.root, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http,
+    ):
+        assert http.post("/v1/collections", json={"name": "kb"}).status_code == 201
+        resp = http.post("/v1/collections/kb/documents", files=files)
+        assert resp.status_code == 202, resp.text
+        job = resp.json()
+        with http.stream("GET", f"/v1/jobs/{job['id']}/events") as stream:
+            events = [json.loads(e) for e in sse_events(list(stream.iter_lines()))]
+        final = _wait_job(http, job["id"])
+        hits = http.post("/v1/collections/kb/search", json={"query": "cells", "k": 3}).json()
+    assert final["state"] == "completed", final
+    states = {f["name"]: f for f in final["files"]}
+    assert all(states[n]["state"] == "done" for n in names)
+    assert states["random.bin"]["state"] in ("failed", "skipped") and states["random.bin"]["detail"]
+    assert {"extracting", "embedding"} <= {f["state"] for e in events for f in e["files"]}
+    assert hits["data"]
