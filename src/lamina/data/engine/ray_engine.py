@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,9 +43,26 @@ def import_ray() -> Any:
     return ray
 
 
+def _errors_to_stderr() -> None:
+    """Ray prints the raylet's error messages (a worker died, a task is retried) to stdout
+    (``listen_error_messages`` in ``ray/_private/worker.py``); a Lamina command's stdout is its
+    result (``--json``), so they go to stderr, as warnings do."""
+    worker = sys.modules.get("ray._private.worker")
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "lamina", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.lamina = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr  # type: ignore[union-attr]
+
+
 def connect(address: str | None) -> Any:
     """Ray, initialised once per process: the cluster at ``address``, or a local instance."""
     ray = import_ray()
+    _errors_to_stderr()
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         options: dict[str, Any] = {
@@ -52,7 +71,9 @@ def connect(address: str | None) -> Any:
             "logging_level": logging.WARNING,
         }
         try:
-            ray.init(address=address, **options) if address else ray.init(**options)
+            with warnings.catch_warnings():  # Ray forks its daemons: lancedb warns, harmlessly
+                warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
+                ray.init(address=address, **options) if address else ray.init(**options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise ConfigError(f"cannot reach {where}: {exc}") from None
