@@ -209,16 +209,20 @@ def test_ingestion_spans_in_process(workspace: Workspace) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
+    import lamina.data.engine.stages as stages_module
     import lamina.data.ingest as ingest_module
 
-    original = ingest_module.tracer
-    ingest_module.tracer = tracer  # type: ignore[assignment]
+    modules = (ingest_module, stages_module)  # the run's spans, and its steps' (whatever engine runs them)
+    originals = [m.tracer for m in modules]
+    for module in modules:
+        module.tracer = tracer  # type: ignore[assignment]
     try:
         kb = workspace.collection("spans", create=True)
         with trace.use_span(tracer.start_span("job"), end_on_exit=True):
             kb.ingest([str(SAMPLES)])
     finally:
-        ingest_module.tracer = original
+        for module, original in zip(modules, originals, strict=True):
+            module.tracer = original  # type: ignore[assignment]
     spans = exporter.get_finished_spans()
     names = [s.name for s in spans]
     assert "ingest spans" in names and "load" in names
