@@ -17,6 +17,28 @@ from lamina.data.store.base import Where
 IngestEngineName = Literal["local", "ray"]
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+EngineOpt = Annotated[
+    IngestEngineName | None,
+    typer.Option(
+        "--engine", help="Where to extract and embed: local, or ray (lamina\\[ray]). Default: ingest.engine"
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address", help="Ray cluster: auto, ray://host:10001 or host:port. Unset: a local Ray instance."
+    ),
+]
+
+
+def use_engine(engine: IngestEngineName | None, ray_address: str | None) -> None:
+    """``--engine`` and ``--ray-address`` over ``[ingest]``; an address alone means Ray."""
+    ingest_settings = state.settings.ingest
+    if ray_address is not None:
+        ingest_settings.ray_address = ray_address
+        ingest_settings.engine = "ray"
+    if engine is not None:
+        ingest_settings.engine = engine
 
 
 def ingest(
@@ -35,29 +57,13 @@ def ingest(
         bool,
         typer.Option("--allow-private", help="Allow URLs on private/loopback addresses (SSRF guard off)."),
     ] = False,
-    engine: Annotated[
-        IngestEngineName | None,
-        typer.Option(
-            "--engine",
-            help="Where to extract and embed: local, or ray (lamina\\[ray]). Default: ingest.engine",
-        ),
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            help="Ray cluster: auto, ray://host:10001 or host:port. Unset: a local Ray instance.",
-        ),
-    ] = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Extract, chunk, embed and load documents into a collection (incremental, resumable)."""
+    use_engine(engine, ray_address)
     ingest_settings = state.settings.ingest
-    if engine is not None:
-        ingest_settings.engine = engine
-    if ray_address is not None:
-        ingest_settings.ray_address = ray_address
-        ingest_settings.engine = "ray" if engine is None else engine
     if include:
         ingest_settings.include = include
     if exclude:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lamina.cli.context import state
-from lamina.cli.data import CollectionOpt, JsonOpt, print_report
+from lamina.cli.data import CollectionOpt, EngineOpt, JsonOpt, RayAddressOpt, print_report, use_engine
 from lamina.cli.output import IngestProgress, console, err_console, print_json
 from lamina.data.reindex import ReindexOptions
 from lamina.data.reindex import reindex as build
@@ -47,6 +47,8 @@ def reindex(
             help="Build from this BEIR corpus (for a collection made by lamina eval retrieval).",
         ),
     ] = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a new version of a collection beside the live one (which keeps answering); resumable.
@@ -54,6 +56,7 @@ def reindex(
     Unset options keep the live version's settings. Vectors are copied, not re-embedded, when the
     embedder is the same. Then compare with `lamina versions` and make it live with `lamina switch`.
     """
+    use_engine(engine, ray_address)
     options = ReindexOptions(store, embedding_variant, chunk_tokens, overlap_tokens)
     ws = state.workspace
     docs = total = None
