@@ -14,6 +14,7 @@ split into single sources, and a single one that fails again is reported failed 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -133,15 +134,18 @@ class _RayRun:
         self.preparer = ray.put(stages.prepare)
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         count = settings.ray_actors or max(1, nodes)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        # an actor holds a CPU for the scheduler (its model uses the node's cores anyway), unless
+        # that would leave no CPU for the extraction tasks: then the run would wait for ever
+        actor_cpus = 1 if cpus - count >= 1 else 0
         self.actors = [
             tasks.EmbedActor.options(
-                num_cpus=1, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD"
+                num_cpus=actor_cpus, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD"
             ).remote(stages.embedder)
             for _ in range(count)
         ]
         self.prepare_many = tasks.prepare_many
         self._next_actor = 0
-        cpus = int(ray.cluster_resources().get("CPU", 1))
         per_batch = math.ceil(settings.batch_documents / settings.ray_docs_per_task)
         self.extract_ahead = max(2, math.ceil(2 * cpus / per_batch))  # tasks queued for every CPU
         self.embed_ahead = max(2, count)
@@ -242,6 +246,10 @@ class _RayRun:
         for extracting in self.extracting:
             for group in extracting.groups:
                 self.ray.cancel(group.ref, force=True)
+        for embedding in self.embedding:
+            for _, ref in embedding.parts:
+                with contextlib.suppress(Exception):  # already running or done: the kill ends it
+                    self.ray.cancel(ref)
         for actor in self.actors:
             self.ray.kill(actor)
         logger.debug("released the Ray run in %.2f s", time.perf_counter() - started)
