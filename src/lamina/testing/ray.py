@@ -17,9 +17,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from lamina.testing.running import Running
 from lamina.testing.server import free_port
 
 
@@ -43,7 +43,7 @@ def _ray_cli() -> str:
     return shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
 
 
-class RayCluster:
+class RayCluster(Running):
     """``ray start --head --block`` in its own process group; stopping the group stops every
     process of the cluster (and only this cluster's, unlike ``ray stop``)."""
 
@@ -111,11 +111,3 @@ class RayCluster:
             os.killpg(self._proc.pid, signal.SIGKILL)
         self._proc = None
         self._log.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
