@@ -230,12 +230,13 @@ def test_a_document_that_hangs_or_crashes_its_extractor_is_failed_not_waited_for
     assert "crashed the worker" in reasons["crashes.txt"]
 
 
-def _ingest_command(corpus: Path, data_dir: Path, address: str) -> subprocess.Popen[str]:
+def _ingest_command(corpus: Path, data_dir: Path, address: str, **extra_env: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "LAMINA_DATA_DIR": str(data_dir),
         "LAMINA_INGEST__BATCH_DOCUMENTS": "4",
         "LAMINA_INGEST__RAY_DOCS_PER_TASK": "2",
+        **extra_env,
     }
     command = [sys.executable, "-m", "lamina", "ingest", str(corpus), "-c", "kb", "--json"]
     return subprocess.Popen(
@@ -247,21 +248,48 @@ def _ingest_command(corpus: Path, data_dir: Path, address: str) -> subprocess.Po
     )
 
 
+def _wait_recorded(proc: subprocess.Popen[str], data_dir: Path, ws: Workspace) -> int:
+    """Documents in the registry once the first batch is written (the run still going)."""
+    deadline = time.monotonic() + 180
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        started = (data_dir / "registry.db").exists() and ws.registry.get_collection("kb")
+        if started and (recorded := len(ws.registry.documents("kb"))):
+            return recorded
+        time.sleep(0.05)
+
+
+def test_the_cluster_lost_mid_run_stops_the_driver_and_a_rerun_ends_exact(
+    corpus: Path, reference: Collection, tmp_path: Path, embedder: OnnxMiniLM
+) -> None:
+    """Ray's GCS gone: the driver gives up after Ray's reconnect timeout (60 s by default; 5 s
+    here), exits 1, and keeps the batches it wrote; the same command on a new cluster ends exact."""
+    data_dir = tmp_path / "data"
+    ws = Workspace(load_settings(data_dir=data_dir), embedder=embedder)
+    with RayCluster(tmp_path / "doomed", cpus=2) as doomed:
+        proc = _ingest_command(corpus, data_dir, doomed.address, RAY_gcs_rpc_server_reconnect_timeout_s="5")
+        recorded = _wait_recorded(proc, data_dir, ws)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "GCS" in err
+    assert 0 < recorded < ABSTRACTS + len(REAL_DOCS)
+    with RayCluster(tmp_path / "next", cpus=2) as fresh:
+        rerun = _ingest_command(corpus, data_dir, fresh.address)
+        out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert json.loads(out)["unchanged"] >= recorded
+    assert_same_end_state(
+        Workspace(load_settings(data_dir=data_dir), embedder=embedder).collection("kb"), reference
+    )
+
+
 def test_a_killed_driver_rerun_ends_exact(
     cluster: RayCluster, corpus: Path, reference: Collection, tmp_path: Path, embedder: OnnxMiniLM
 ) -> None:
     data_dir = tmp_path / "driver"
     ws = Workspace(load_settings(data_dir=data_dir), embedder=embedder)
     proc = _ingest_command(corpus, data_dir, cluster.address)
-    deadline = time.monotonic() + 180
-    while (
-        not (data_dir / "registry.db").exists()
-        or not ws.registry.get_collection("kb")
-        or not (recorded := len(ws.registry.documents("kb")))
-    ):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    recorded = _wait_recorded(proc, data_dir, ws)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert 0 < recorded < ABSTRACTS + len(REAL_DOCS)

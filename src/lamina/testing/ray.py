@@ -65,6 +65,8 @@ class RayCluster(Running):
 
     def start(self, timeout_s: float = 90.0) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Ray's sockets live under its temp dir, and a socket path may not pass 107 bytes
+        self._temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         env = {**os.environ, **self.env, "RAY_USAGE_STATS_ENABLED": "0"}
         self._log = (self.workdir / "ray-start.log").open("wb")
         self._proc = subprocess.Popen(
@@ -79,7 +81,7 @@ class RayCluster(Running):
                 f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
                 "--include-dashboard=false",
                 "--disable-usage-stats",
-                f"--temp-dir={self.workdir / 'tmp'}",
+                f"--temp-dir={self._temp}",
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -111,3 +113,4 @@ class RayCluster(Running):
             os.killpg(self._proc.pid, signal.SIGKILL)
         self._proc = None
         self._log.close()
+        shutil.rmtree(self._temp, ignore_errors=True)
