@@ -23,7 +23,7 @@ from lamina.rag.context import Source
 from lamina.rag.spans import spans_of
 from lamina.rag.support import supports
 
-from .test_cli import lamina
+from .cli_runner import lamina
 
 INVOICE = """| | | Hours | Rate | Cost |
 | --- | --- | --- | --- | --- |

@@ -1,12 +1,15 @@
-"""The ``lamina`` command as a user runs it: a real process, real files, JSON for scripts."""
+"""The ``lamina`` command as a user runs it: real files, exit codes, JSON for scripts.
+
+Commands run through the installed script's own entry point (``lamina.cli.app.main``: argument
+parsing, the one-line error handler, exit codes, stdout and stderr kept apart) in this process, so
+that each does not pay a Python start-up (tests/cli_runner.py); ``test_python_dash_m_lamina_is_the_command``
+runs real processes, for what only a process shows (``python -m lamina``, its exit status, its stderr).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,23 +17,18 @@ import pytest
 from lamina.data.collection import Workspace
 from lamina.evals.beir import load_beir
 
-from .conftest import DOCS
+from .cli_runner import lamina, lamina_process
+from .conftest import DOCS, share_models
 
 
-def lamina(
-    *args: str, env: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "lamina", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"lamina {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
+def test_python_dash_m_lamina_is_the_command() -> None:
+    """A real process: an expected failure is one line on stderr and exit status 1, a usage error 2."""
+    proc = lamina_process("search", "x", "-c", "nope")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "no collection named 'nope'" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    proc = lamina_process("search", "x", "-c", "kb", "--mode", "fuzzy")
+    assert proc.returncode == 2 and "fuzzy" in proc.stderr
 
 
 @pytest.fixture
@@ -87,19 +85,31 @@ def test_usage_errors_and_help() -> None:
     assert proc.returncode == 2 and "fuzzy" in proc.stderr
 
 
-def test_demo_runs_offline() -> None:
-    out = lamina("demo").stdout
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> tuple[dict[str, str], str]:
+    """``lamina demo`` run once in a data directory of its own: its environment and what it printed.
+    The commands that answer from the "sample" collection it makes run there (they only read it)."""
+    data_dir = tmp_path_factory.mktemp("demo") / "lamina-data"
+    share_models(data_dir, models_dir)
+    env = {"LAMINA_DATA_DIR": str(data_dir)}
+    return env, lamina("demo", env=env).stdout
+
+
+def test_demo_runs_offline(demo: tuple[dict[str, str], str]) -> None:
+    env, out = demo
     assert "ingestion-faq.html" in out
     answer = out.split("3. grounded answer", 1)[1]
     assert "run the same `lamina ingest` command again" in " ".join(answer.split())  # the README's question
-    again = lamina("demo").stdout
+    again = lamina("demo", env=env).stdout
     assert "0 ingested, 4 unchanged" in again
 
 
-def test_ask_json_and_models() -> None:
-    lamina("demo")  # ingests the samples into "sample" and answers once
+def test_ask_json_and_models(demo: tuple[dict[str, str], str]) -> None:
+    env, _ = demo
     out = json.loads(
-        lamina("ask", "What happens if an ingestion is interrupted?", "-c", "sample", "--json").stdout
+        lamina(
+            "ask", "What happens if an ingestion is interrupted?", "-c", "sample", "--json", env=env
+        ).stdout
     )
     assert {"answer", "citations", "model", "usage"} <= out.keys()
     assert out["model"] == "gemma-3-270m" and out["extractive"]  # a base model's answer is chosen
@@ -107,38 +117,42 @@ def test_ask_json_and_models() -> None:
     assert out["citations"] and {"n", "source", "page", "chunk_id", "snippet"} <= out["citations"][0].keys()
 
     nothing = json.loads(
-        lamina("ask", "What is the boiling point of liquid nitrogen?", "-c", "sample", "--json").stdout
+        lamina(
+            "ask", "What is the boiling point of liquid nitrogen?", "-c", "sample", "--json", env=env
+        ).stdout
     )
     assert nothing["citations"] == [] and "could not find anything relevant" in nothing["answer"]
 
-    direct = json.loads(lamina("ask", "What is the capital of France?", "--no-rag", "--json").stdout)
+    short = {**env, "LAMINA_RAG__ANSWER_TOKENS": "16"}  # the model writes this one: a short answer
+    direct = json.loads(
+        lamina("ask", "What is the capital of France?", "--no-rag", "--json", env=short).stdout
+    )
     assert direct["citations"] == [] and direct["answer"]
 
-    models = json.loads(lamina("models", "--json").stdout)
+    models = json.loads(lamina("models", "--json", env=env).stdout)
     assert models[0]["name"] == "gemma-3-270m" and models[0]["available"] and models[0]["default"]
 
-    proc = lamina("ask", "x", "-c", "sample", "--model", "gpt-17", check=False)
+    proc = lamina("ask", "x", "-c", "sample", "--model", "gpt-17", check=False, env=env)
     assert proc.returncode == 1 and "configured models: gemma-3-270m" in proc.stderr
 
 
-def test_chat_reads_questions_until_eof() -> None:
-    lamina("demo")
-    proc = subprocess.run(
-        [sys.executable, "-m", "lamina", "chat", "-c", "sample"],
-        input="What does hybrid retrieval do?\nWhich database stores vectors?\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_chat_reads_questions_until_eof(demo: tuple[dict[str, str], str]) -> None:
+    env, _ = demo
+    proc = lamina(
+        "chat",
+        "-c",
+        "sample",
+        env=env,
+        stdin="What does hybrid retrieval do?\nWhich database stores vectors?\n",
     )
-    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("Sources") >= 1
 
 
-def test_ask_prints_the_answer_once_then_its_sources() -> None:
-    lamina("demo")
+def test_ask_prints_the_answer_once_then_its_sources(demo: tuple[dict[str, str], str]) -> None:
+    env, _ = demo
     question = "Which database stores the vectors?"
-    printed = lamina("ask", question, "-c", "sample").stdout
-    answer = json.loads(lamina("ask", question, "-c", "sample", "--json").stdout)
+    printed = lamina("ask", question, "-c", "sample", env=env).stdout
+    answer = json.loads(lamina("ask", question, "-c", "sample", "--json", env=env).stdout)
     text, _, sources = printed.partition("\nSources\n")
     assert text.strip() == answer["answer"]  # streamed once, and it is the final (cited) text
     assert "with citations" not in printed and printed.count(answer["answer"]) == 1
@@ -147,13 +161,20 @@ def test_ask_prints_the_answer_once_then_its_sources() -> None:
     ]
 
 
-def _tiny_beir(tmp_path: Path, sample: dict[str, object], docs: int = 60) -> Path:
-    """A BEIR-format folder: the first ``docs`` abstracts of the sample, its queries and judgements."""
+def _tiny_beir(tmp_path: Path, sample: dict[str, object], docs: int = 20) -> Path:
+    """A BEIR-format folder: the first ``docs`` abstracts of the sample, the queries that judge one of
+    them and their judgements (20 abstracts, 2 queries: enough to list every configuration)."""
     data = tmp_path / "tiny"
     (data / "qrels").mkdir(parents=True)
     corpus: list[dict[str, str]] = sample["corpus"][:docs]  # type: ignore[index]
-    qrels: dict[str, dict[str, int]] = sample["qrels"]  # type: ignore[assignment]
-    queries: dict[str, str] = sample["queries"]  # type: ignore[assignment]
+    ids = {c["_id"] for c in corpus}
+    qrels: dict[str, dict[str, int]] = {
+        q: rels
+        for q, rels in sample["qrels"].items()  # type: ignore[attr-defined]
+        if ids & rels.keys()
+    }
+    queries = {q: t for q, t in sample["queries"].items() if q in qrels}  # type: ignore[attr-defined]
+    assert queries
     (data / "corpus.jsonl").write_text("".join(json.dumps(c) + "\n" for c in corpus))
     (data / "queries.jsonl").write_text(
         "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
@@ -174,7 +195,11 @@ def test_eval_retrieval_prints_every_configuration(tmp_path: Path, scifact_sampl
     assert out["hybrid"] == {k: out["configs"][2][k] for k in ("ndcg@10", "recall@100", "mrr@10")}
     assert out["embedding_model"] == "all-MiniLM-L6-v2/onnx-int8-dynamic"
 
-    dev = json.loads(lamina("eval", "retrieval", "--dataset", str(data), "--split", "dev", "--json").stdout)
+    dev = json.loads(
+        lamina(
+            "eval", "retrieval", "--dataset", str(data), "--split", "dev", "--limit-docs", "6", "--json"
+        ).stdout
+    )
     assert dev["queries"] > 0 and all(c["ndcg@10"] >= 0 for c in dev["configs"])
     bad = lamina("eval", "retrieval", "--dataset", str(data), "--split", "train", check=False)
     assert bad.returncode != 0 and "unknown split" in bad.stderr
@@ -183,7 +208,7 @@ def test_eval_retrieval_prints_every_configuration(tmp_path: Path, scifact_sampl
 def test_reindex_versions_switch_rollback_drop(
     tmp_path: Path, scifact_sample: dict[str, object], workspace: Workspace
 ) -> None:
-    data = _tiny_beir(tmp_path, scifact_sample, docs=40)
+    data = _tiny_beir(tmp_path, scifact_sample)
     workspace.collection("tiny", create=True).ingest_documents(load_beir(data).documents())
     workspace.registry.close()
 
@@ -191,7 +216,7 @@ def test_reindex_versions_switch_rollback_drop(
         lamina("reindex", "-c", "tiny", "--dataset", str(data), "--chunk-tokens", "64", "--json").stdout
     )
     assert built["version"]["version"] == 2 and built["version"]["state"] == "ready"
-    assert not built["switched"] and built["report"]["ingested"] == 40
+    assert not built["switched"] and built["report"]["ingested"] == 20
     listed = json.loads(lamina("versions", "-c", "tiny", "--dataset", str(data), "--json").stdout)
     assert [(v["version"], v["live"], v["chunk_tokens"]) for v in listed] == [(1, True, 256), (2, False, 64)]
     assert all(0 < v["ndcg@10"] <= 1 for v in listed)

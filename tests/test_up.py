@@ -23,6 +23,8 @@ from lamina.client import Lamina
 from lamina.serve.http.app import SESSION_COOKIE
 from lamina.testing.server import LaminaServer
 
+from .cli_runner import lamina as lamina_command
+
 SAMPLE_NAMES = {p.name for p in (Path(lamina.__file__).parent / "samples").iterdir() if p.is_file()}
 SHORT = 32  # the local model is slow on a small CPU: short answers
 
@@ -153,8 +155,6 @@ def test_second_start_ingests_nothing_and_shows_no_key(up_server: LaminaServer) 
 
 
 def test_help() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "lamina", "up", "--help"], capture_output=True, text=True, check=True
-    ).stdout
+    out = lamina_command("up", "--help").stdout
     for option in ("--host", "--port", "--collection", "--no-ingest", "--json"):
         assert option in out
