@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -18,6 +19,7 @@ import lamina
 from lamina.config import Settings, load_settings, with_schema
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
+from lamina.data.types import Document, sha256_hex
 from lamina.models.llamacpp import LlamaCppModel
 from lamina.serve import db
 from lamina.testing.postgres import psycopg_url
@@ -106,6 +108,23 @@ def scifact_sample() -> dict[str, object]:
     corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     picked = [c for c in corpus if c["_id"] in wanted]
     return {"corpus": picked, "queries": queries, "qrels": {q: qrels[q] for q in queries}}
+
+
+@pytest.fixture(scope="session")
+def scifact_collection(
+    tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM, scifact_sample: dict[str, Any]
+) -> Iterator[Collection]:
+    """The SciFact sample's abstracts, ingested once (each the text of a ``scifact:<id>`` document,
+    with its title) for the tests that only search them."""
+    ws = Workspace(load_settings(data_dir=tmp_path_factory.mktemp("scifact")), embedder=embedder)
+    docs = [
+        Document(f"scifact:{c['_id']}", c["text"], sha256_hex(c["title"] + c["text"]), title=c["title"])
+        for c in scifact_sample["corpus"]
+    ]
+    coll = ws.collection("scifact", create=True)
+    coll.ingest_documents(docs)
+    yield coll
+    ws.registry.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.data.collection import Workspace
+from lamina.data.collection import Collection, Workspace
 from lamina.data.fusion import best_per_document, reciprocal_rank_fusion
 from lamina.data.store.base import Where
 from lamina.data.types import Document, Hit, sha256_hex
@@ -71,17 +71,11 @@ def test_identical_text_in_two_documents_shows_once(workspace: Workspace) -> Non
 
 
 def test_hybrid_matches_or_beats_both_modes_on_scifact(
-    workspace: Workspace, scifact_sample: dict[str, object]
+    scifact_collection: Collection, scifact_sample: dict[str, object]
 ) -> None:
-    corpus: list[dict[str, str]] = scifact_sample["corpus"]  # type: ignore[assignment]
     queries: dict[str, str] = scifact_sample["queries"]  # type: ignore[assignment]
     qrels: dict[str, dict[str, int]] = scifact_sample["qrels"]  # type: ignore[assignment]
-    docs = [
-        Document(f"scifact:{c['_id']}", c["text"], sha256_hex(c["title"] + c["text"]), title=c["title"])
-        for c in corpus
-    ]
-    coll = workspace.collection("scifact", create=True)
-    coll.ingest_documents(docs)
+    coll = scifact_collection  # the sample's abstracts, as scifact:<id> documents
     scores = {}
     for mode in ("dense", "bm25", "hybrid"):
         total = 0.0

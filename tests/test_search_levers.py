@@ -14,7 +14,7 @@ from lamina.config import SearchSettings, load_settings
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.fusion import convex_fusion, rank_documents, rocchio
-from lamina.data.types import Document, Hit, doc_id_for, sha256_hex
+from lamina.data.types import Hit, doc_id_for
 from lamina.errors import LaminaError, ModelUnavailable
 from lamina.evals.retrieval import NO_LEVERS
 from lamina.testing.json_http import JsonHandler, serving
@@ -53,21 +53,6 @@ def test_rocchio_moves_the_query_toward_the_feedback() -> None:
     assert np.array_equal(rocchio(query, feedback[:0], 0.5), query)
 
 
-@pytest.fixture(scope="module")
-def scifact_coll(
-    tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM, scifact_sample: dict[str, Any]
-) -> Iterator[Collection]:
-    ws = Workspace(load_settings(data_dir=tmp_path_factory.mktemp("levers")), embedder=embedder)
-    docs = [
-        Document(f"scifact:{c['_id']}", c["text"], sha256_hex(c["title"] + c["text"]), title=c["title"])
-        for c in scifact_sample["corpus"]
-    ]
-    coll = ws.collection("scifact", create=True)
-    coll.ingest_documents(docs)
-    yield coll
-    ws.registry.close()
-
-
 def _rankings(coll: Collection, queries: dict[str, str], **levers: Any) -> dict[str, list[str]]:
     options = SearchSettings(**{**NO_LEVERS, **levers})
     return {
@@ -88,22 +73,22 @@ def _rankings(coll: Collection, queries: dict[str, str], **levers: Any) -> dict[
     ids=["convex", "rrf_k", "title", "doc_chunks", "prf"],
 )
 def test_each_lever_changes_rankings_on_scifact(
-    scifact_coll: Collection, scifact_sample: dict[str, Any], levers: dict[str, Any]
+    scifact_collection: Collection, scifact_sample: dict[str, Any], levers: dict[str, Any]
 ) -> None:
     queries = scifact_sample["queries"]
-    plain = _rankings(scifact_coll, queries)
-    changed = _rankings(scifact_coll, queries, **levers)
+    plain = _rankings(scifact_collection, queries)
+    changed = _rankings(scifact_collection, queries, **levers)
     assert set(changed) == set(plain) and all(changed.values())
     assert sum(changed[q] != plain[q] for q in queries) >= 1, levers
 
 
 def test_title_field_ranks_documents_by_their_titles(
-    scifact_coll: Collection, scifact_sample: dict[str, Any]
+    scifact_collection: Collection, scifact_sample: dict[str, Any]
 ) -> None:
     """Queried by its title, a document ranks at least as high with the title field boosted."""
 
     def reciprocal_rank(title: str, doc_id: str, boost: float) -> float:
-        hits = scifact_coll.search_documents(
+        hits = scifact_collection.search_documents(
             title, 10, mode="bm25", options=SearchSettings(title_boost=boost)
         )
         ranks = [i for i, h in enumerate(hits, start=1) if h.doc_id == doc_id]
