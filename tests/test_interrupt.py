@@ -13,32 +13,58 @@ from pathlib import Path
 
 import pytest
 
+from lamina.config import load_settings
 from lamina.data.collection import Workspace
+from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.store.lance import LanceStore
 
-from .conftest import SCIFACT
+from .cli_runner import lamina
+from .conftest import SCIFACT, share_models
+
+DOCS = 24  # abstracts: six commits of four, interrupted after the second
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    root = tmp_path / "abstracts"
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("interrupt") / "abstracts"
     root.mkdir()
-    lines = (SCIFACT / "corpus.jsonl").read_text().splitlines()[:48]
+    lines = (SCIFACT / "corpus.jsonl").read_text().splitlines()[:DOCS]
     for line in lines:
         doc = json.loads(line)
         (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
     return root
 
 
-def _start(folder: Path, data_dir: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "LAMINA_DATA_DIR": str(data_dir), "LAMINA_INGEST__BATCH_DOCUMENTS": "4"}
+@pytest.fixture(scope="module")
+def never_interrupted(
+    folder: Path, tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM
+) -> list[str]:
+    """The chunk ids of the same folder ingested in one go, never interrupted."""
+    ws = Workspace(load_settings(data_dir=tmp_path_factory.mktemp("clean")), embedder=embedder)
+    ws.collection("kb", create=True).ingest([str(folder)])
+    ids = sorted(_chunk_ids(ws))
+    ws.registry.close()
+    return ids
+
+
+def _env(data_dir: Path, models_dir: Path) -> dict[str, str]:
+    share_models(data_dir, models_dir)  # the session's embedder graphs, not a build of its own
+    return {"LAMINA_DATA_DIR": str(data_dir), "LAMINA_INGEST__BATCH_DOCUMENTS": "4"}
+
+
+def _start(folder: Path, data_dir: Path, models_dir: Path) -> subprocess.Popen[str]:
+    """``lamina ingest`` in a process of its own, to kill."""
     return subprocess.Popen(
-        [sys.executable, "-m", "lamina", "ingest", str(folder), "-c", "kb", "--json"],
-        env=env,
+        [sys.executable, "-m", "lamina", *_ingest_args(folder)],
+        env={**os.environ, **_env(data_dir, models_dir)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _ingest_args(folder: Path) -> tuple[str, ...]:
+    return ("ingest", str(folder), "-c", "kb", "--json")
 
 
 def _documents_recorded(data_dir: Path) -> int:
@@ -70,36 +96,37 @@ def _chunk_ids(ws: Workspace) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_ingest_resumes_to_the_exact_end_state(
-    sig: int, folder: Path, tmp_path: Path, workspace: Workspace
+    sig: int,
+    folder: Path,
+    tmp_path: Path,
+    models_dir: Path,
+    embedder: OnnxMiniLM,
+    never_interrupted: list[str],
 ) -> None:
     data_dir = tmp_path / "interrupted"
-    proc = _start(folder, data_dir)
+    proc = _start(folder, data_dir, models_dir)
     _interrupt_after(proc, data_dir, 8, sig)
     if sig == signal.SIGINT:
         assert proc.returncode == 130
         assert "re-run the same command" in (proc.stderr.read() if proc.stderr else "")
     recorded = _documents_recorded(data_dir)
-    assert 8 <= recorded < 48
+    assert 8 <= recorded < DOCS
 
-    resumed = _start(folder, data_dir)
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    report = json.loads(out)
+    resumed = lamina(*_ingest_args(folder), env=_env(data_dir, models_dir))  # the same command, again
+    report = json.loads(resumed.stdout)
     assert report["unchanged"] >= recorded
-    assert report["unchanged"] + report["ingested"] == 48
+    assert report["unchanged"] + report["ingested"] == DOCS
 
-    workspace.collection("kb", create=True).ingest([str(folder)])  # the same folder, never interrupted
-    resumed_ws = Workspace(
-        workspace.settings.model_copy(update={"data_dir": data_dir}), embedder=workspace.embedder
-    )
-    got, want = _chunk_ids(resumed_ws), _chunk_ids(workspace)
+    resumed_ws = Workspace(load_settings(data_dir=data_dir), embedder=embedder)
+    got = _chunk_ids(resumed_ws)
     assert len(got) == len(set(got)), "duplicate chunks after resume"
-    assert sorted(got) == sorted(want)
+    assert sorted(got) == never_interrupted
     assert {d.source: d.chunks for d in resumed_ws.collection("kb").documents()} == resumed_ws.collection(
         "kb"
     ).store.sources()
     last = resumed_ws.registry.require_collection("kb").last_run
     assert last is not None and last["status"] == "completed"
+    resumed_ws.registry.close()
 
 
 class _SwallowsCtrlC:

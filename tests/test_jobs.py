@@ -126,7 +126,7 @@ def test_a_stopped_workers_job_ends_exact_on_the_next(
     first = JobWorker(store, tenants, poll_s=0.05, name="first")
     manager = JobManager(store, first)
     manager.start()
-    items = _corpus(tmp_path / "docs", 40)
+    items = _corpus(tmp_path / "docs", 20)  # five batches of four
     job = manager.submit("default", "kb", items)
     until(lambda: _done(store, job.id) >= 4, what="some files done")
     first.stop()

@@ -120,7 +120,7 @@ def test_delete_document(served: RunningServer) -> None:
 
 
 def test_cancel_a_job(served: RunningServer) -> None:
-    corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[100:160]]
+    corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[100:124]]
     files = [("files", (f"{d['_id']}.md", f"# {d['title']}\n\n{d['text']}\n".encode())) for d in corpus]
     with served.http("alice") as http:
         http.post("/v1/collections", json={"name": "cancelled"})

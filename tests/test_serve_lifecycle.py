@@ -151,7 +151,8 @@ def test_killed_mid_job_is_taken_over_and_ends_exact(
     """The killed server's lease runs out; the restarted server's worker claims the job and ends it."""
     config = "[ingest]\nbatch_documents = 4\n[serve]\njob_lease_s = 2\n"
     server, key = _server(tmp_path, models_dir, slow_stub, config)
-    corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[:60]]
+    lines = (SCIFACT / "corpus.jsonl").read_text().splitlines()[:24]  # 6 batches of 4, killed in the 3rd
+    corpus = [json.loads(line) for line in lines]
     files = [("files", (f"{d['_id']}.md", f"# {d['title']}\n\n{d['text']}\n".encode())) for d in corpus]
     headers = {"Authorization": f"Bearer {key}"}
     with server, httpx.Client(base_url=server.root, headers=headers, timeout=60) as http:
