@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +22,7 @@ from lamina.data.collection import Workspace
 from lamina.data.registry import Registry
 from lamina.serve import db
 from lamina.serve.policy.keys import KeyStore
+from lamina.testing.server import until
 from lamina.ui import store as ui_schema
 from lamina.ui.store import ConversationStore
 
@@ -209,6 +209,7 @@ from lamina.data.registry import Registry
 from lamina.serve import db
 from lamina.ui.store import ConversationStore
 data, go = sys.argv[1], Path(sys.argv[2])
+Path(sys.argv[3]).touch()  # imported
 while not go.exists():  # all imported: start together
     time.sleep(0.002)
 Registry(f"sqlite:///{data}/registry.db").close()
@@ -222,13 +223,20 @@ def test_processes_opening_at_once_all_succeed(tmp_path: Path, make: Callable[[P
     data_dir.mkdir()
     make(data_dir)
     go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(4)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_ALL, str(data_dir), str(go)], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", OPEN_ALL, str(data_dir), str(go), str(flag)],
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        for _ in range(4)
+        for flag in ready
     ]
-    time.sleep(3)  # let them import
+    until(  # all imported (or one failed: its error shows below)
+        lambda: all(flag.exists() for flag in ready) or any(p.poll() is not None for p in procs),
+        timeout_s=120,
+        what="the processes to import",
+    )
     go.touch()
     for proc in procs:
         _, err = proc.communicate(timeout=120)
