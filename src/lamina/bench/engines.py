@@ -53,6 +53,10 @@ def run_engine(settings: Settings, dataset: BeirDataset) -> dict[str, Any]:
         "tokens_per_s": round(report.tokens_embedded / seconds, 1),
         "gflops": achieved_gflops(report.tokens_embedded, report.chunks_embedded, seconds),
         "driver_peak_rss_mb": round(peak_rss_mb(), 1),
+        "write_seconds": report.write_seconds,
+        "write_bound_tokens_per_s": round(report.tokens_embedded / report.write_seconds, 1)
+        if report.write_seconds
+        else None,
         "embedding_model": coll.embedder.name,
         "cores": os.cpu_count(),
     }

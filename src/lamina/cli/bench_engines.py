@@ -39,6 +39,11 @@ def engines_command(dataset: Path, limit_docs: int | None, as_json: bool) -> Non
         f"per actor while busy (busy {', '.join(f'{s:.0%}' for s in ray.get('actor_busy_share', []))} "
         f"of the run), on {ray['cores']} cores."
     )
+    if ray.get("write_bound_tokens_per_s"):
+        console.print(
+            f"The driver's commits took {ray['write_seconds']:.1f} s of {ray['seconds']:.1f} s: one driver "
+            f"writes at most ~{ray['write_bound_tokens_per_s']:,.0f} tokens/s to this store."
+        )
 
 
 def remote_embed(

@@ -78,6 +78,7 @@ class IngestReport:
     chunks_embedded: int = 0
     tokens_embedded: int = 0
     seconds: float = 0.0
+    write_seconds: float = 0.0  # the driver's commits (store, then registry): what one driver can write
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
@@ -315,8 +316,10 @@ class Ingestion:
             return
         all_chunks = [c for p in written for c in p.chunks]
         vectors = np.asarray([ready.vectors[c.embed_hash] for c in all_chunks], dtype=np.float32)
+        started = time.perf_counter()
         with tracer.start_as_current_span("load", attributes={"lamina.chunks": len(all_chunks)}):
             self._load_batch(written, all_chunks, vectors)
+        self.report.write_seconds = round(self.report.write_seconds + time.perf_counter() - started, 3)
         self.report.ingested += len(written)
         self.report.chunks_written += len(all_chunks)
         for p in written:
