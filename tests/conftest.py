@@ -138,9 +138,12 @@ def llm(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[
 
 
 @pytest.fixture(scope="session")
-def sample_collection(tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM) -> Collection:
-    """The bundled sample documents, ingested once."""
+def sample_collection(
+    tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM, models_dir: Path
+) -> Collection:
+    """The bundled sample documents, ingested once (``lamina --data-dir`` finds the session's models)."""
     settings = load_settings(data_dir=tmp_path_factory.mktemp("samples"))
+    share_models(settings.data_dir, models_dir)
     ws = Workspace(settings, embedder=embedder)
     coll = ws.collection("sample", create=True)
     coll.ingest([str(Path(lamina.__file__).parent / "samples")])

@@ -9,6 +9,7 @@ runs real processes, for what only a process shows (``python -m lamina``, its ex
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -89,10 +90,15 @@ def test_usage_errors_and_help() -> None:
 def demo(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> tuple[dict[str, str], str]:
     """``lamina demo`` run once in a data directory of its own: its environment and what it printed.
     The commands that answer from the "sample" collection it makes run there (they only read it)."""
-    data_dir = tmp_path_factory.mktemp("demo") / "lamina-data"
+    home = tmp_path_factory.mktemp("demo")
+    data_dir = home / "lamina-data"
     share_models(data_dir, models_dir)
     env = {"LAMINA_DATA_DIR": str(data_dir)}
-    return env, lamina("demo", env=env).stdout
+    with pytest.MonkeyPatch.context() as mp:  # set up before any test's _isolated: isolated the same way
+        mp.chdir(home)
+        for key in [k for k in os.environ if k.startswith("LAMINA_") and k != "LAMINA_SHARED_DATA"]:
+            mp.delenv(key)
+        return env, lamina("demo", env=env).stdout
 
 
 def test_demo_runs_offline(demo: tuple[dict[str, str], str]) -> None:
