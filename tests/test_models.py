@@ -17,6 +17,8 @@ from lamina.models.registry import ModelRegistry
 from lamina.models.structured import check_schema, generate_json, generate_model
 from lamina.models.types import GenerationRequest
 
+from .conftest import share_models
+
 EIFFEL = (
     "Context: The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.\n"
     "Question: In which year was the Eiffel Tower completed?\nAnswer:"
@@ -54,7 +56,8 @@ def test_unknown_model_lists_configured_ones(tmp_path: Path) -> None:
         ModelRegistry(load_settings(data_dir=tmp_path)).get("gpt-17")
 
 
-def test_models_from_configuration(tmp_path: Path) -> None:
+def test_models_from_configuration(tmp_path: Path, models_dir: Path) -> None:
+    share_models(tmp_path, models_dir)  # the GGUF the session assembled
     (tmp_path / "lamina.toml").write_text(
         "default_model = 'remote'\n"
         "[models.remote]\nbackend = 'openai'\nbase_url = 'http://127.0.0.1:9/v1'\nchat = true\n"
