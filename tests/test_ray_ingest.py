@@ -30,7 +30,7 @@ from lamina.testing.server import LaminaServer, sse_events
 from .conftest import DOCS, SCIFACT
 from .test_serve_tenants import _wait_job
 
-ABSTRACTS = 40
+ABSTRACTS = 24
 REAL_DOCS = ("test.pdf", "test.docx", "test_wikipedia.html", "test.pptx")
 
 
