@@ -1,13 +1,12 @@
 """Embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, Ollama, TEI, OpenAI).
 
 A GPU embedder is kept busy by having ``concurrency`` requests in flight; a failed request
-(connection error, 429, 5xx) is retried with exponential backoff before the batch fails.
+(connection error, 429, 5xx) is retried with the model layer's one policy (``models/retry.py``:
+exponential backoff with full jitter, or ``Retry-After``) before the batch fails.
 """
 
 from __future__ import annotations
 
-import contextlib
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -21,9 +20,7 @@ import numpy as np
 from lamina.data.embed.base import Vectors, normalize
 from lamina.errors import ModelUnavailable
 from lamina.http import bearer_headers
-
-RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-MAX_BACKOFF_S = 8.0
+from lamina.models.retry import backoff, parse_retry_after, retryable
 
 
 class OpenAIEmbedder:
@@ -46,7 +43,6 @@ class OpenAIEmbedder:
         max_tokens: int = 510,
         concurrency: int = 4,
         max_retries: int = 3,
-        backoff_s: float = 0.25,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._model = model
@@ -56,7 +52,6 @@ class OpenAIEmbedder:
         self._timeout_s = timeout_s
         self._concurrency = concurrency
         self._max_retries = max_retries
-        self._backoff_s = backoff_s
         self._transport = transport
         self._headers = bearer_headers(api_key_env, "embedding.api_key_env")
         self._lock = threading.Lock()
@@ -121,7 +116,7 @@ class OpenAIEmbedder:
             if resp.status_code == 200:
                 rows = sorted(resp.json()["data"], key=lambda d: d["index"])
                 return normalize(np.asarray([r["embedding"] for r in rows], dtype=np.float32))
-            if resp.status_code not in RETRYABLE or last:
+            if not retryable(resp.status_code) or last:
                 raise ModelUnavailable(
                     f"embedding endpoint {self._base_url} answered {resp.status_code}: {resp.text[:200]}"
                 )
@@ -129,11 +124,7 @@ class OpenAIEmbedder:
         raise AssertionError("unreachable")
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = self._backoff_s * 2**attempt * (0.5 + random.random())
-        if retry_after is not None:
-            with contextlib.suppress(ValueError):
-                delay = max(delay, float(retry_after))
-        time.sleep(min(delay, MAX_BACKOFF_S))
+        time.sleep(backoff(attempt, parse_retry_after(retry_after)))
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:

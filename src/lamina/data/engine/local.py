@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from lamina.data.embed.base import Vectors
 from lamina.data.engine.stages import Loaded, Prepared, Ready, Stages, Vector, Work, embed_counted, to_embed
@@ -30,17 +31,26 @@ class LocalEngine:
 
     def _overlapped(self, batches: Iterator[list[Work]], stages: Stages) -> Iterator[Ready]:
         with ThreadPoolExecutor(2, thread_name_prefix="lamina-ingest") as pool:
-            pending: tuple[list[Prepared], dict[str, Vector], Todo, Future[tuple[Vectors, int]] | None]
-            pending = ([], {}, [], None)
+            previous: Callable[[], Ready] | None = None
             for batch in batches:
                 prepared, vectors, todo = self._prepare(batch, stages)
                 texts = [t for _, t in todo]
                 future = pool.submit(embed_counted, stages.embedder, texts) if todo else None
-                if pending[0]:
-                    yield self._ready(*pending[:3], pending[3].result() if pending[3] else None)
-                pending = (prepared, vectors, todo, future)
-            if pending[0]:
-                yield self._ready(*pending[:3], pending[3].result() if pending[3] else None)
+                if previous is not None:
+                    yield previous()
+                previous = partial(self._awaited, prepared, vectors, todo, future)
+            if previous is not None:
+                yield previous()
+
+    @classmethod
+    def _awaited(
+        cls,
+        prepared: list[Prepared],
+        vectors: dict[str, Vector],
+        todo: Todo,
+        future: Future[tuple[Vectors, int]] | None,
+    ) -> Ready:
+        return cls._ready(prepared, vectors, todo, future.result() if future is not None else None)
 
     @staticmethod
     def _prepare(batch: list[Work], stages: Stages) -> tuple[list[Prepared], dict[str, Vector], Todo]:
