@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +212,26 @@ def test_title_boost_adds_the_titles_own_bm25(store: ChunkStore) -> None:
     assert boosted["/a.md"] > plain["/a.md"]
     assert boosted["/b.md"] == pytest.approx(plain["/b.md"], rel=1e-4)
     assert max(boosted, key=boosted.__getitem__) == "/a.md"
+
+
+def test_reads_from_many_threads_at_once_answer_as_one_thread_does(
+    tmp_path: Path, backend: str, database_url: str | None
+) -> None:
+    """A hybrid search runs its legs at once, and a server runs searches at once, from the first
+    (a fresh store object opens its table, and makes the title index, under concurrent reads)."""
+    settings = _settings(tmp_path, backend, database_url)
+    docs = {"/a.md": "zebras graze on the plains", "/b.md": "zebras and zebras graze", "/c.md": "cats"}
+    corpus(make_store(settings, "kb", DIM), docs, {"/a.md": "Zebra habitats", "/b.md": "Grazing"})
+    fresh = make_store(settings, "kb", DIM)
+    reads = [
+        lambda: [(h.chunk_id, h.score) for h in fresh.dense(vecs([1, 1, 0, 0]), 3)],
+        lambda: [(h.chunk_id, h.score) for h in fresh.lexical("zebra", 3, title_boost=2.0)],
+        lambda: [(h.chunk_id, h.score) for h in fresh.lexical("graze", 3)],
+    ] * 4
+    with ThreadPoolExecutor(len(reads)) as pool:
+        together = list(pool.map(lambda read: read(), reads))
+    alone = [read() for read in reads]
+    assert all(together) and together == alone
 
 
 def test_vectors_and_reused_vectors(store: ChunkStore) -> None:

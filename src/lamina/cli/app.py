@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from lamina import __version__
-from lamina.cli import data, demo, measure, models, serve, up, versions, worker
+from lamina.cli import bench, data, demo, evals, models, serve, up, versions, worker
 from lamina.cli.context import state
 from lamina.cli.output import err_console
 from lamina.errors import LaminaError
@@ -67,8 +67,8 @@ app.command()(worker.worker)
 app.add_typer(serve.keys_app, name="keys")
 app.command()(serve.logs)
 app.command()(serve.usage)
-app.add_typer(measure.eval_app, name="eval")
-app.add_typer(measure.bench_app, name="bench")
+app.add_typer(evals.eval_app, name="eval")
+app.add_typer(bench.bench_app, name="bench")
 
 
 def main() -> None:

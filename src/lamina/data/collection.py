@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Literal
 
 from lamina.config import ChunkingSettings, SearchSettings, Settings, load_settings
+from lamina.data.concurrent import Leg
 from lamina.data.embed import Embedder, Embedders
 from lamina.data.engine import IngestEngine, make_engine
 from lamina.data.fusion import (
@@ -116,11 +117,17 @@ class Collection:
         n = max(candidates or opts.candidates, k)
         rankings: list[list[Hit]] = []
         names: list[str] = []
+
+        def lexical() -> list[Hit]:
+            return self.store.lexical(query, n, where, title_boost=opts.title_boost)
+
+        # in hybrid mode BM25 runs beside the query's embedding and the dense leg
+        bm25 = Leg(lexical).result if mode == "hybrid" else lexical
         if mode in ("dense", "hybrid"):
             rankings.append(self._dense(query, n, where, opts))
             names.append("dense")
         if mode in ("bm25", "hybrid"):
-            rankings.append(self.store.lexical(query, n, where, title_boost=opts.title_boost))
+            rankings.append(bm25())
             names.append("bm25")
         if len(rankings) == 1:
             hits = rankings[0]

@@ -78,7 +78,13 @@ class ChunkStore(Protocol):
 
     def delete_sources(self, sources: Sequence[str]) -> None: ...
 
-    def dense(self, vector: Vectors, k: int, where: Where | None = None) -> list[Hit]: ...
+    def dense(self, vector: Vectors, k: int, where: Where | None = None) -> list[Hit]:
+        """The ``k`` chunks nearest ``vector`` by cosine.
+
+        Reads (``dense``, ``lexical``, ``vectors``) may run from several threads at once: a hybrid
+        search runs its two legs concurrently.
+        """
+        ...
 
     def lexical(self, query: str, k: int, where: Where | None = None, title_boost: float = 0.0) -> list[Hit]:
         """BM25 over each chunk's indexed text, plus ``title_boost`` times BM25 over its title alone."""

@@ -7,6 +7,7 @@ chunks and deletes every other chunk of those sources.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -89,15 +90,20 @@ class LanceStore:
         self._dim = dim
         self._title_indexed = False
         self._table: Any = None
+        # a hybrid search's two legs, and a server's searches, may be the first to open the table
+        # (or to make the title index) at the same time
+        self._once = threading.Lock()
 
     def _open(self) -> Any:
         if self._table is None:
-            try:
-                table = self._db.open_table(self._name)
-            except (FileNotFoundError, ValueError):
-                return None
-            self._upgrade(table)
-            self._table = table
+            with self._once:
+                if self._table is None:
+                    try:
+                        table = self._db.open_table(self._name)
+                    except (FileNotFoundError, ValueError):
+                        return None
+                    self._upgrade(table)
+                    self._table = table
         return self._table
 
     def _upgrade(self, table: Any) -> None:
@@ -209,9 +215,10 @@ class LanceStore:
         """The title's own full-text index, made on first use: only ``search.title_boost`` needs it."""
         if self._title_indexed:
             return
-        if not any(TITLE_COLUMN in i.columns and i.index_type == "FTS" for i in table.list_indices()):
-            table.create_fts_index(TITLE_COLUMN, replace=True, stem=True, remove_stop_words=True)
-        self._title_indexed = True
+        with self._once:
+            if not any(TITLE_COLUMN in i.columns and i.index_type == "FTS" for i in table.list_indices()):
+                table.create_fts_index(TITLE_COLUMN, replace=True, stem=True, remove_stop_words=True)
+            self._title_indexed = True
 
     def vectors(self, chunk_ids: Sequence[str]) -> Vectors:
         table = self._open()
