@@ -216,6 +216,8 @@ class LanceStore:
         if self._title_indexed:
             return
         with self._once:
+            if self._title_indexed:  # made by the read this one waited for
+                return
             if not any(TITLE_COLUMN in i.columns and i.index_type == "FTS" for i in table.list_indices()):
                 table.create_fts_index(TITLE_COLUMN, replace=True, stem=True, remove_stop_words=True)
             self._title_indexed = True
