@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 
 from lamina import sqlmigrate
 from lamina.config import Settings, load_settings
-from lamina.data import registry as registry_schema
+from lamina.data import registry_schema
 from lamina.data.collection import Workspace
 from lamina.data.registry import Registry
 from lamina.serve import db
@@ -243,3 +246,29 @@ def test_processes_opening_at_once_all_succeed(tmp_path: Path, make: Callable[[P
         assert proc.returncode == 0, err
     assert _versions(data_dir) == _heads()
     assert set(_schema(_url(data_dir, "gateway.db"))) >= {"api_keys", "ui_turns", db.VERSION_TABLE}
+
+
+def test_opening_a_fresh_file_another_connection_is_migrating_waits_for_it(tmp_path: Path) -> None:
+    """The race behind a rare failure of the test above: a migration's ``BEGIN IMMEDIATE`` connection
+    holds the write lock on a file not yet in WAL, and a second process's connection asks for WAL.
+    SQLite refuses that at once ("database is locked"); opening must wait for the lock instead."""
+    path = tmp_path / "fresh.db"
+    migrating = sqlite3.connect(path, isolation_level=None)
+    migrating.execute("BEGIN IMMEDIATE")
+    migrating.execute("CREATE TABLE t (i INTEGER)")
+    modes: list[str] = []
+
+    def open_it() -> None:
+        engine = registry_schema.open_database(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            modes.append(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
+        engine.dispose()
+
+    opener = threading.Thread(target=open_it)
+    opener.start()
+    time.sleep(0.3)
+    assert opener.is_alive()  # waiting, not failed
+    migrating.execute("COMMIT")
+    migrating.close()
+    opener.join(timeout=30)
+    assert modes == ["wal"]

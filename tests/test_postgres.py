@@ -13,7 +13,7 @@ import lamina
 from lamina.config import load_settings, tenant_schema
 from lamina.data.collection import Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
-from lamina.data.registry import open_database
+from lamina.data.registry_schema import open_database
 from lamina.errors import LaminaError
 from lamina.serve import db
 from lamina.serve.policy.keys import KeyStore

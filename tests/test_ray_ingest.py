@@ -264,14 +264,19 @@ def test_the_cluster_lost_mid_run_stops_the_driver_and_a_rerun_ends_exact(
     corpus: Path, reference: Collection, tmp_path: Path, embedder: OnnxMiniLM
 ) -> None:
     """Ray's GCS gone: the driver gives up after Ray's reconnect timeout (60 s by default; 5 s
-    here), exits 1, and keeps the batches it wrote; the same command on a new cluster ends exact."""
+    here), exits 1, and keeps the batches it wrote; the same command on a new cluster ends exact.
+
+    Ray's core ends the process (no Python runs after it), by one of two paths, whichever it
+    notices first: the GCS unreachable, or this node's raylet (stopped with the head) gone with
+    the objects it held. Measured: 3 of 5 runs took the first, 2 the second."""
     data_dir = tmp_path / "data"
     ws = Workspace(load_settings(data_dir=data_dir), embedder=embedder)
     with RayCluster(tmp_path / "doomed", cpus=2) as doomed:
         proc = _ingest_command(corpus, data_dir, doomed.address, RAY_gcs_rpc_server_reconnect_timeout_s="5")
         recorded = _wait_recorded(proc, data_dir, ws)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and "GCS" in err
+    assert proc.returncode != 0
+    assert "Failed to connect to GCS" in err or "lost objects" in err, err[-2000:]
     assert 0 < recorded < ABSTRACTS + len(REAL_DOCS)
     with RayCluster(tmp_path / "next", cpus=2) as fresh:
         rerun = _ingest_command(corpus, data_dir, fresh.address)

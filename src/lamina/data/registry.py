@@ -11,73 +11,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from lamina import sqlmigrate
-from lamina.config import schema_of
+from lamina.data.registry_schema import collections, documents, migrate, open_database, runs
 from lamina.errors import CollectionNotFound, LaminaError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-# The schema is made and changed by the Alembic revisions in migrations/ (run on every open); the
-# tables below must match their head (tests/test_migrations.py checks it).
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "lamina_registry_version"
-BASELINE_TABLES = ("collections", "documents", "runs")
-
-metadata = sa.MetaData()
-
-collections = sa.Table(
-    "collections",
-    metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column("embedding_model", sa.String, nullable=False),
-    sa.Column("dim", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.String, nullable=False),
-    # a row is one build of a collection (see migrations v0002): its own version 1, or NAME--vN
-    sa.Column("parent", sa.String, index=True),
-    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
-    sa.Column("store", sa.String),
-    sa.Column("chunk_tokens", sa.Integer),
-    sa.Column("overlap_tokens", sa.Integer),
-    sa.Column("state", sa.String, nullable=False, server_default="ready"),
-    sa.Column("built_at", sa.String),
-    sa.Column("live", sa.Integer, nullable=False, server_default="1"),
-    sa.Column("previous", sa.Integer),
-)
-
-documents = sa.Table(
-    "documents",
-    metadata,
-    sa.Column(
-        "collection", sa.String, sa.ForeignKey("collections.name", ondelete="CASCADE"), primary_key=True
-    ),
-    sa.Column("source", sa.String, primary_key=True),
-    sa.Column("doc_id", sa.String, nullable=False),
-    sa.Column("content_hash", sa.String, nullable=False),
-    sa.Column("pipeline", sa.String, nullable=False),
-    sa.Column("title", sa.String),
-    sa.Column("format", sa.String),
-    sa.Column("size_bytes", sa.Integer),
-    sa.Column("chunks", sa.Integer, nullable=False),
-    sa.Column("tokens", sa.Integer, nullable=False),
-    sa.Column("updated_at", sa.String, nullable=False),
-)
-
-runs = sa.Table(
-    "runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("collection", sa.String, nullable=False, index=True),
-    sa.Column("started_at", sa.String, nullable=False),
-    sa.Column("finished_at", sa.String),
-    sa.Column("status", sa.String, nullable=False),
-    sa.Column("stats", sa.Text, nullable=False, default="{}"),
-    sa.Column("errors", sa.Text, nullable=False, default="[]"),
-)
 
 
 def now() -> str:
@@ -152,28 +93,6 @@ class DocumentRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def open_database(url: str) -> sa.Engine:
-    """An engine for ``url`` (tables are the migrations' business); SQLite gets WAL and a busy timeout,
-    Postgres the schema its ``search_path`` names (created if missing)."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = sa.create_engine(url, pool_pre_ping=url.startswith("postgresql"))
-    except ModuleNotFoundError as exc:
-        raise LaminaError(f"database_url needs {exc.name}: pip install 'lamina[postgres]'") from None
-    if url.startswith("sqlite"):
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    elif schema := schema_of(url):
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    return engine
-
-
-def migrate(engine: sa.Engine) -> None:
-    """Bring the registry's tables to the current schema (a no-op when they are)."""
-    sqlmigrate.upgrade(engine, MIGRATIONS, version_table=VERSION_TABLE, baseline_tables=BASELINE_TABLES)
 
 
 # Embedder names that changed (old -> new, same vectors): recorded collections are renamed on open.
@@ -413,12 +332,3 @@ def _info(name: str, row: Any) -> CollectionInfo:
         chunk_tokens=row["chunk_tokens"],
         overlap_tokens=row["overlap_tokens"],
     )
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

@@ -13,7 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lamina.data.registry import Registry, collections, documents, now, runs, version_key
+from lamina.data.registry import Registry, now, version_key
+from lamina.data.registry_schema import collections, documents, runs
 from lamina.errors import CollectionNotFound, LaminaError
 
 BUILDING, READY = "building", "ready"

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from lamina import sqlmigrate
-from lamina.data.registry import open_database
+from lamina.data.registry_schema import open_database
 
 # The schema is made and changed by the Alembic revisions in migrations/ (run by connect); the tables
 # below must match their head (tests/test_migrations.py checks it). Its own version table, so that it

@@ -54,7 +54,7 @@ def _vector(row: np.ndarray) -> str:
 
 class PgVectorStore:
     def __init__(self, url: str, collection: str, dim: int) -> None:
-        from lamina.data.registry import open_database
+        from lamina.data.registry_schema import open_database
 
         self._dim = dim
         self._name = collection
