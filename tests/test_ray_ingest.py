@@ -261,7 +261,7 @@ def _wait_recorded(proc: subprocess.Popen[str], data_dir: Path, ws: Workspace) -
 
 
 def test_the_cluster_lost_mid_run_stops_the_driver_and_a_rerun_ends_exact(
-    corpus: Path, reference: Collection, tmp_path: Path, embedder: OnnxMiniLM
+    cluster: RayCluster, corpus: Path, reference: Collection, tmp_path: Path, embedder: OnnxMiniLM
 ) -> None:
     """Ray's GCS gone: the driver gives up after Ray's reconnect timeout (60 s by default; 5 s
     here), exits 1, and keeps the batches it wrote; the same command on a new cluster ends exact.
@@ -278,9 +278,8 @@ def test_the_cluster_lost_mid_run_stops_the_driver_and_a_rerun_ends_exact(
     assert proc.returncode != 0
     assert "Failed to connect to GCS" in err or "lost objects" in err, err[-2000:]
     assert 0 < recorded < ABSTRACTS + len(REAL_DOCS)
-    with RayCluster(tmp_path / "next", cpus=2) as fresh:
-        rerun = _ingest_command(corpus, data_dir, fresh.address)
-        out, err = rerun.communicate(timeout=300)
+    rerun = _ingest_command(corpus, data_dir, cluster.address)  # another cluster: the module's
+    out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     assert json.loads(out)["unchanged"] >= recorded
     assert_same_end_state(
