@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lamina.bench.loadgen import LoadGenerator, Target
+from lamina.bench.loadgen import LoadGenerator
+from lamina.bench.pools import Target
 
 DEFAULT_RATES = (100.0, 200.0, 300.0, 500.0, 700.0, 1000.0)
 

@@ -38,7 +38,8 @@ from lamina.bench.gateway import _compare, percentile
 from lamina.bench.gateway_process import Gateway
 from lamina.bench.gateway_scenarios import Spread, fair_run, ratio, stub_model
 from lamina.bench.hardware import machine
-from lamina.bench.loadgen import LoadGenerator, Target
+from lamina.bench.loadgen import LoadGenerator
+from lamina.bench.pools import Target
 from lamina.config import LimitSettings, load_settings
 from lamina.errors import LaminaError
 from lamina.serve import db
