@@ -123,7 +123,8 @@ def _switch_to_wal(cursor: Any) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY  # "database is locked"
+            if not busy or time.monotonic() > deadline:
                 raise
         time.sleep(delay)
         delay = min(2 * delay, 0.2)
