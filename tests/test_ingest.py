@@ -172,3 +172,21 @@ def test_crash_between_store_commit_and_registry_is_repaired_by_rerun(
 def _chunk_ids(coll: Collection) -> list[str]:
     assert isinstance(coll.store, LanceStore)
     return coll.store.column("chunk_id")
+
+
+def test_a_page_that_lost_text_is_reported_and_indexed(workspace: Workspace, tmp_path: Path) -> None:
+    """Coverage is recorded per document; under ingest.min_coverage the run says so (kind
+    "low coverage") and the page is indexed all the same."""
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    shutil.copy(DOCS / "test_wikipedia.html", folder / "wiki.html")
+    (folder / "notes.md").write_text("# Notes\n\nPlain text has no coverage to measure.\n")
+    workspace.settings.ingest.min_coverage = 1.0  # the wiki page keeps ~99%: under it
+    report = workspace.collection("kb", create=True).ingest([str(folder)])
+    assert (report.ingested, report.low_coverage, report.failed) == (2, 1, 0)
+    (warning,) = report.errors
+    assert warning["kind"] == "low coverage" and warning["source"].endswith("wiki.html")
+    assert "of the page's visible text" in warning["reason"]
+    coverage = {Path(d.source).name: d.coverage for d in workspace.collection("kb").documents()}
+    assert coverage["notes.md"] is None
+    assert coverage["wiki.html"] is not None and 0.95 < coverage["wiki.html"] < 1.0

@@ -87,12 +87,14 @@ def ingest(
 
 def print_report(report: IngestReport) -> None:
     for err in report.errors:
-        colour = "yellow" if err["kind"] == "skipped" else "red"
+        colour = "red" if err["kind"] == "failed" else "yellow"
         err_console.print(f"[{colour}]{err['kind']}[/] {err['source']}: {err['reason']}")
     rate = report.tokens_embedded / report.seconds if report.seconds else 0
     console.print(
         f"[bold]{report.collection}[/]: {report.ingested} ingested, {report.unchanged} unchanged, "
-        f"{report.skipped} skipped, {report.failed} failed, {report.deleted} deleted · "
+        f"{report.skipped} skipped, {report.failed} failed, {report.deleted} deleted"
+        + (f", {report.low_coverage} with text lost" if report.low_coverage else "")
+        + " · "
         f"{report.chunks_written} chunks written, {report.tokens_embedded:,} tokens embedded "
         f"in {report.seconds:.1f}s ({rate:,.0f} tok/s)"
     )
@@ -156,10 +158,11 @@ def documents(collection: CollectionOpt, as_json: JsonOpt = False) -> None:
             {"collection": collection, "documents": [d.to_dict() for d in docs], "last_run": info.last_run}
         )
         return
-    table = Table("source", "title", "format", "chunks", "tokens", "updated")
+    table = Table("source", "title", "format", "chunks", "tokens", "text kept", "updated")
     for d in docs:
+        kept = f"{d.coverage:.0%}" if d.coverage is not None else ""
         table.add_row(
-            d.source, (d.title or "")[:50], d.format or "", str(d.chunks), str(d.tokens), d.updated_at
+            d.source, (d.title or "")[:50], d.format or "", str(d.chunks), str(d.tokens), kept, d.updated_at
         )
     console.print(table)
     for err in (info.last_run or {}).get("errors", []):

@@ -24,6 +24,7 @@ from lamina.evals.answers import (
     temporary_collection,
 )
 from lamina.evals.beir import dev_split, load_beir
+from lamina.evals.extraction import evaluate_extraction
 from lamina.evals.grounding import calibrate_min_similarity, evaluate_grounding
 from lamina.evals.retrieval import evaluate_retrieval, grid_configs
 
@@ -194,6 +195,41 @@ def eval_answers_command(
         f"{result['seconds']}s",
         highlight=False,
     )
+
+
+@eval_app.command("extraction")
+def eval_extraction(
+    pages: Annotated[
+        Path,
+        typer.Option(
+            "--pages",
+            exists=True,
+            dir_okay=False,
+            help="A page manifest (pages.json: path, kind, gold content by XPath).",
+        ),
+    ] = Path("evals/extraction/pages.json"),
+    as_json: JsonOpt = False,
+) -> None:
+    """How much of each page's content extraction keeps, and how much chrome, beside the baselines."""
+    result = evaluate_extraction(pages)
+    if as_json:
+        print_json(result)
+        return
+    methods = result["methods"]
+    table = Table("page", "kind", "words", *[f"{m}\ncoverage · chrome" for m in methods], "reported")
+    for row in result["pages"]:
+        cells = [f"{row[m]['coverage']:.1%} · {row[m]['boilerplate_kept']:.1%}" for m in methods]
+        reported = row["lamina_reported_coverage"]
+        kept = f"{reported:.1%}" if reported else ""
+        table.add_row(row["page"], row["kind"], f"{row['content_words']:,}", *cells, kept)
+    console.print(table)
+    for m in methods:
+        s = result["summary"][m]
+        console.print(
+            f"{m}: coverage {s['coverage_overall']:.1%} of all content words (mean {s['coverage_mean']:.1%}, "
+            f"lowest {s['coverage_min']:.1%}); chrome kept {s['boilerplate_kept_mean']:.1%} (mean)",
+            highlight=False,
+        )
 
 
 @eval_app.command("min-similarity")

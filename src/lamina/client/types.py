@@ -65,6 +65,7 @@ class Document(_Model):
     chunks: int = 0
     tokens: int = 0
     size_bytes: int | None = None
+    coverage: float | None = None  # share of the page's visible text extraction kept (HTML pages)
     updated_at: str | None = None
     content_url: str | None = None  # the original file (PDFs open at #page=N)
 

@@ -29,6 +29,13 @@ class IngestSettings(Section):
     )
     ray_actors: int = Field(0, ge=0, description="Ray engine: embedding actors (0 = one per node).")
     ray_docs_per_task: int = Field(8, ge=1, description="Ray engine: sources extracted by one task.")
+    min_coverage: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="A page whose extraction keeps less of its visible text than this is reported "
+        "(and indexed all the same).",
+    )
     document_timeout_s: float = Field(
         300.0, gt=0, description="Ray engine: a source still extracting after this long is failed."
     )

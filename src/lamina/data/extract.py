@@ -1,7 +1,8 @@
 """Bytes of one source -> cleaned Markdown with page offsets, through markitdown.
 
-PDFs are converted page by page so that chunks can cite a page; HTML goes through readability
-first so that navigation chrome is dropped and the article is kept.
+PDFs are converted page by page so that chunks can cite a page; of an HTML page the main content
+is kept whole and its chrome dropped (``html_main``), and the share of its visible text that the
+extraction kept is measured (``Document.coverage``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lamina.data.clean import clean_text
+from lamina.data.html_main import coverage, main_content
 from lamina.data.types import Document, sha256_hex
 from lamina.errors import ExtractionFailed, UnsupportedDocument
 
-for _noisy in ("pdfminer", "pdfplumber", "readability", "readability.readability"):
+for _noisy in ("pdfminer", "pdfplumber"):
     logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
+WHOLE_PAGE_BELOW = 0.8  # a main landmark that keeps less of the page than this is too narrow
 
 
 @cache
@@ -93,9 +96,11 @@ def _extract_pdf(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
     return "\n\n".join(texts), tuple(starts), None
 
 
-def _extract_html(data: bytes, url: str | None) -> tuple[str, str | None]:
-    from readability import Document as Readable
+def _extract_html(data: bytes, url: str | None) -> tuple[str, str | None, float]:
+    """Markdown of the page's main content, its title, and the share of its visible text kept.
 
+    The main landmark is taken when it keeps at least ``WHOLE_PAGE_BELOW`` of the page's visible
+    text; a page whose landmark holds less of it is taken whole (less its chrome) instead."""
     try:
         html = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -103,16 +108,18 @@ def _extract_html(data: bytes, url: str | None) -> tuple[str, str | None]:
 
         best = from_bytes(data).best()
         html = str(best) if best is not None else data.decode("latin-1")
-    try:
-        readable = Readable(html)
-        article = readable.summary(html_partial=False)
-        title = readable.short_title() or None
-    except Exception:  # readability gives up on odd pages: fall back to the whole page
-        return _convert(data, ".html", "text/html", url)
-    markdown, _ = _convert(article.encode("utf-8"), ".html", "text/html", url)
-    if len(markdown.strip()) < 40:  # readability found no article; keep the page instead
-        return _convert(data, ".html", "text/html", url)
-    return markdown, title
+    markdown, title, kept = _main_markdown(html, url, landmark=True)
+    if kept < WHOLE_PAGE_BELOW:
+        whole = _main_markdown(html, url, landmark=False)
+        if whole[2] > kept:
+            markdown, title, kept = whole
+    return markdown, title, kept
+
+
+def _main_markdown(html: str, url: str | None, *, landmark: bool) -> tuple[str, str | None, float]:
+    content = main_content(html, landmark=landmark)
+    markdown, _ = _convert(content.html.encode("utf-8"), ".html", "text/html", url)
+    return markdown, content.title, round(coverage(markdown, content.visible_text), 4)
 
 
 def _first_heading(text: str) -> str | None:
@@ -143,11 +150,12 @@ def extract(
         extension = mimetypes.guess_extension(mimetype.split(";")[0].strip()) or ""
     page_starts: tuple[int, ...] = ()
     title: str | None
+    kept: float | None = None
     if extension == ".pdf" or data[:5] == b"%PDF-":
         text, page_starts, title = _extract_pdf(data)
         extension = ".pdf"
     elif extension in HTML_EXTENSIONS or mimetype.startswith("text/html"):
-        markdown, title = _extract_html(data, url)
+        markdown, title, kept = _extract_html(data, url)
         text = clean_text(markdown)
     else:
         markdown, title = _convert(data, extension, mimetype.split(";")[0].strip(), url)
@@ -163,6 +171,7 @@ def extract(
         format=extension.lstrip("."),
         page_starts=page_starts,
         size_bytes=len(data),
+        coverage=kept,
     )
 
 

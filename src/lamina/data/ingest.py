@@ -35,7 +35,7 @@ from lamina.data.types import Chunk, Document, sha256_hex
 from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, UnsupportedDocument
 from lamina.telemetry import DATA_SOURCE, tracer
 
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: HTML keeps its main content whole (html_main), not readability's article
 
 
 class Progress(Protocol):
@@ -74,6 +74,7 @@ class IngestReport:
     skipped: int = 0
     failed: int = 0
     deleted: int = 0
+    low_coverage: int = 0  # pages whose extraction kept less than ingest.min_coverage of their text
     chunks_written: int = 0
     chunks_embedded: int = 0
     tokens_embedded: int = 0
@@ -273,6 +274,18 @@ class Ingestion:
         self.report.errors.append({"source": source, "kind": kind, "reason": reason})
         self.progress.file(source, kind, reason)
 
+    def _check_coverage(self, doc: Document | None) -> None:
+        """A page whose extraction lost text is indexed and reported, never silently."""
+        limit = self.ingest_settings.min_coverage
+        if doc is None or doc.coverage is None or doc.coverage >= limit:
+            return
+        self.report.low_coverage += 1
+        reason = (
+            f"extraction kept {doc.coverage:.0%} of the page's visible text "
+            f"(under ingest.min_coverage = {limit:.0%}); indexed as extracted"
+        )
+        self.report.errors.append({"source": doc.source, "kind": "low coverage", "reason": reason})
+
     def _is_unchanged(self, source: str, content_hash: str) -> bool:
         known = self.known.get(source)
         return known is not None and known.content_hash == content_hash and known.pipeline == self.pipeline
@@ -324,6 +337,7 @@ class Ingestion:
         self.report.chunks_written += len(all_chunks)
         for p in written:
             self.progress.file(p.source, "done", f"{len(p.chunks)} chunks")
+            self._check_coverage(p.document)
         self.progress.advance(documents=len(written))
 
     def _load_batch(self, written: list[Prepared], all_chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -341,6 +355,7 @@ class Ingestion:
                     title=d.title,
                     format=d.format,
                     size_bytes=d.size_bytes,
+                    coverage=d.coverage,
                 )
                 for p in written
                 if (d := p.document) is not None

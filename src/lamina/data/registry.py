@@ -89,6 +89,7 @@ class DocumentRecord:
     title: str | None = None
     format: str | None = None
     size_bytes: int | None = None
+    coverage: float | None = None  # share of the page's visible text extraction kept (HTML)
     updated_at: str = field(default_factory=now)
 
     def to_dict(self) -> dict[str, Any]:

@@ -58,6 +58,7 @@ documents = sa.Table(
     sa.Column("title", sa.String),
     sa.Column("format", sa.String),
     sa.Column("size_bytes", sa.Integer),
+    sa.Column("coverage", sa.Float),  # share of the page's visible text kept (v0003)
     sa.Column("chunks", sa.Integer, nullable=False),
     sa.Column("tokens", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.String, nullable=False),

@@ -38,6 +38,7 @@ class Document:
     page_starts: tuple[int, ...] = ()
     size_bytes: int = 0
     meta: str = ""  # JSON object carried to every chunk (e.g. a few-shot example's output)
+    coverage: float | None = None  # share of the page's visible text kept (HTML; None: not measured)
 
     @property
     def doc_id(self) -> str:

@@ -164,6 +164,7 @@ def _document(d: DocumentRecord, coll: str, uploads: Path, base: str) -> dict[st
         "chunks": d.chunks,
         "tokens": d.tokens,
         "size_bytes": d.size_bytes,
+        "coverage": d.coverage,
         "updated_at": d.updated_at,
         "content_url": content_url(base, coll, d.doc_id),
     }
