@@ -96,7 +96,8 @@ def test_prose_is_cut_into_whole_sentences_and_questions_are_not_answers() -> No
 )
 def test_the_chooser_picks_the_span_that_answers(embedder: OnnxMiniLM, question: str, answer: str) -> None:
     sources = [_source(1, INVOICE), _source(2, RECEIPT), _source(3, PROSE)]
-    assert choose_answer(question, sources, embedder) == answer
+    chosen = choose_answer(question, sources, embedder)
+    assert chosen is not None and chosen.text == answer
 
 
 ITEMS = """Portable SSD 2TB
@@ -111,17 +112,17 @@ LABELS = """| Alt Order #: | SC-WINTER-2024 | | | Primary Contact: | | Sarah Joh
 
 def test_a_line_naming_an_item_is_answered_with_the_lines_after_it(embedder: OnnxMiniLM) -> None:
     chosen = choose_answer("How much did the Portable SSD 2TB cost?", [_source(1, ITEMS)], embedder)
-    assert chosen.startswith("Portable SSD 2TB") and "$289.00" in chosen
+    assert chosen is not None and chosen.text.startswith("Portable SSD 2TB") and "$289.00" in chosen.text
 
 
 def test_a_table_of_labels_alone_is_read_as_fields(embedder: OnnxMiniLM) -> None:
     assert "Primary Contact: Sarah Johnson" in [s.text for s in spans_of(1, 0, LABELS)]
     chosen = choose_answer("Who is the primary contact?", [_source(1, LABELS)], embedder)
-    assert chosen == "Primary Contact: Sarah Johnson [1]"
+    assert chosen is not None and chosen.text == "Primary Contact: Sarah Johnson [1]"
 
 
 def test_no_span_sharing_a_word_with_the_question_is_no_answer(embedder: OnnxMiniLM) -> None:
-    assert choose_answer("Will it snow in Oslo?", [_source(1, INVOICE)], embedder) == ""
+    assert choose_answer("Will it snow in Oslo?", [_source(1, INVOICE)], embedder) is None
 
 
 def test_what_a_question_asks_for() -> None:
@@ -129,6 +130,77 @@ def test_what_a_question_asks_for() -> None:
     assert expected_kind("How many dimensions does it have?") == "number"
     assert expected_kind("Who founded Microsoft?") == "name"
     assert expected_kind("What is AutoGen?") == "definition"
+    assert expected_kind("What does EAFP stand for?") == "definition"
+    assert expected_kind("Which function converts a struct_time to seconds?") == "identifier"
+    assert expected_kind("Which PEP added exception groups?") == "number"
+    assert expected_kind("What is the default timeout of the client?") == "value"
+
+
+REFERENCE = """The numeric values of logging levels are given in the following table.
+
+| Level | Numeric value |
+| --- | --- |
+| `WARNING` | 30 |
+| `ERROR` | 40 |
+
+The alignment options are:
+
+| Option | Meaning |
+| --- | --- |
+| `'<'` | Forces the field to be left-aligned within the available space. |
+| `'^'` | Forces the field to be centered within the available space. |
+
+```
+>>> logging.error("the ERROR level's numeric value")
+```
+
+EAFP
+: Easier to ask for forgiveness than permission. This common Python coding style catches exceptions."""
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        # the row, not the sentence that introduces the table, nor a line of code
+        ("What is the numeric value of the ERROR logging level?", "`ERROR`: Numeric value 40 [1]"),
+        # a quoted symbol is matched as written: words alone cannot tell '^' from '<'
+        ("What does the '^' alignment option do?", "`'^'`: Meaning Forces the field to be centered"),
+        # a definition list's entry is shown under its term
+        ("What does EAFP mean?", "EAFP: Easier to ask for forgiveness than permission. [1]"),
+    ],
+)
+def test_the_chooser_reads_reference_documentation(embedder: OnnxMiniLM, question: str, answer: str) -> None:
+    chosen = choose_answer(question, [_source(1, REFERENCE)], embedder)
+    assert chosen is not None and chosen.text.startswith(answer)
+    assert chosen.evidence >= RagSettings().min_evidence
+
+
+def test_a_span_cut_off_by_its_chunk_loses_to_a_whole_one(embedder: OnnxMiniLM) -> None:
+    cut = "clause's return statement, not the value from the"
+    whole = "If a finally clause returns a value, the returned value is the one from the finally clause."
+    hit = Hit("c1", "d1", "/docs/1.txt", "Doc", [], None, cut, 1.0, start=500)
+    sources = [Source(1, hit, cut), _source(2, whole)]
+    chosen = choose_answer(
+        "Which value does a finally clause with a return statement return?", sources, embedder
+    )
+    assert chosen is not None and chosen.text.endswith("[2]")
+
+
+def test_an_unanswered_question_is_not_found_with_the_closest_passages(embedder: OnnxMiniLM) -> None:
+    """The passages share the question's topic but not what it asks (a count): the chooser's
+    evidence stays under rag.min_evidence, and the answer says so, citing what may be relevant."""
+    sources = [_source(1, REFERENCE), _source(2, PROSE)]
+    question = "How many backup files does the rotating handler of the logging module keep by default?"
+    chosen = choose_answer(question, sources, embedder)
+    settings = RagSettings()
+    assert chosen is not None and chosen.evidence < settings.min_evidence
+    assembler = AnswerAssembler(question, sources, embedder, settings, LAZY_STOP)
+    _, answer = assembler.finish("m", Usage())
+    assert not answer.found and answer.grounded and not answer.extractive
+    assert answer.answer.startswith("The sources do not say this. Possibly relevant: (1) ")
+    assert answer.citations and answer.evidence == chosen.evidence
+    case = AnswerCase("u", question, ())
+    assert judge(case, answer, {}, 0.0).right  # refusing an unanswerable question is right
 
 
 def test_a_base_model_answer_is_chosen_not_composed(
@@ -232,6 +304,12 @@ def test_eval_answers_command_reports_every_question(tmp_path: Path, sample_coll
     result = json.loads(proc.stdout)
     assert [r["id"] for r in result["results"]] == ["resume", "none"]
     assert result["totals"]["right"] == 2 and result["right_and_cited_where_it_stands"] == 1
-    assert {"cited", "citation_has_answer", "extractive", "nothing_relevant", "empty"} <= set(
+    assert {"cited", "citation_has_answer", "extractive", "nothing_relevant", "not_found", "empty"} <= set(
         result["totals"]
+    )
+    bars = [row["min_evidence"] for row in result["tradeoff"]]
+    assert result["min_evidence"] in bars and bars == sorted(bars)
+    assert all(
+        row["right_kept"] + row["right_lost"] == result["tradeoff"][0]["right_kept"]
+        for row in result["tradeoff"]
     )

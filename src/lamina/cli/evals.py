@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -162,13 +162,28 @@ def eval_answers_command(
             help="Without -c: folders ingested with the samples (default: ../shared/data/docs if present).",
         ),
     ] = None,
+    question_set: Annotated[
+        Path | None,
+        typer.Option(
+            "--set",
+            exists=True,
+            file_okay=False,
+            help="A question set's folder: questions.jsonl and the docs/ it asks about (alone, no samples).",
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Configured model name.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Are grounded answers right? Per question: right, cited, citing the passage with the answer."""
-    cases = load_cases(dataset or bundled_dataset())
+    """Are grounded answers right? Per question: right, cited, citing the passage with the answer;
+    then the trade-off of the evidence bar (rag.min_evidence): right answers kept, wrong ones refused."""
+    cases = load_cases(question_set / "questions.jsonl" if question_set else dataset or bundled_dataset())
     llm = models.registry().get(model)
-    if collection is not None:
+    if question_set is not None:
+        if not as_json:
+            err_console.print(f"[dim]ingesting {question_set / 'docs'}…[/]")
+        with temporary_collection(state.settings, [question_set / "docs"], samples=False) as coll:
+            result = evaluate_answers(coll, llm, cases)
+    elif collection is not None:
         result = evaluate_answers(state.workspace.collection(collection), llm, cases)
     else:
         folders = docs if docs is not None else default_docs()
@@ -184,17 +199,42 @@ def eval_answers_command(
     for r in result["results"]:
         mark = "[green]right[/]" if r["right"] else "[red]wrong[/]"
         where = "cites it" if r["citation_has_answer"] else "cited" if r["cited"] else "uncited"
-        console.print(f"{mark} {r['id']:<22} {where:<8} {one_line(r['answer'], 80)}", highlight=False)
+        said = f"not found (evidence {r['evidence']})" if r["not_found"] else one_line(r["answer"], 80)
+        console.print(f"{mark} {r['id']:<22} {where:<8} {said}", highlight=False)
+    console.print(tradeoff_table(result["tradeoff"], result["answerable"], result["min_evidence"]))
     t = result["totals"]
     console.print(
         f"{result['model']} on {result['collection']!r}: right {t['right']}/{result['questions']} "
         f"({result['right_share']:.0%}); answerable right {result['right_answerable']}/"
         f"{result['answerable']}, of which citing the passage with the answer "
         f"{result['right_and_cited_where_it_stands']}; cited {t['cited']}, concise {t['concise']}, "
-        f"extractive {t['extractive']}, 'nothing relevant' {t['nothing_relevant']}, empty {t['empty']}; "
+        f"extractive {t['extractive']}, 'nothing relevant' {t['nothing_relevant']}, "
+        f"'not found' {t['not_found']} (rag.min_evidence = {result['min_evidence']}), empty {t['empty']}; "
         f"{result['seconds']}s",
         highlight=False,
     )
+
+
+def tradeoff_table(rows: list[dict[str, Any]], answerable: int, bar: float) -> Table:
+    """Right answers kept against wrong ones refused, for each bar on a chosen answer's evidence."""
+    table = Table(
+        "rag.min_evidence",
+        "right kept",
+        "right lost",
+        "wrong refused",
+        "unanswerable refused",
+        title="the evidence bar's trade-off (* = the configured bar)",
+    )
+    for row in rows:
+        mark = " *" if row["min_evidence"] == bar else ""
+        table.add_row(
+            f"{row['min_evidence']:.3f}{mark}",
+            f"{row['right_kept']}/{answerable}",
+            str(row["right_lost"]),
+            str(row["wrong_refused"]),
+            str(row["unanswerable_refused"]),
+        )
+    return table
 
 
 @eval_app.command("extraction")

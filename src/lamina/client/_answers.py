@@ -67,6 +67,8 @@ def to_answer(
         grounded=grounding.get("grounded", True),
         extractive=grounding.get("extractive", False),
         attributed=grounding.get("attributed", False),
+        found=grounding.get("found", True),
+        evidence=grounding.get("evidence"),
         finish_reason=finish_reason,
         id=id,
     )

@@ -151,7 +151,9 @@ class Answer(_Model):
     """A grounded answer: ``text`` cites its sources as ``[n]``, each one in ``citations``.
 
     ``grounded`` is False when nothing relevant was found (the text says so); ``extractive`` is True
-    when the model gave nothing usable and the text is quoted from the sources instead.
+    when the model gave nothing usable and the text is quoted from the sources instead; ``found``
+    is False when the sources were searched and do not answer (the text says so and lists the
+    closest passages, cited), ``evidence`` how much of the question a chosen answer says (0-1).
     """
 
     text: str
@@ -162,6 +164,8 @@ class Answer(_Model):
     grounded: bool = True
     extractive: bool = False
     attributed: bool = False
+    found: bool = True
+    evidence: float | None = None
     finish_reason: str | None = None
     id: str | None = None
 

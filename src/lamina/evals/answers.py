@@ -115,6 +115,9 @@ class CaseResult:
     empty: bool
     seconds: float
     cited_sources: list[str] = field(default_factory=list)
+    evidence: float | None = None  # a chosen answer's evidence (rag.min_evidence is its bar)
+    not_found: bool = False  # refused: the sources do not answer it (below the bar, or no span)
+    answered_right: bool = False  # an answerable question whose answer, unrefused, is right
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -123,7 +126,7 @@ class CaseResult:
 def judge(case: AnswerCase, answer: Answer, chunk_texts: dict[int, str], seconds: float) -> CaseResult:
     """Score one answer; ``chunk_texts`` maps each source number in the prompt to its full text."""
     text = answer.answer
-    refused = not answer.grounded or text.strip() == NO_ANSWER
+    refused = not answer.grounded or not answer.found or text.strip() == NO_ANSWER
     has = contains(text, case.answers) if case.answerable else False
     concise = len(text) <= CONCISE_CHARS
     cited = bool(answer.citations)
@@ -132,6 +135,9 @@ def judge(case: AnswerCase, answer: Answer, chunk_texts: dict[int, str], seconds
     )
     right = (has and concise) if case.answerable else refused
     return CaseResult(
+        evidence=answer.evidence,
+        not_found=answer.grounded and not answer.found,
+        answered_right=case.answerable and has and concise,
         id=case.id,
         question=case.question,
         kind=case.kind,
@@ -158,6 +164,7 @@ COUNTED = (
     "citation_has_answer",
     "extractive",
     "nothing_relevant",
+    "not_found",
     "empty",
 )
 
@@ -170,19 +177,27 @@ def default_docs() -> list[Path]:
 
 
 @contextmanager
-def temporary_collection(settings: Settings, folders: Sequence[Path]) -> Iterator[Collection]:
-    """The bundled samples plus ``folders``, ingested into a collection that is gone afterwards."""
+def temporary_collection(
+    settings: Settings, folders: Sequence[Path], *, samples: bool = True
+) -> Iterator[Collection]:
+    """``folders`` (and the bundled samples), ingested into a collection that is gone afterwards."""
     with tempfile.TemporaryDirectory(prefix="lamina-answers-") as tmp:
         ws = Workspace(settings.scratch(Path(tmp)))
         coll = ws.collection("answers", create=True)
-        with as_file(files("lamina") / "samples") as samples:
-            coll.ingest([str(samples), *map(str, folders)])
+        with as_file(files("lamina") / "samples") as bundled:
+            coll.ingest([str(bundled)] * samples + [str(f) for f in folders])
         yield coll
 
 
 def evaluate_answers(collection: Collection, model: LLM, cases: Sequence[AnswerCase]) -> dict[str, Any]:
-    """Ask every question through the one answer path (``Answerer``) and judge each answer."""
-    answerer = Answerer(collection, model, collection.settings.rag)
+    """Ask every question through the one answer path (``Answerer``) and judge each answer.
+
+    The questions are asked with no evidence bar (``rag.min_evidence = 0``), so every chosen answer
+    and its evidence is seen; the configured bar is then applied to those answers (an answer under
+    it is "not found", as the answerer would have said), and the trade-off of every bar is reported:
+    right answers kept against wrong ones refused."""
+    bar = collection.settings.rag.min_evidence
+    answerer = Answerer(collection, model, collection.settings.rag.model_copy(update={"min_evidence": 0.0}))
     results: list[CaseResult] = []
     started = time.perf_counter()
     for case in cases:
@@ -192,7 +207,48 @@ def evaluate_answers(collection: Collection, model: LLM, cases: Sequence[AnswerC
         assert isinstance(answer, Answer)
         chunks = {s.n: s.hit.text for s in sources}
         results.append(judge(case, answer, chunks, time.perf_counter() - began))
-    return summarize(results, model.name, collection.name, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    curve = tradeoff(results, bar)
+    for r in results:
+        refuse(r, bar)
+    return {
+        **summarize(results, model.name, collection.name, seconds),
+        "min_evidence": bar,
+        "tradeoff": curve,
+    }
+
+
+def refuse(result: CaseResult, bar: float) -> None:
+    """Judge ``result`` as the answerer answers with ``rag.min_evidence = bar``."""
+    if result.evidence is not None and result.evidence < bar and not result.nothing_relevant:
+        result.not_found = True
+        result.right = not result.answerable
+        result.contains = result.citation_has_answer = False
+    elif result.answerable:
+        result.right = result.answered_right
+
+
+def tradeoff(results: Sequence[CaseResult], bar: float) -> list[dict[str, Any]]:
+    """For each bar on evidence: answerable questions answered right (kept) and refused (lost),
+    answerable questions answered wrong that are refused, unanswerable questions refused."""
+    bars = sorted({round(0.05 * i, 2) for i in range(13)} | {bar})
+    rows = []
+    for bar in bars:
+        under = [r.evidence is not None and r.evidence < bar for r in results]
+        rows.append(
+            {
+                "min_evidence": bar,
+                "right_kept": sum(r.answered_right and not u for r, u in zip(results, under, strict=True)),
+                "right_lost": sum(r.answered_right and u for r, u in zip(results, under, strict=True)),
+                "wrong_refused": sum(
+                    r.answerable and not r.answered_right and u for r, u in zip(results, under, strict=True)
+                ),
+                "unanswerable_refused": sum(
+                    not r.answerable and (u or r.right) for r, u in zip(results, under, strict=True)
+                ),
+            }
+        )
+    return rows
 
 
 def summarize(results: list[CaseResult], model: str, collection: str, seconds: float) -> dict[str, Any]:

@@ -25,6 +25,14 @@ from lamina.rag.support import supports
 from lamina.rag.types import Answer, Citation
 
 NO_ANSWER = "I could not find an answer to this in the retrieved sources."
+NOT_FOUND = "The sources do not say this. Possibly relevant:"
+
+
+def not_found(nearby: Sequence[str]) -> str:
+    """The answer when no span answers: said plainly, then the closest passages, cited."""
+    return " ".join([NOT_FOUND, *(f"({i}) {text}" for i, text in enumerate(nearby, 1))])
+
+
 _SPACED_MARKER = re.compile(r"(\s*)\[(\d+(?:\s*,\s*\d+)*)\]")
 _TRAILING_UNSETTLED = re.compile(r"\s*(?:\[[\d\s,]*)?$")  # may still become (or precede) a marker
 _CUT_MARKER = re.compile(r"\s*\[[\d\s,]*$")  # a marker the model never finished
@@ -198,10 +206,16 @@ class AnswerAssembler:
         if self._held:
             self.dropped["unsupported"] += len(self._held)
             self._held.clear()
-        extractive = False
+        extractive, found, evidence = False, True, None
         if not self._out:
-            quoted = self._extract() if self.sources else NO_ANSWER
-            extractive = quoted != NO_ANSWER
+            choice = choose_answer(self.question, self.sources, self.embedder) if self.sources else None
+            evidence = choice.evidence if choice else None
+            if choice is None:
+                quoted, found = NO_ANSWER, False
+            elif choice.evidence < self.settings.min_evidence:
+                quoted, found = not_found(choice.nearby), False
+            else:
+                quoted, extractive = choice.text, True
             tail = self._show(quoted, False)
         text = "".join(self._out)
         valid = {s.n: s for s in self.sources}
@@ -214,6 +228,8 @@ class AnswerAssembler:
             grounded=bool(self.sources),
             attributed=bool(self.attributed) and not extractive,
             extractive=extractive,
+            found=found,
+            evidence=evidence,
         )
 
     # sentences -----------------------------------------------------------------------------------
@@ -391,8 +407,3 @@ class AnswerAssembler:
         similarity = self._source_vectors[candidates] @ self.embedder.embed([claim])[0]
         best = int(np.argmax(similarity))
         return self.sources[candidates[best]].n, float(similarity[best])
-
-    def _extract(self) -> str:
-        """The span of the sources that answers the question, cited (see ``choose``); NO_ANSWER
-        when no span shares a word with it."""
-        return choose_answer(self.question, self.sources, self.embedder) or NO_ANSWER

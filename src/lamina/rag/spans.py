@@ -22,6 +22,7 @@ _CITE_LINK = re.compile(r"\[\]\(#cite_note-[^)]*\)|\[\[\d+\]\]\(#cite_note-[^)]*
 _HTML_COMMENT = re.compile(r"<!--.*?-->")
 SHORT_LINE = 64  # lines this short, most of a block's, make it a layout block (receipt, form)
 MAX_SPAN_CHARS = 360
+SPAN_ENDINGS = tuple(".!?:;)]|\"'”’`*")  # a source ending otherwise was cut inside a sentence
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,12 @@ class Span:
     n: int  # the source's number
     rank: int  # the source's place in retrieval (0 = first)
     text: str  # as shown in the answer
-    kind: str  # "row", "field", "sentence"; the chooser adds "item" (a named line and its values)
+    kind: str  # "row", "field", "sentence", "code"; the chooser adds "item" (a named line and its values)
     order: int  # position inside the source
     values: str = ""  # a row's cells without the header's names ("" = all of ``text``)
     label: str = ""  # the name a key–value span's value stands under ("Cashier", "RETURN POLICY")
     context: str = ""  # the source's heading path: an FAQ answer's question, a section's name
+    cut: bool = False  # the source (a chunk) cuts this span off at its start or end
 
     @property
     def own_text(self) -> str:
@@ -41,16 +43,21 @@ class Span:
         return self.values or self.text
 
 
-def spans_of(n: int, rank: int, text: str, context: str = "") -> list[Span]:
-    """Every candidate span of one source, in reading order; ``context``: its heading path."""
+def spans_of(n: int, rank: int, text: str, context: str = "", *, cut_start: bool = False) -> list[Span]:
+    """Every candidate span of one source, in reading order; ``context``: its heading path;
+    ``cut_start``: the source is a chunk that may begin inside a sentence (not at its document's start)."""
+    cut_start = cut_start and fragment(text)
+    cut_end = not text.rstrip().endswith(SPAN_ENDINGS)
     out: list[Span] = []
-    for kind, piece, values in _pieces(_clean(text)):
+    pieces = _pieces(_clean(text))
+    for index, (kind, piece, values, term) in enumerate(pieces):
         piece = " ".join(piece.split())
         if _usable(kind, piece):
-            label = _label_of(kind, piece, values)
+            label = term or _label_of(kind, piece, values)
             if label and not values:  # "Cashier: Emily Rodriguez": the value is what it says
-                values = piece[len(label) :].lstrip(" :*")
-            out.append(Span(n, rank, _shorten(piece), kind, len(out), values, label, context))
+                values = piece[len(label) :].lstrip(" :*") if piece.startswith(label) else piece
+            cut = (index == 0 and cut_start) or (index == len(pieces) - 1 and cut_end and kind == "sentence")
+            out.append(Span(n, rank, _shorten(piece), kind, len(out), values, label, context, cut))
     return out
 
 
@@ -85,25 +92,38 @@ def _usable(kind: str, piece: str) -> bool:
     return any(ch.isalnum() for ch in piece) and (word_count(piece) >= 1)
 
 
-def _pieces(text: str) -> list[tuple[str, str, str]]:
-    """(kind, text, values) in order: tables as rows, layout blocks as fields, paragraphs as sentences."""
-    out: list[tuple[str, str, str]] = []
+def _pieces(text: str) -> list[tuple[str, str, str, str]]:
+    """(kind, text, values, term) in order: tables as rows, code as lines, layout blocks as fields,
+    paragraphs as sentences; ``term``: the defined term of a definition list's entry."""
+    out: list[tuple[str, str, str, str]] = []
     lines = text.splitlines()
     i = 0
     while i < len(lines):
+        if lines[i].lstrip().startswith("```"):
+            j = i + 1
+            while j < len(lines) and not lines[j].lstrip().startswith("```"):
+                j += 1
+            out += [("code", line, "", "") for line in lines[i + 1 : j] if line.strip()]
+            i = j + 1
+            continue
         if lines[i].lstrip().startswith("|"):
             j = i
             while j < len(lines) and lines[j].lstrip().startswith("|"):
                 j += 1
-            out += _rows(lines[i:j])
+            out += [(*row, "") for row in _rows(lines[i:j])]
             i = j
             continue
         j = i
-        while j < len(lines) and lines[j].strip() and not lines[j].lstrip().startswith("|"):
+        while j < len(lines) and lines[j].strip() and not lines[j].lstrip().startswith(("|", "```")):
             j += 1
         block = [line.strip() for line in lines[i:j]]
-        if block:
-            out += _block(block)
+        if len(block) >= 2 and block[1].startswith(": ") and not block[0].startswith(":"):
+            term = block[0].strip("*` ")  # "EAFP" over ": Easier to ask for forgiveness …"
+            block = [block[1][2:], *block[2:]]
+            out += [(kind, f"{term}: {piece}", piece, term) for kind, piece, _ in _block(block)][:1]
+            out += [(*piece, "") for piece in _block(block)[1:]]
+        elif block:
+            out += [(*piece, "") for piece in _block(block)]
         i = max(j, i + 1)
     return out
 

@@ -38,6 +38,8 @@ class Answer:
     grounded: bool = True  # False: nothing relevant was retrieved, or --no-rag
     attributed: bool = False  # True: Lamina matched some uncited sentences to the sources that support them
     extractive: bool = False  # True: the model gave nothing usable; the text is quoted from the sources
+    found: bool = True  # False: the sources were searched and do not answer (the text says so)
+    evidence: float | None = None  # a chosen answer's evidence (0-1; see rag.min_evidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,4 +50,6 @@ class Answer:
             "grounded": self.grounded,
             "attributed": self.attributed,
             "extractive": self.extractive,
+            "found": self.found,
+            "evidence": self.evidence,
         }

@@ -225,6 +225,8 @@ class _Links:
                 "grounded": answer.grounded,
                 "extractive": answer.extractive,
                 "attributed": answer.attributed,
+                "found": answer.found,
+                "evidence": answer.evidence,
             },
         }
 
