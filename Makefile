@@ -39,8 +39,11 @@ test: $(STAMP) system-deps  ## lint, type-check and run the whole test suite
 	$(BIN)/mypy
 	$(BIN)/pytest -q --durations=15
 
-eval: $(STAMP)  ## answer quality on the bundled questions, retrieval quality on SciFact (several minutes)
+eval: $(STAMP)  ## answer quality (bundled questions, the sets in evals/sets), extraction, retrieval on SciFact
 	$(BIN)/lamina eval answers
+	$(BIN)/lamina eval answers --set evals/sets/python-docs
+	$(BIN)/lamina eval answers --set evals/sets/held-back
+	$(BIN)/lamina eval extraction
 	$(BIN)/lamina eval retrieval --dataset ../shared/data/scifact
 
 bench: $(STAMP)  ## ingestion throughput on SciFact
