@@ -175,6 +175,14 @@ def test_the_chooser_reads_reference_documentation(embedder: OnnxMiniLM, questio
     assert chosen.evidence >= RagSettings().min_evidence
 
 
+def test_quoted_tables_and_wrapped_list_items_keep_their_shape() -> None:
+    quoted = "> | Option | Meaning |\n> | --- | --- |\n> | `'^'` | Forces the field to be centered. |"
+    assert [s.text for s in spans_of(1, 0, quoted)] == ["`'^'`: Meaning Forces the field to be centered."]
+    items = "* **PEP 680**: `tomllib` —\n  Support for parsing TOML\n* **PEP 654**: exception groups"
+    texts = [s.text for s in spans_of(1, 0, items)]
+    assert "* **PEP 680**: `tomllib` — Support for parsing TOML" in texts
+
+
 def test_a_span_cut_off_by_its_chunk_loses_to_a_whole_one(embedder: OnnxMiniLM) -> None:
     cut = "clause's return statement, not the value from the"
     whole = "If a finally clause returns a value, the returned value is the one from the finally clause."

@@ -31,8 +31,9 @@ from lamina.rag.words import terms
 
 _NUMBER = re.compile(r"\d")
 _LIST_NUMBER = re.compile(r"^\s*\d{1,3}[.)]\s")
-_DATE = re.compile(
-    r"\b(?:1[5-9]\d\d|20\d\d)\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b",
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+_DATE = re.compile(  # a year, 12/31/2024, or a month with a day or year ("May 4", "4 May"), not "may"
+    rf"\b(?:1[5-9]\d\d|20\d\d)\b|\b\d{{1,2}}/\d{{1,2}}/\d{{2,4}}\b|\b{_MONTH}\s+\d{{1,4}}\b|\b\d{{1,2}}\s+{_MONTH}",
     re.IGNORECASE,
 )
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z]\.)?\s+[A-Z][a-z]+\b")
@@ -53,16 +54,22 @@ _IDENTIFIER_ASKED = re.compile(
 )
 _LITERAL = re.compile(r"`([^`]+)`|\b\w+(?:[._]\w+)+\b|\b\w+\(\)|(?<!\w)-{1,2}[a-z][\w-]*")
 _QUOTED = re.compile(r"""['"`‘“]([^'"`’”\s]{1,12})['"`’”]|(?<!\w)(%[a-zA-Z])\b""")
-_LEAD_IN = re.compile(r":$|\b(?:the following|as follows|(?:listed|shown|given) below)\b", re.IGNORECASE)
+_LEAD_IN = re.compile(  # "… as follows:", "The available types are:", "… given in the following table."
+    r"\b(?:is|are|include|includes|these|following|below|as follows)\s*:$|"
+    r"\b(?:the following|as follows|(?:listed|shown|given) below)\b",
+    re.IGNORECASE,
+)
 _CODE_ASKED = re.compile(r"\b(code|command|syntax|type|call|import|example|write|run)\b", re.IGNORECASE)
 
 WEIGHTS = {"words": 0.5, "meaning": 0.3, "rank": 0.15, "kind": 0.2, "label": 0.25, "literal": 0.25}
 # Spans that rarely answer on their own count less: a sentence that introduces what follows
 # ("… as follows:"), a line of code (unless code is asked for), a span the chunk cut off.
 LEAD_IN = 0.6
+CONTINUED = 0.8
 CODE = 0.6
 CUT = 0.6
 MISSING_KIND = 0.5
+MISSING_LITERAL = 0.6  # a span without the symbol the question quotes, when another span has it
 NEIGHBOUR_WORD = 0.5  # evidence: a question word only in the span's source (its entity, its topic)
 NEARBY = 3  # passages listed as "possibly relevant" when no span answers
 ITEM_LINES = 4  # lines after a line that names an item: a receipt item's code, price, discount
@@ -76,6 +83,7 @@ class Scored:
     score: float
     shared: bool = True  # the span (or its label) has at least one of the question's words
     evidence: float = 0.0  # how much of what is asked the span says (see ``evidence``)
+    literal: float = 0.0  # share of the symbols the question quotes that the span has
 
 
 @dataclass(frozen=True)
@@ -236,7 +244,9 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
         score *= _alone(span, code_asked)
         asked = sum(idf[t] * (1.0 if t in st else NEIGHBOUR_WORD) for t in wanted & around[span.n]) / total
         said = evidence(asked, kind_ok, literal if literals else None)
-        scored.append(Scored(span, score, bool(wanted & st) or literal > 0, said))
+        scored.append(Scored(span, score, bool(wanted & st) or literal > 0, said, literal))
+    if literals and any(s.literal for s in scored):  # the question names a symbol some span has
+        scored = [s if s.literal else replace(s, score=s.score * MISSING_LITERAL) for s in scored]
     order = np.argsort([-s.score for s in scored], kind="stable")
     return [scored[i] for i in order]
 
@@ -246,6 +256,8 @@ def _alone(span: Span, code_asked: bool) -> float:
     factor = 1.0
     if span.kind == "sentence" and _LEAD_IN.search(span.text):
         factor *= LEAD_IN
+    elif span.kind == "sentence" and span.text.endswith(":"):  # goes on in what follows it
+        factor *= CONTINUED
     if span.kind == "code" and not code_asked:
         factor *= CODE
     if span.cut:

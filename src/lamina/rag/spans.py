@@ -56,7 +56,8 @@ def spans_of(n: int, rank: int, text: str, context: str = "", *, cut_start: bool
             label = term or _label_of(kind, piece, values)
             if label and not values:  # "Cashier: Emily Rodriguez": the value is what it says
                 values = piece[len(label) :].lstrip(" :*") if piece.startswith(label) else piece
-            cut = (index == 0 and cut_start) or (index == len(pieces) - 1 and cut_end and kind == "sentence")
+            last = index == len(pieces) - 1 and cut_end and kind in ("sentence", "field")
+            cut = (index == 0 and cut_start) or last
             out.append(Span(n, rank, _shorten(piece), kind, len(out), values, label, context, cut))
     return out
 
@@ -96,7 +97,7 @@ def _pieces(text: str) -> list[tuple[str, str, str, str]]:
     """(kind, text, values, term) in order: tables as rows, code as lines, layout blocks as fields,
     paragraphs as sentences; ``term``: the defined term of a definition list's entry."""
     out: list[tuple[str, str, str, str]] = []
-    lines = text.splitlines()
+    lines = [_QUOTE_MARK.sub("", line) for line in text.splitlines()]  # a quoted table is a table
     i = 0
     while i < len(lines):
         if lines[i].lstrip().startswith("```"):
@@ -120,8 +121,9 @@ def _pieces(text: str) -> list[tuple[str, str, str, str]]:
         if len(block) >= 2 and block[1].startswith(": ") and not block[0].startswith(":"):
             term = block[0].strip("*` ")  # "EAFP" over ": Easier to ask for forgiveness …"
             block = [block[1][2:], *block[2:]]
-            out += [(kind, f"{term}: {piece}", piece, term) for kind, piece, _ in _block(block)][:1]
-            out += [(*piece, "") for piece in _block(block)[1:]]
+            pieces = _block(block)
+            out += [(kind, f"{term}: {piece}", piece, term) for kind, piece, _ in pieces[:1]]
+            out += [(*piece, "") for piece in pieces[1:]]
         elif block:
             out += [(*piece, "") for piece in _block(block)]
         i = max(j, i + 1)
@@ -129,29 +131,35 @@ def _pieces(text: str) -> list[tuple[str, str, str, str]]:
 
 
 def _block(block: list[str]) -> list[tuple[str, str, str]]:
+    if _BULLET.match(block[0]):  # a bulleted list: each item with the lines it runs on into
+        block = _unwrap(block).split("\n")
     short = sum(len(line) <= SHORT_LINE for line in block)
     if len(block) >= 2 and short >= 0.6 * len(block) and not _wrapped_prose(block):
         return [("field", line, value) for line, value in _fields(block)]
     return [("sentence", s, "") for s in split_sentences(MARKER.sub("", _unwrap(block)))]
 
 
+_QUOTE_MARK = re.compile(r"^\s*(?:>\s?)+")
+_BULLET = re.compile(r"^(?:[-*•]|\d{1,3}[.)])\s")
 _LIST_ITEM = re.compile(r"^(?:[-*•>#]+|\d{1,3}[.)])\s")
 
 
 def _unwrap(block: list[str]) -> str:
-    """A paragraph's lines joined where its source hard-wrapped them; list items keep their lines."""
+    """A paragraph's lines joined where its source hard-wrapped them; each list item on its own line
+    (a line without a marker goes on the item above it, as Markdown reads it)."""
     out = block[0]
     for line in block[1:]:
-        out += ("\n" if _LIST_ITEM.match(line) or _LIST_ITEM.match(out.rsplit("\n", 1)[-1]) else " ") + line
+        out += ("\n" if _LIST_ITEM.match(line) else " ") + line
     return out
 
 
 def _wrapped_prose(block: list[str]) -> bool:
-    """Hard-wrapped prose: most lines run on into a next line that starts lowercase."""
+    """Hard-wrapped prose: most lines run on into a next line that starts lowercase (or with code
+    that does: "`finally` clause's …")."""
     runs = sum(
         1
         for line, nxt in itertools.pairwise(block)
-        if not line.endswith((".", ":", "!", "?")) and nxt[:1].islower()
+        if not line.endswith((".", ":", "!", "?")) and nxt.lstrip("`*_")[:1].islower()
     )
     return runs >= 0.5 * (len(block) - 1)
 
