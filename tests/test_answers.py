@@ -166,7 +166,7 @@ EAFP
         # a quoted symbol is matched as written: words alone cannot tell '^' from '<'
         ("What does the '^' alignment option do?", "`'^'`: Meaning Forces the field to be centered"),
         # a definition list's entry is shown under its term
-        ("What does EAFP mean?", "EAFP: Easier to ask for forgiveness than permission. [1]"),
+        ("What does EAFP mean?", "EAFP: Easier to ask for forgiveness than permission."),
     ],
 )
 def test_the_chooser_reads_reference_documentation(embedder: OnnxMiniLM, question: str, answer: str) -> None:
@@ -181,6 +181,14 @@ def test_quoted_tables_and_wrapped_list_items_keep_their_shape() -> None:
     items = "* **PEP 680**: `tomllib` —\n  Support for parsing TOML\n* **PEP 654**: exception groups"
     texts = [s.text for s in spans_of(1, 0, items)]
     assert "* **PEP 680**: `tomllib` — Support for parsing TOML" in texts
+
+
+def test_a_sentence_that_points_back_is_also_offered_with_its_referent(embedder: OnnxMiniLM) -> None:
+    prose = "Sorting on a key computed first is a common idiom. It is known as the Schwartzian transform."
+    chosen = choose_answer(
+        "What is the sorting idiom with a precomputed key known as?", [_source(1, prose)], embedder
+    )
+    assert chosen is not None and chosen.text == f"{prose} [1]"
 
 
 def test_a_span_cut_off_by_its_chunk_loses_to_a_whole_one(embedder: OnnxMiniLM) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from lamina.data.embed.base import Embedder
 from lamina.rag.context import Source
-from lamina.rag.spans import Span, is_heading, spans_of
+from lamina.rag.spans import MAX_SPAN_CHARS, Span, is_heading, spans_of
 from lamina.rag.words import terms
 
 _NUMBER = re.compile(r"\d")
@@ -57,6 +57,10 @@ _QUOTED = re.compile(r"""['"`‘“]([^'"`’”\s]{1,12})['"`’”]|(?<!\w)(%[
 _LEAD_IN = re.compile(  # "… as follows:", "The available types are:", "… given in the following table."
     r"\b(?:is|are|include|includes|these|following|below|as follows)\s*:$|"
     r"\b(?:the following|as follows|(?:listed|shown|given) below)\b",
+    re.IGNORECASE,
+)
+_ANAPHOR = re.compile(
+    r"(?:this|these|that|those|it|its|they|their|such|another|the latter|as (?:it|this|such))\b",
     re.IGNORECASE,
 )
 _CODE_ASKED = re.compile(r"\b(code|command|syntax|type|call|import|example|write|run)\b", re.IGNORECASE)
@@ -191,6 +195,21 @@ def _named_items(spans: Sequence[Span], wanted: set[str]) -> list[Span]:
     return items
 
 
+def _with_referent(spans: Sequence[Span]) -> list[Span]:
+    """A sentence that points back ("This idiom is also…", "As it is…") joined with the sentence
+    it points to: alone it does not say what it is about."""
+    pairs: list[Span] = []
+    for first, second in itertools.pairwise(spans):
+        if (
+            first.n == second.n
+            and first.kind == second.kind == "sentence"
+            and _ANAPHOR.match(second.text)
+            and len(first.text) + len(second.text) < MAX_SPAN_CHARS
+        ):
+            pairs.append(replace(second, text=f"{first.text} {second.text}", cut=first.cut or second.cut))
+    return pairs
+
+
 def _continues(n: int) -> Callable[[Span], bool]:
     """A line that goes on describing the item above it: same source, no label, not a heading."""
     return lambda s: s.n == n and s.kind == "field" and not s.label and not is_heading(s.text)
@@ -209,7 +228,7 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
     if not spans:
         return []
     wanted = terms(question)
-    spans = [*spans, *_named_items(spans, wanted)]
+    spans = [*spans, *_named_items(spans, wanted), *_with_referent(spans)]
     span_terms = [terms(s.text) | terms(s.context) | terms(s.label) for s in spans]  # like header names
     literals = quoted_literals(question)
     own_terms = [terms(s.own_text) for s in spans]
