@@ -62,6 +62,7 @@ def test_original_bytes_are_served(served: RunningServer, uploaded: dict[str, ob
     with served.http("alice") as http:
         docs = {d["source"]: d for d in http.get("/v1/collections/uploads/documents").json()["data"]}
         assert set(docs) == {"test.pdf", "blog.html", "escape.md"}
+        assert docs["blog.html"]["coverage"] > 0.95 and docs["test.pdf"]["coverage"] is None  # text kept
         pdf = http.get(docs["test.pdf"]["content_url"])
         assert pdf.status_code == 200 and pdf.content == (DOCS / "test.pdf").read_bytes()
         assert pdf.headers["content-type"] == "application/pdf"
