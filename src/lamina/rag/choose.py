@@ -26,7 +26,7 @@ import numpy as np
 
 from lamina.data.embed.base import Embedder
 from lamina.rag.context import Source
-from lamina.rag.spans import MAX_SPAN_CHARS, Span, is_heading, spans_of
+from lamina.rag.spans import Span, is_heading, spans_of
 from lamina.rag.words import terms
 
 _NUMBER = re.compile(r"\d")
@@ -54,24 +54,19 @@ _IDENTIFIER_ASKED = re.compile(
 )
 _LITERAL = re.compile(r"`([^`]+)`|\b\w+(?:[._]\w+)+\b|\b\w+\(\)|(?<!\w)-{1,2}[a-z][\w-]*")
 _QUOTED = re.compile(r"""['"`‘“]([^'"`’”\s]{1,12})['"`’”]|(?<!\w)(%[a-zA-Z])\b""")
+_CODE_ASKED = re.compile(r"\b(code|command|syntax|type|call|import|example|write|run)\b", re.IGNORECASE)
 _LEAD_IN = re.compile(  # "… as follows:", "The available types are:", "… given in the following table."
     r"\b(?:is|are|include|includes|these|following|below|as follows)\s*:$|"
     r"\b(?:the following|as follows|(?:listed|shown|given) below)\b",
     re.IGNORECASE,
 )
-_ANAPHOR = re.compile(
-    r"(?:this|these|that|those|it|its|they|their|such|another|the latter|as (?:it|this|such))\b",
-    re.IGNORECASE,
-)
-_CODE_ASKED = re.compile(r"\b(code|command|syntax|type|call|import|example|write|run)\b", re.IGNORECASE)
 
 WEIGHTS = {"words": 0.5, "meaning": 0.3, "rank": 0.15, "kind": 0.2, "label": 0.25, "literal": 0.25}
 # Spans that rarely answer on their own count less: a sentence that introduces what follows
-# ("… as follows:"), a line of code (unless code is asked for), a span the chunk cut off.
+# ("… as follows:"), a line of code unless code is asked for.
 LEAD_IN = 0.6
 CONTINUED = 0.8
 CODE = 0.6
-CUT = 0.6
 MISSING_KIND = 0.5
 MISSING_LITERAL = 0.6  # a span without the symbol the question quotes, when another span has it
 NEIGHBOUR_WORD = 0.5  # evidence: a question word only in the span's source (its entity, its topic)
@@ -195,21 +190,6 @@ def _named_items(spans: Sequence[Span], wanted: set[str]) -> list[Span]:
     return items
 
 
-def _with_referent(spans: Sequence[Span]) -> list[Span]:
-    """A sentence that points back ("This idiom is also…", "As it is…") joined with the sentence
-    it points to: alone it does not say what it is about."""
-    pairs: list[Span] = []
-    for first, second in itertools.pairwise(spans):
-        if (
-            first.n == second.n
-            and first.kind == second.kind == "sentence"
-            and _ANAPHOR.match(second.text)
-            and len(first.text) + len(second.text) < MAX_SPAN_CHARS
-        ):
-            pairs.append(replace(second, text=f"{first.text} {second.text}", cut=first.cut or second.cut))
-    return pairs
-
-
 def _continues(n: int) -> Callable[[Span], bool]:
     """A line that goes on describing the item above it: same source, no label, not a heading."""
     return lambda s: s.n == n and s.kind == "field" and not s.label and not is_heading(s.text)
@@ -219,7 +199,7 @@ def candidate_spans(sources: Sequence[Source]) -> list[Span]:
     return [
         span
         for rank, s in enumerate(sources)
-        for span in spans_of(s.n, rank, s.text, " > ".join(s.hit.headings), cut_start=s.hit.start > 0)
+        for span in spans_of(s.n, rank, s.text, " > ".join(s.hit.headings))
     ]
 
 
@@ -228,7 +208,7 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
     if not spans:
         return []
     wanted = terms(question)
-    spans = [*spans, *_named_items(spans, wanted), *_with_referent(spans)]
+    spans = [*spans, *_named_items(spans, wanted)]
     span_terms = [terms(s.text) | terms(s.context) | terms(s.label) for s in spans]  # like header names
     literals = quoted_literals(question)
     own_terms = [terms(s.own_text) for s in spans]
@@ -271,17 +251,12 @@ def rank_spans(question: str, spans: Sequence[Span], embedder: Embedder) -> list
 
 
 def _alone(span: Span, code_asked: bool) -> float:
-    """How well the span can stand alone as an answer (1: fully; see LEAD_IN, CODE, CUT)."""
-    factor = 1.0
+    """How well the span can stand alone as an answer (1: fully; see LEAD_IN, CONTINUED, CODE)."""
     if span.kind == "sentence" and _LEAD_IN.search(span.text):
-        factor *= LEAD_IN
-    elif span.kind == "sentence" and span.text.endswith(":"):  # goes on in what follows it
-        factor *= CONTINUED
-    if span.kind == "code" and not code_asked:
-        factor *= CODE
-    if span.cut:
-        factor *= CUT
-    return factor
+        return LEAD_IN
+    if span.kind == "sentence" and span.text.endswith(":"):  # goes on in what follows it
+        return CONTINUED
+    return CODE if span.kind == "code" and not code_asked else 1.0
 
 
 def evidence(asked: float, kind_ok: bool, literal: float | None) -> float:

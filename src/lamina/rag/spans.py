@@ -22,7 +22,6 @@ _CITE_LINK = re.compile(r"\[\]\(#cite_note-[^)]*\)|\[\[\d+\]\]\(#cite_note-[^)]*
 _HTML_COMMENT = re.compile(r"<!--.*?-->")
 SHORT_LINE = 64  # lines this short, most of a block's, make it a layout block (receipt, form)
 MAX_SPAN_CHARS = 360
-SPAN_ENDINGS = tuple(".!?:;)]|\"'”’`*")  # a source ending otherwise was cut inside a sentence
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,6 @@ class Span:
     values: str = ""  # a row's cells without the header's names ("" = all of ``text``)
     label: str = ""  # the name a key–value span's value stands under ("Cashier", "RETURN POLICY")
     context: str = ""  # the source's heading path: an FAQ answer's question, a section's name
-    cut: bool = False  # the source (a chunk) cuts this span off at its start or end
 
     @property
     def own_text(self) -> str:
@@ -43,22 +41,16 @@ class Span:
         return self.values or self.text
 
 
-def spans_of(n: int, rank: int, text: str, context: str = "", *, cut_start: bool = False) -> list[Span]:
-    """Every candidate span of one source, in reading order; ``context``: its heading path;
-    ``cut_start``: the source is a chunk that may begin inside a sentence (not at its document's start)."""
-    cut_start = cut_start and fragment(text)
-    cut_end = not text.rstrip().endswith(SPAN_ENDINGS)
+def spans_of(n: int, rank: int, text: str, context: str = "") -> list[Span]:
+    """Every candidate span of one source, in reading order; ``context``: its heading path."""
     out: list[Span] = []
-    pieces = _pieces(_clean(text))
-    for index, (kind, piece, values, term) in enumerate(pieces):
+    for kind, piece, values, term in _pieces(_clean(text)):
         piece = " ".join(piece.split())
         if _usable(kind, piece):
             label = term or _label_of(kind, piece, values)
             if label and not values:  # "Cashier: Emily Rodriguez": the value is what it says
                 values = piece[len(label) :].lstrip(" :*") if piece.startswith(label) else piece
-            last = index == len(pieces) - 1 and cut_end and kind in ("sentence", "field")
-            cut = (index == 0 and cut_start) or last
-            out.append(Span(n, rank, _shorten(piece), kind, len(out), values, label, context, cut))
+            out.append(Span(n, rank, _shorten(piece), kind, len(out), values, label, context))
     return out
 
 
