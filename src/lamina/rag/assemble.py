@@ -25,14 +25,6 @@ from lamina.rag.support import supports
 from lamina.rag.types import Answer, Citation
 
 NO_ANSWER = "I could not find an answer to this in the retrieved sources."
-NOT_FOUND = "The sources do not say this. Possibly relevant:"
-
-
-def not_found(nearby: Sequence[str]) -> str:
-    """The answer when no span answers: said plainly, then the closest passages, cited."""
-    return " ".join([NOT_FOUND, *(f"({i}) {text}" for i, text in enumerate(nearby, 1))])
-
-
 _SPACED_MARKER = re.compile(r"(\s*)\[(\d+(?:\s*,\s*\d+)*)\]")
 _TRAILING_UNSETTLED = re.compile(r"\s*(?:\[[\d\s,]*)?$")  # may still become (or precede) a marker
 _CUT_MARKER = re.compile(r"\s*\[[\d\s,]*$")  # a marker the model never finished
@@ -213,7 +205,7 @@ class AnswerAssembler:
             if choice is None:
                 quoted, found = NO_ANSWER, False
             elif choice.evidence < self.settings.min_evidence:
-                quoted, found = not_found(choice.nearby), False
+                quoted, found = choice.refusal, False
             else:
                 quoted, extractive = choice.text, True
             tail = self._show(quoted, False)

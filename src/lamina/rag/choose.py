@@ -61,6 +61,7 @@ _LEAD_IN = re.compile(  # "… as follows:", "The available types are:", "… gi
     re.IGNORECASE,
 )
 
+NOT_FOUND = "The sources do not say this. Possibly relevant:"
 WEIGHTS = {"words": 0.5, "meaning": 0.3, "rank": 0.15, "kind": 0.2, "label": 0.25, "literal": 0.25}
 # Spans that rarely answer on their own count less: a sentence that introduces what follows
 # ("… as follows:"), a line of code unless code is asked for.
@@ -92,6 +93,11 @@ class Choice:
     text: str
     evidence: float
     nearby: tuple[str, ...] = ()  # other sources' best spans, cited: "possibly relevant"
+
+    @property
+    def refusal(self) -> str:
+        """The answer when this choice is not good enough: said plainly, the closest passages cited."""
+        return " ".join([NOT_FOUND, *(f"({i}) {text}" for i, text in enumerate(self.nearby, 1))])
 
 
 def expected_kind(question: str) -> str:
