@@ -118,8 +118,13 @@ def _extract_html(data: bytes, url: str | None) -> tuple[str, str | None, float]
 
 def _main_markdown(html: str, url: str | None, *, landmark: bool) -> tuple[str, str | None, float]:
     content = main_content(html, landmark=landmark)
-    markdown, _ = _convert(content.html.encode("utf-8"), ".html", "text/html", url)
+    markdown = html_markdown(content.html, url)
     return markdown, content.title, round(coverage(markdown, content.visible_text), 4)
+
+
+def html_markdown(html: str, url: str | None = None) -> str:
+    """An HTML document as Markdown, as it is (no main-content selection)."""
+    return _convert(html.encode("utf-8"), ".html", "text/html", url)[0]
 
 
 def _first_heading(text: str) -> str | None:

@@ -8,8 +8,8 @@ is one, else the body; from it the page's chrome is dropped: navigation, banner,
 sidebar landmarks (``<nav>``, ``<aside>``, ``role="navigation"`` …), a ``<header>`` or
 ``<footer>`` outside an article, and elements whose class names say menu, sidebar, breadcrumb or
 toolbar. Everything else is kept, so nothing a reader sees is lost silently, and ``coverage``
-measures it: the share of the page's visible words (outside its navigation landmarks) that the
-extracted text still has.
+measures it: the share of the page's visible words (less that chrome) that the extracted text
+still has.
 """
 
 from __future__ import annotations
@@ -158,7 +158,5 @@ def _is_chrome(element: etree._Element, *, inside_main: bool) -> bool:
 
 def _drop(element: etree._Element) -> None:
     """Remove ``element`` but keep the text that follows it (its tail belongs to the parent)."""
-    parent = element.getparent()
-    if parent is None:
-        return
-    element.drop_tree() if isinstance(element, lxml.html.HtmlElement) else parent.remove(element)
+    if element.getparent() is not None:
+        element.drop_tree()

@@ -185,7 +185,7 @@ def temporary_collection(
         ws = Workspace(settings.scratch(Path(tmp)))
         coll = ws.collection("answers", create=True)
         with as_file(files("lamina") / "samples") as bundled:
-            coll.ingest([str(bundled)] * samples + [str(f) for f in folders])
+            coll.ingest(([str(bundled)] if samples else []) + [str(f) for f in folders])
         yield coll
 
 
@@ -224,28 +224,21 @@ def refuse(result: CaseResult, bar: float) -> None:
         result.not_found = True
         result.right = not result.answerable
         result.contains = result.citation_has_answer = False
-    elif result.answerable:
-        result.right = result.answered_right
 
 
 def tradeoff(results: Sequence[CaseResult], bar: float) -> list[dict[str, Any]]:
     """For each bar on evidence: answerable questions answered right (kept) and refused (lost),
     answerable questions answered wrong that are refused, unanswerable questions refused."""
-    bars = sorted({round(0.05 * i, 2) for i in range(13)} | {bar})
     rows = []
-    for bar in bars:
-        under = [r.evidence is not None and r.evidence < bar for r in results]
+    for level in sorted({round(0.05 * i, 2) for i in range(13)} | {bar}):
+        judged = [(r, r.evidence is not None and r.evidence < level) for r in results]
         rows.append(
             {
-                "min_evidence": bar,
-                "right_kept": sum(r.answered_right and not u for r, u in zip(results, under, strict=True)),
-                "right_lost": sum(r.answered_right and u for r, u in zip(results, under, strict=True)),
-                "wrong_refused": sum(
-                    r.answerable and not r.answered_right and u for r, u in zip(results, under, strict=True)
-                ),
-                "unanswerable_refused": sum(
-                    not r.answerable and (u or r.right) for r, u in zip(results, under, strict=True)
-                ),
+                "min_evidence": level,
+                "right_kept": sum(r.answered_right and not under for r, under in judged),
+                "right_lost": sum(r.answered_right and under for r, under in judged),
+                "wrong_refused": sum(r.answerable and not r.answered_right and under for r, under in judged),
+                "unanswerable_refused": sum(not r.answerable and (under or r.right) for r, under in judged),
             }
         )
     return rows

@@ -25,7 +25,7 @@ from typing import Any
 import lxml.html
 
 from lamina.data.clean import clean_text
-from lamina.data.extract import extract
+from lamina.data.extract import extract, html_markdown
 from lamina.data.html_main import INVISIBLE_TAGS, text_of, words
 from lamina.errors import LaminaError
 
@@ -84,16 +84,12 @@ def score(kept: str, content: str, rest: str) -> dict[str, float]:
     }
 
 
-def lamina_extract(data: bytes, name: str) -> str:
-    return extract(data, source=name, name=name).text
-
-
 def readability_extract(data: bytes, name: str) -> str:
     """What Lamina did before: readability's article, converted by the same Markdown converter."""
     from readability import Document as Readable
 
     article = Readable(data.decode("utf-8", "replace")).summary(html_partial=False)
-    return extract(article.encode("utf-8"), source=name, name=name).text
+    return clean_text(html_markdown(article))
 
 
 def trafilatura_extract(data: bytes, name: str) -> str:
@@ -106,8 +102,8 @@ def trafilatura_extract(data: bytes, name: str) -> str:
 
 
 def extractors() -> dict[str, Extractor]:
-    """Lamina's extraction, and each baseline whose library is installed."""
-    found: dict[str, Extractor] = {"lamina": lamina_extract}
+    """Each baseline whose library is installed (Lamina's own extraction is measured beside them)."""
+    found: dict[str, Extractor] = {}
     for name, module, function in (
         ("readability (before)", "readability", readability_extract),
         ("trafilatura", "trafilatura", trafilatura_extract),
@@ -122,16 +118,19 @@ def extractors() -> dict[str, Extractor]:
 
 def evaluate_extraction(manifest: Path) -> dict[str, Any]:
     pages = load_pages(manifest)
-    methods = extractors()
+    baselines = extractors()
+    methods = ["lamina", *baselines]
     rows: list[dict[str, Any]] = []
     for page in pages:
         content, rest = gold(page)
         data = page.path.read_bytes()
         size = sum(words(content).values())
+        doc = extract(data, source=page.path.name, name=page.path.name)
         row: dict[str, Any] = {"page": page.path.name, "kind": page.kind, "content_words": size}
-        for name, function in methods.items():
+        row["lamina"] = score(doc.text, content, rest)
+        row["lamina_reported_coverage"] = doc.coverage
+        for name, function in baselines.items():
             row[name] = score(function(data, page.path.name), content, rest)
-        row["lamina_reported_coverage"] = extract(data, source=page.path.name, name=page.path.name).coverage
         rows.append(row)
     summary = {
         name: {
@@ -142,7 +141,7 @@ def evaluate_extraction(manifest: Path) -> dict[str, Any]:
         }
         for name in methods
     }
-    return {"pages": rows, "summary": summary, "methods": list(methods)}
+    return {"pages": rows, "summary": summary, "methods": methods}
 
 
 def _overall(rows: list[dict[str, Any]], name: str) -> float:
