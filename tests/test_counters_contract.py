@@ -1,9 +1,9 @@
-"""The ``CounterStore`` and ``ResponseCache`` Protocols' promises, against every registered backend."""
+"""The ``CounterStore`` Protocol's promises, against every registered backend (the caches':
+test_cache_contract.py)."""
 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from lamina.config import Settings, load_settings
 from lamina.errors import ConfigError
 from lamina.serve import db
-from lamina.serve.policy.cache import CACHES, MemoryCache, ResponseCache, cache_key, make_cache, make_similar
 from lamina.serve.policy.counters import (
     COUNTERS,
     Charge,
@@ -23,8 +22,7 @@ from lamina.serve.policy.counters import (
     SqlCounters,
     make_counters,
 )
-from lamina.serve.policy.redis_cache import RedisCache, RedisPartitions
-from lamina.serve.policy.redis_counters import RedisCounters
+from lamina.serve.policy.counters.redis import RedisCounters
 from lamina.serve.redislink import RedisLink
 
 
@@ -127,80 +125,6 @@ def test_exact_under_concurrent_threads(counters: CounterStore) -> None:
         t.join()
     assert sum(passed.values()) == limit and counters.used("shared") == limit
     assert {n: counters.used(f"own:{n}") for n in range(threads)} == passed
-
-
-# the response cache --------------------------------------------------------------------------
-@pytest.fixture(params=sorted(CACHES))
-def cache_backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    redis = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    return str(request.param), redis
-
-
-def small_cache(
-    tmp_path: Path, backend: tuple[str, str | None], entries: int = 3, ttl_s: float = 3600.0
-) -> ResponseCache:
-    name, redis = backend
-    settings = _settings(tmp_path, redis=redis, cache_backend=name, cache_entries=entries, cache_ttl_s=ttl_s)
-    cache = make_cache(settings)
-    assert cache is not None
-    return cache
-
-
-def test_the_cache_factory(tmp_path: Path, redis_url: str) -> None:
-    assert isinstance(make_cache(_settings(tmp_path)), MemoryCache)
-    assert isinstance(make_cache(_settings(tmp_path, redis=redis_url)), RedisCache)
-    assert make_cache(_settings(tmp_path, cache=False)) is None
-    assert make_similar(_settings(tmp_path)) is None  # off by default
-    similar = make_similar(_settings(tmp_path, redis=redis_url, semantic_cache=True))
-    assert similar is not None and isinstance(similar.store, RedisPartitions)
-    with pytest.raises(ConfigError, match="memory, redis"):
-        make_cache(_settings(tmp_path, cache_backend="etcd"))
-    with pytest.raises(ConfigError, match="redis_url"):
-        make_cache(_settings(tmp_path, cache_backend="redis"))
-
-
-def test_cache_get_put(tmp_path: Path, cache_backend: tuple[str, str | None]) -> None:
-    cache = small_cache(tmp_path, cache_backend)
-    assert cache.get("k1") is None
-    cache.put("k1", {"answer": "one", "usage": {"tokens": 3}})
-    assert cache.get("k1") == {"answer": "one", "usage": {"tokens": 3}}
-    cache.put("k1", {"answer": "uno"})  # a put replaces
-    assert cache.get("k1") == {"answer": "uno"}
-
-
-def test_cache_entries_expire(tmp_path: Path, cache_backend: tuple[str, str | None]) -> None:
-    cache = small_cache(tmp_path, cache_backend, ttl_s=0.2)
-    cache.put("k", {"v": 1})
-    assert cache.get("k") == {"v": 1}
-    time.sleep(0.3)
-    assert cache.get("k") is None
-
-
-def test_cache_is_bounded_least_recently_used_first(
-    tmp_path: Path, cache_backend: tuple[str, str | None]
-) -> None:
-    if cache_backend[0] == "redis":
-        pytest.skip("Redis bounds its memory itself: maxmemory with maxmemory-policy allkeys-lru")
-    cache = small_cache(tmp_path, cache_backend, entries=3)
-    for key in ("a", "b", "c"):
-        cache.put(key, {"v": key})
-    assert cache.get("a") == {"v": "a"}  # a is now the most recently used
-    cache.put("d", {"v": "d"})
-    assert cache.get("b") is None
-    assert [cache.get(k) for k in ("a", "c", "d")] == [{"v": "a"}, {"v": "c"}, {"v": "d"}]
-
-
-def test_cache_keys_partition_tenants(tmp_path: Path, cache_backend: tuple[str, str | None]) -> None:
-    params = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}
-    alice = cache_key("alice", "m", "chat", params, 0.7)
-    bob = cache_key("bob", "m", "chat", params, 0.7)
-    assert alice and bob and alice != bob
-    cache = small_cache(tmp_path, cache_backend)
-    cache.put(alice, {"answer": "for alice"})
-    assert cache.get(bob) is None and cache.get(alice) == {"answer": "for alice"}
-    assert (
-        cache_key("alice", "m", "chat", {**params, "temperature": 0.5}, 0.0) is None
-    )  # may vary: never cached
 
 
 @pytest.fixture(params=["sql", "redis"])

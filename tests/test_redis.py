@@ -13,9 +13,9 @@ import pytest
 
 from lamina.errors import LaminaError
 from lamina.serve.policy.cache import SimilarQuestions
+from lamina.serve.policy.cache.redis import RedisCache, RedisPartitions
 from lamina.serve.policy.counters import Charge, CountersUnavailable
-from lamina.serve.policy.redis_cache import RedisCache, RedisPartitions
-from lamina.serve.policy.redis_counters import RedisCounters
+from lamina.serve.policy.counters.redis import RedisCounters
 from lamina.serve.redislink import RETRY_S, RedisLink
 from lamina.serve.upstreams.cluster import Cluster, breaker_key, share
 from lamina.serve.upstreams.routing import Breaker

@@ -23,8 +23,8 @@ import pytest
 
 from lamina.config import LimitSettings, load_settings
 from lamina.data.collection import Workspace
+from lamina.serve.policy.counters.redis import RedisCounters
 from lamina.serve.policy.limits import budget_counter
-from lamina.serve.policy.redis_counters import RedisCounters
 from lamina.serve.redislink import RETRY_S, RedisLink
 from lamina.testing.postgres import new_database
 from lamina.testing.redis import RedisServer

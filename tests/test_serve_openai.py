@@ -113,7 +113,7 @@ def test_embeddings_float_and_base64(served: RunningServer) -> None:
         ({"model": "no-such-model", "messages": QUESTION}, 404, "model"),
         ({"model": MODEL, "messages": []}, 400, "messages"),
         ({"model": MODEL, "messages": QUESTION, "stream_options": {"include_usage": True}}, 400, None),
-        ({"model": MODEL, "messages": QUESTION, "n": 2}, 400, "n"),
+        ({"model": MODEL, "messages": QUESTION, "n": 0}, 400, "n"),
         ({"model": MODEL, "messages": QUESTION, "temperature": 5}, 400, "temperature"),
         ({"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages.0.role"),
     ],

@@ -109,5 +109,10 @@ def test_client_errors_are_not_retried(
     for s in stubs:
         s.reset_stats()
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="split", messages=[{"role": "user", "content": "hi"}], n=3)  # type: ignore[arg-type]
+        client.chat.completions.create(model="split", messages=[{"role": "user", "content": "hi"}], n=0)  # type: ignore[arg-type]
     assert sum(s.stats()["total"] for s in stubs) == 0  # refused at the edge, nothing sent upstream
+    # the model's own 400 (a tool result that answers no call): no retry, no other endpoint tried
+    orphan = {"role": "tool", "tool_call_id": "call_nobody", "content": "?"}
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="split", messages=[{"role": "user", "content": "hi"}, orphan])  # type: ignore[list-item]
+    assert sum(s.stats()["total"] for s in stubs) == 1

@@ -12,13 +12,15 @@ import pytest
 
 from lamina.config import load_settings
 from lamina.models.registry import ModelRegistry
+from lamina.models.types import GenerationRequest
 from lamina.serve.upstreams import memory
+from lamina.serve.upstreams.factory import make_upstream
 from lamina.serve.upstreams.gateway import ModelGateway
-from lamina.serve.upstreams.upstream import Upstream, UpstreamError, make_upstream
+from lamina.serve.upstreams.upstream import Upstream, UpstreamError
 from lamina.testing.aio import run
 from lamina.testing.stub_upstream import StubUpstream
 
-CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+CHAT = GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_tokens=8)
 
 
 def _completion(text: str) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def test_a_failing_endpoint_is_retried_then_its_breaker_opens(tmp_path: Path, up
 
     async def main() -> list[str]:
         dep = await gateway.get("m")
-        return [(await dep.generate("chat", dict(CHAT))).text for _ in range(20)]
+        return [(await dep.generate(CHAT)).first.text for _ in range(20)]
 
     assert run(main()) == ["fine"] * 20  # every request answered, by retry if need be
     assert calls["flaky"] <= 2  # two failures opened the breaker: no traffic while open
@@ -96,11 +98,11 @@ def test_fallbacks_and_a_request_the_model_refuses(tmp_path: Path, upstreams: An
         answered = []
         for dep in chain:
             try:
-                answered.append((await dep.generate("chat", dict(CHAT))).text)
+                answered.append((await dep.generate(CHAT)).first.text)
             except UpstreamError:
                 answered.append("failed")
         with pytest.raises(UpstreamError) as refused:
-            await (await gateway.get("strict")).generate("chat", dict(CHAT))
+            await (await gateway.get("strict")).generate(CHAT)
         return answered, refused.value
 
     answered, refused = run(main())
@@ -113,7 +115,7 @@ def test_a_stream_passes_pieces_and_usage(tmp_path: Path, upstreams: Any) -> Non
 
     async def main() -> list[str]:
         dep = await gateway.get("m")
-        return [piece.text async for piece in dep.stream("chat", dict(CHAT)) if piece.text]
+        return [piece.text async for piece in dep.stream(CHAT) if piece.text]
 
     assert run(main()) == ["Hello", " world"]
 
@@ -139,10 +141,15 @@ def upstream(request: pytest.FixtureRequest, stub: StubUpstream, upstreams: Any)
 
 def test_contract_a_call_and_a_stream(upstream: Upstream) -> None:
     async def main() -> tuple[dict[str, Any], str]:
-        data = await upstream.post("/chat/completions", {"model": "stub", **CHAT})
+        data = await upstream.post(
+            "/chat/completions", {"model": "stub", "messages": CHAT.messages, "max_tokens": 8}
+        )
         pieces = [
             (c["choices"][0].get("delta") or {}).get("content") or ""
-            async for c in upstream.stream("/chat/completions", {"model": "stub", "stream": True, **CHAT})
+            async for c in upstream.stream(
+                "/chat/completions",
+                {"model": "stub", "stream": True, "messages": CHAT.messages, "max_tokens": 8},
+            )
             if c.get("choices")
         ]
         alive = await upstream.alive()

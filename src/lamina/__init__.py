@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lamina.client import AsyncLamina, Lamina
     from lamina.config import Settings, load_settings
     from lamina.data.collection import Collection, Workspace
-    from lamina.data.ingest import IngestReport
+    from lamina.data.progress import IngestReport
     from lamina.data.store import Where
     from lamina.data.types import Hit
     from lamina.models.registry import ModelRegistry
@@ -38,7 +38,7 @@ _PUBLIC = {
     "Generation": "lamina.models.types",
     "GenerationRequest": "lamina.models.types",
     "Hit": "lamina.data.types",
-    "IngestReport": "lamina.data.ingest",
+    "IngestReport": "lamina.data.progress",
     "Lamina": "lamina.client",
     "ModelRegistry": "lamina.models.registry",
     "Settings": "lamina.config",

@@ -61,3 +61,11 @@ class StructuredOutputError(LaminaError):
 
 class IngestCancelled(LaminaError):
     """An ingestion run was cancelled on request; whole batches written before it stay."""
+
+
+class Unsupported(LaminaError):
+    """A model cannot take what a request carries (tools, images, audio): ``capability`` names it."""
+
+    def __init__(self, message: str, capability: str) -> None:
+        super().__init__(message)
+        self.capability = capability

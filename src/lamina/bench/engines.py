@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.bench.ingest import achieved_gflops, peak_rss_mb
-from lamina.config import Settings, load_settings
+from lamina.config import ENGINE_NAMES, IngestEngineName, Settings, load_settings
 from lamina.data.collection import Workspace
 from lamina.data.engine import make_engine
 from lamina.errors import LaminaError
@@ -86,7 +86,7 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024 / 1024
 
 
-def _child(engine: str, dataset: Path, limit_docs: int | None) -> dict[str, Any]:
+def _child(engine: IngestEngineName, dataset: Path, limit_docs: int | None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "lamina.bench.engines", engine, str(dataset)]
     if limit_docs is not None:
         cmd.append(str(limit_docs))
@@ -115,7 +115,7 @@ def _child(engine: str, dataset: Path, limit_docs: int | None) -> dict[str, Any]
 
 
 def compare_engines(
-    dataset: Path, limit_docs: int | None, engines: tuple[str, ...] = ("local", "ray")
+    dataset: Path, limit_docs: int | None, engines: tuple[IngestEngineName, ...] = ENGINE_NAMES
 ) -> dict[str, Any]:
     """Each engine over the same corpus, one after the other on this machine."""
     try:
@@ -134,7 +134,7 @@ def compare_engines(
 
 
 def bench_remote_embedder(
-    dataset: BeirDataset, *, latency_s: float, concurrencies: list[int], engine: str = "local"
+    dataset: BeirDataset, *, latency_s: float, concurrencies: list[int], engine: IngestEngineName = "local"
 ) -> list[dict[str, Any]]:
     """Tokens/s of ingestion with a remote embedder answering each request after ``latency_s``."""
     rows = []

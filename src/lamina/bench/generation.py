@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any
 
+from lamina.config import Settings
+from lamina.errors import LaminaError, UnknownModel
 from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.types import GenerationRequest
 
@@ -21,6 +23,23 @@ PROMPT = (
     "models locally with llama.cpp and reaches large ones over HTTP.\n"
     "Question: Describe Lamina's architecture in detail.\nAnswer:"
 )
+
+
+def local_model(settings: Settings, name: str | None = None) -> LlamaCppModel:
+    """The configured model ``name`` (default: the default model), run by llama.cpp in this process.
+
+    Chosen by its configured ``backend``, as the model registry builds it: this benchmark drives
+    the llama.cpp engine directly, which a model of another backend does not have.
+    """
+    name = name or settings.default_model
+    spec = settings.models.get(name)
+    if spec is None:
+        raise UnknownModel(f"unknown model {name!r}; configured models: {', '.join(settings.models)}")
+    if spec.backend != "llamacpp":
+        raise LaminaError(
+            f"model {name} has backend {spec.backend!r}; bench generate measures a local llamacpp model"
+        )
+    return LlamaCppModel(name, spec, settings.data_dir / "models")
 
 
 def _direct(model: LlamaCppModel, body: dict[str, Any]) -> tuple[float, float, int]:

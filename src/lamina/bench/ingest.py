@@ -19,7 +19,7 @@ from typing import Any
 from lamina.bench.hardware import flop_per_token
 from lamina.config import Settings
 from lamina.data.collection import Workspace
-from lamina.data.ingest import Progress
+from lamina.data.progress import Progress
 from lamina.errors import LaminaError
 from lamina.evals.beir import BeirDataset
 

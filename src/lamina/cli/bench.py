@@ -10,16 +10,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lamina.bench.generation import bench_generation
+from lamina.bench.generation import bench_generation, local_model
 from lamina.bench.hardware import machine_peaks
 from lamina.bench.ingest import bench_baseline, bench_lamina
-from lamina.cli import bench_engines, models
+from lamina.cli import bench_engines
 from lamina.cli.context import state
 from lamina.cli.options import DatasetOpt, JsonOpt, LimitOpt
 from lamina.cli.output import IngestProgress, console, err_console, print_json
-from lamina.errors import LaminaError
+from lamina.config import IngestEngineName
 from lamina.evals.beir import load_beir
-from lamina.models.llamacpp import LlamaCppModel
 
 bench_app = typer.Typer(help="Performance benchmarks.", no_args_is_help=True)
 
@@ -32,7 +31,7 @@ def bench_ingest(
         bool, typer.Option("--baseline", help="Also run plain sentence-transformers (needs lamina[st]).")
     ] = False,
     engine: Annotated[
-        str | None,
+        IngestEngineName | None,
         typer.Option("--engine", help="ray: the Ray engine against the local one, each in a child process."),
     ] = None,
     as_json: JsonOpt = False,
@@ -41,8 +40,6 @@ def bench_ingest(
     if engine == "ray":
         bench_engines.engines_command(dataset, limit_docs, as_json)
         return
-    if engine not in (None, "local"):
-        raise typer.BadParameter("use local or ray", param_hint="--engine")
     data = load_beir(dataset, limit_docs=limit_docs)
     with IngestProgress(f"bench {data.name}", enabled=not as_json and err_console.is_terminal) as bar:
         result: dict[str, Any] = {"lamina": bench_lamina(state.settings, data, progress=bar)}
@@ -103,11 +100,7 @@ def bench_generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Tokens/s and time to first token, Lamina vs xllamacpp directly; 4 concurrent requests vs sequential."""
-    llm = models.registry().get(model)
-    if not isinstance(llm, LlamaCppModel):
-        raise LaminaError(
-            f"model {llm.name} is not a local llamacpp model; bench generate measures llama.cpp"
-        )
+    llm = local_model(state.settings, model)
     result = bench_generation(llm, max_tokens=max_tokens, repeats=repeats)
     if as_json:
         print_json(result)

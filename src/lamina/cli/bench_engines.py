@@ -10,6 +10,7 @@ from rich.table import Table
 
 from lamina.bench.engines import bench_remote_embedder, compare_engines
 from lamina.cli.output import console, err_console, print_json
+from lamina.config import ENGINE_NAMES, IngestEngineName
 from lamina.evals.beir import load_beir
 
 
@@ -57,7 +58,9 @@ def remote_embed(
     concurrency: Annotated[
         str, typer.Option("--concurrency", help="Comma-separated embedding.concurrency values.")
     ] = "1,2,4,8",
-    engine: Annotated[str, typer.Option("--engine", help="local or ray.")] = "local",
+    engine: Annotated[
+        IngestEngineName, typer.Option("--engine", help=" or ".join(ENGINE_NAMES) + ".")
+    ] = "local",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Ingestion tokens/s against a loopback embedding server with a fixed latency per request."""

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from lamina.cli.context import state
 from lamina.cli.output import IngestProgress, console, err_console, print_hits, print_json
+from lamina.config import ENGINE_NAMES, IngestEngineName
 from lamina.data.collection import SearchMode
-from lamina.data.ingest import IngestReport
+from lamina.data.progress import IngestReport
 from lamina.data.store.base import Where
 
-IngestEngineName = Literal["local", "ray"]
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 EngineOpt = Annotated[
     IngestEngineName | None,
     typer.Option(
-        "--engine", help="Where to extract and embed: local, or ray (lamina\\[ray]). Default: ingest.engine"
+        "--engine",
+        help=f"Where to extract and embed: {' or '.join(ENGINE_NAMES)} (ray needs lamina\\[ray]). "
+        "Default: ingest.engine",
     ),
 ]
 RayAddressOpt = Annotated[

@@ -19,7 +19,7 @@ from lamina.cli.demo import DEMO_QUESTION
 from lamina.cli.output import IngestProgress, err_console
 from lamina.cli.serve import run_server
 from lamina.data.collection import Workspace
-from lamina.data.ingest import IngestReport
+from lamina.data.progress import IngestReport
 from lamina.serve.policy.keys import DEFAULT_TENANT
 from lamina.serve.state import ServerState
 

@@ -22,9 +22,11 @@ from pydantic_settings import (
 )
 
 from lamina.config.data import (
+    ENGINE_NAMES,
     ChunkingSettings,
     EmbeddingSettings,
     FetchSettings,
+    IngestEngineName,
     IngestSettings,
     RerankSettings,
     SearchSettings,
@@ -36,10 +38,12 @@ from lamina.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ENGINE_NAMES",
     "ChunkingSettings",
     "EmbeddingSettings",
     "EndpointSettings",
     "FetchSettings",
+    "IngestEngineName",
     "IngestSettings",
     "LimitSettings",
     "ModelSettings",

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
 from lamina.config.base import Section
+
+# Where an ingestion runs: the one list of engine names (``lamina.data.engine.make_engine`` builds each).
+IngestEngineName = Literal["local", "ray"]
+ENGINE_NAMES: tuple[IngestEngineName, ...] = get_args(IngestEngineName)
 
 
 class IngestSettings(Section):
@@ -20,7 +24,7 @@ class IngestSettings(Section):
         description="Globs that drop a folder's files (hidden files and folders by default).",
     )
     batch_documents: int = Field(64, ge=1, description="Documents written per atomic commit.")
-    engine: Literal["local", "ray"] = Field(
+    engine: IngestEngineName = Field(
         "local", description="Where extraction, chunking and embedding run: here, or on Ray (lamina[ray])."
     )
     ray_address: str | None = Field(

@@ -10,6 +10,8 @@ from pydantic import Field, model_validator
 
 from lamina.config.base import Section
 
+Capability = Literal["tools", "vision", "audio"]
+
 
 class EndpointSettings(Section):
     """Another server of the same model (``[[models.NAME.endpoints]]``): traffic is split by weight."""
@@ -58,6 +60,22 @@ class ModelSettings(Section):
     )
     breaker_failures: int = Field(5, ge=1, description="Failures in a row that open an endpoint's breaker.")
     breaker_cooldown_s: float = Field(30.0, gt=0, description="How long an open breaker sends no traffic.")
+    capabilities: list[Capability] | None = Field(
+        None,
+        description="What the model takes besides text: tools (tool definitions, tool calls and "
+        "results), vision (image parts), audio (input_audio parts). Default: tools for chat models, "
+        "nothing for completion-only ones. A request that needs more is refused with a 400.",
+    )
+    image_tokens: int = Field(
+        1536, ge=1, description="Most tokens one image can cost: what a budget reserves per image."
+    )
+
+    @property
+    def can(self) -> list[Capability]:
+        """The capabilities this model has (configured, or the default for its kind)."""
+        if self.capabilities is not None:
+            return list(self.capabilities)
+        return ["tools"] if self.chat else []
 
     @model_validator(mode="after")
     def _backend_needs(self) -> ModelSettings:
@@ -65,6 +83,8 @@ class ModelSettings(Section):
             raise ValueError("a llamacpp model needs `path` (a GGUF file) or `package`")
         if self.backend == "openai" and not self.base_url:
             raise ValueError("an openai model needs `base_url`")
+        if not self.chat and self.capabilities and "tools" in self.capabilities:
+            raise ValueError("tools need a chat model (chat = true)")
         if self.backend == "llamacpp" and self.endpoints:
             raise ValueError("`endpoints` are for openai models; a local model has one engine")
         return self

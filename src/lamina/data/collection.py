@@ -17,7 +17,8 @@ from lamina.data.fusion import (
     reciprocal_rank_fusion,
     rocchio,
 )
-from lamina.data.ingest import Ingestion, IngestReport, Progress
+from lamina.data.ingest import Ingestion
+from lamina.data.progress import IngestReport, Progress
 from lamina.data.registry import CollectionInfo, DocumentRecord, Registry, check_name
 from lamina.data.rerank import Reranker, make_reranker, rerank
 from lamina.data.store import ChunkStore, Where, make_store

@@ -16,9 +16,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from lamina.data.embed.base import Embedder
 from lamina.data.engine import IngestEngine, Loaded, LocalEngine, Prepared, Preparer, Ready, Stages, Work
 from lamina.data.engine.stages import Vector
 from lamina.data.fetch import fetch
+from lamina.data.progress import FileState, IngestReport, NoProgress, Progress, RunStatus
 from lamina.data.registry import DocumentRecord, Registry
 from lamina.data.sources import SourceRef, discover, scope_of
 from lamina.data.store.base import ChunkStore
@@ -36,59 +36,6 @@ from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, Unsup
 from lamina.telemetry import DATA_SOURCE, tracer
 
 PIPELINE_VERSION = "2"  # 2: HTML keeps its main content whole (html_main), not readability's article
-
-
-class Progress(Protocol):
-    """What a front end implements to show a run; the data layer never imports one."""
-
-    def start(self, total: int | None) -> None: ...
-
-    def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None: ...
-
-    def file(self, source: str, state: str, detail: str = "") -> None:
-        """One source's state: extracting, embedding, done, unchanged, skipped or failed (with why).
-
-        It may raise ``IngestCancelled`` to stop the run; the batch under way is then not written.
-        """
-        ...
-
-
-class _NoProgress:
-    def start(self, total: int | None) -> None:
-        pass
-
-    def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None:
-        pass
-
-    def file(self, source: str, state: str, detail: str = "") -> None:
-        pass
-
-
-@dataclass
-class IngestReport:
-    collection: str
-    run_id: int
-    status: str = "running"
-    ingested: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    failed: int = 0
-    deleted: int = 0
-    low_coverage: int = 0  # pages whose extraction kept less than ingest.min_coverage of their text
-    chunks_written: int = 0
-    chunks_embedded: int = 0
-    tokens_embedded: int = 0
-    seconds: float = 0.0
-    write_seconds: float = 0.0  # the driver's commits (store, then registry): what one driver can write
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            k: v for k, v in self.__dict__.items() if k not in ("errors", "collection", "run_id", "status")
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class _CtrlC:
@@ -161,7 +108,7 @@ class Ingestion:
         self.engine = engine or LocalEngine()
         self.ingest_settings = ingest
         self.fetch_settings = fetch
-        self.progress = progress or _NoProgress()
+        self.progress = progress or NoProgress()
         self.pipeline = (
             f"{embedder.name}|{chunking.chunk_tokens}|{chunking.overlap_tokens}|{PIPELINE_VERSION}"
         )
@@ -218,7 +165,7 @@ class Ingestion:
         self, items: Iterator[Any], total: int | None, finish: Callable[[], None]
     ) -> IngestReport:
         self.progress.start(total)
-        status = "failed"
+        status: RunStatus = "failed"
         ctrl_c = _CtrlC()
         stages = Stages(
             prepare=Preparer(self.chunker, int(self.ingest_settings.max_file_mb * 1024 * 1024)),
@@ -265,14 +212,14 @@ class Ingestion:
         return Loaded(ref, ref.path.read_bytes(), ref.path.name)
 
     def _record_error(self, source: str, exc: Exception) -> None:
-        kind = "skipped" if isinstance(exc, UnsupportedDocument) else "failed"
+        state = FileState.SKIPPED if isinstance(exc, UnsupportedDocument) else FileState.FAILED
         reason = str(exc) if not isinstance(exc, OSError) else f"cannot read: {exc.strerror or exc}"
-        if kind == "skipped":
+        if state is FileState.SKIPPED:
             self.report.skipped += 1
         else:
             self.report.failed += 1
-        self.report.errors.append({"source": source, "kind": kind, "reason": reason})
-        self.progress.file(source, kind, reason)
+        self.report.errors.append({"source": source, "kind": state.value, "reason": reason})
+        self.progress.file(source, state, reason)
 
     def _check_coverage(self, doc: Document | None) -> None:
         """A page whose extraction lost text is indexed and reported, never silently."""
@@ -301,7 +248,7 @@ class Ingestion:
             content_hash = item.content_hash if isinstance(item, Document) else sha256_hex(item.data)
             if self._is_unchanged(item.source, content_hash):
                 self.report.unchanged += 1
-                self.progress.file(item.source, "unchanged")
+                self.progress.file(item.source, FileState.UNCHANGED)
                 self.progress.advance(documents=1)
                 continue
             yield item
@@ -336,7 +283,7 @@ class Ingestion:
         self.report.ingested += len(written)
         self.report.chunks_written += len(all_chunks)
         for p in written:
-            self.progress.file(p.source, "done", f"{len(p.chunks)} chunks")
+            self.progress.file(p.source, FileState.DONE, f"{len(p.chunks)} chunks")
             self._check_coverage(p.document)
         self.progress.advance(documents=len(written))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.base import Embedder
-from lamina.data.ingest import IngestReport, Progress
+from lamina.data.progress import IngestReport, Progress
 from lamina.data.types import Document
 from lamina.data.versions import BuildSpec, VersionInfo
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from lamina.config import SearchSettings
 from lamina.data.collection import Collection, SearchMode, Workspace
-from lamina.data.ingest import Progress
+from lamina.data.progress import Progress
 from lamina.evals.beir import BeirDataset
 from lamina.evals.metrics import score_run
 

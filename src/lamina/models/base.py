@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from lamina.config import EndpointSettings, ModelSettings
+from lamina.config.models import Capability
 from lamina.errors import GenerationFailed
 from lamina.models.types import Generation, GenerationRequest, StreamEvent, Usage
 
@@ -24,6 +25,10 @@ class LLM(Protocol):
     @property
     def is_chat(self) -> bool:
         """Instruction-tuned chat model; otherwise prompts are completion-style."""
+        ...
+
+    def capabilities(self) -> list[Capability]:
+        """What the model takes besides text, as configured and as its server can really render."""
         ...
 
     def generate(self, request: GenerationRequest) -> Generation: ...
@@ -60,6 +65,9 @@ class ConfiguredModel:
     def is_chat(self) -> bool:
         return self.settings.chat
 
+    def capabilities(self) -> list[Capability]:
+        return self.settings.can
+
     def endpoints(self) -> list[EndpointSettings]:
         s = self.settings
         assert s.base_url is not None
@@ -95,17 +103,34 @@ def estimate_tokens(text: str) -> int:
     return max(1, -(-len(text) // CHARS_PER_TOKEN))
 
 
+SAMPLING_FIELDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "user",
+)
+
+
 def request_params(request: GenerationRequest) -> dict[str, Any]:
-    """A model-layer request in OpenAI's body form (unset parameters are None)."""
-    params: dict[str, Any] = {
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "stop": request.stop,
-        "seed": request.seed,
-    }
+    """A request in OpenAI's body form: every field it sets (None = unset; ``n`` only above 1), the
+    messages as they came (tool calls, content parts and unknown fields included)."""
+    params: dict[str, Any] = {f: getattr(request, f) for f in SAMPLING_FIELDS}
+    if request.n == 1:
+        params["n"] = None
     if request.messages is not None:
-        params["messages"] = list(request.messages)
+        params["messages"] = [dict(m) for m in request.messages]
     else:
         params["prompt"] = request.prompt
     return params

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from lamina.config import EndpointSettings, ModelSettings
+from lamina.config.models import Capability
 from lamina.errors import GenerationFailed, ModelUnavailable
 from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
 from lamina.models.types import Generation, GenerationRequest, StreamEvent
@@ -70,6 +71,7 @@ def _engine(path: Path, n_ctx: int, threads: int, parallel: int) -> Any:
         params.warmup = False
         params.cache_ram_mib = PROMPT_CACHE_MIB  # llama.cpp's default (8 GiB) reads as a leak in a server
         params.port = 0  # listens on a free loopback port: used for /tokenize
+        params.use_jinja = True  # the model's own chat template: tool calls where it supports them
         try:
             engine = xllamacpp.Server(params)
         except RuntimeError:
@@ -120,6 +122,16 @@ class LlamaCppModel(ConfiguredModel):
     def openai_base_url(self) -> str:
         """llama.cpp's own OpenAI-compatible server on a loopback port: the engine as an HTTP upstream."""
         return str(self.engine.listening_address).rstrip("/") + "/v1"
+
+    def capabilities(self) -> list[Capability]:
+        """As configured, less tools when the GGUF's chat template cannot render them: llama.cpp
+        would drop the tools without a word (its ``/props`` says ``supports_tools``)."""
+        configured = self.settings.can
+        if "tools" in configured:
+            caps = self._http.get("/props").json().get("chat_template_caps") or {}
+            if not caps.get("supports_tools", True):
+                return [c for c in configured if c != "tools"]
+        return configured
 
     def count_tokens(self, text: str) -> int:
         resp = self._http.post("/tokenize", json={"content": text, "add_special": True})

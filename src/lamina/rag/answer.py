@@ -81,7 +81,7 @@ class Answerer:
             return [], None
         with tracer.start_as_current_span("packing") as span:
             frame = self._request(question, [])
-            frame_tokens = self.model.count_tokens(_prompt_text(frame))
+            frame_tokens = self.model.count_tokens(frame.text)
             sources = pack(self.model, hits, frame_tokens, self.settings.answer_tokens)
             span.set_attribute("lamina.packing.sources", len(sources))
             span.set_attribute("lamina.packing.budget_tokens", self.settings.answer_tokens)
@@ -208,13 +208,9 @@ def best_similarity(hits: list[Hit]) -> float:
     return max((h.scores.get("dense", -1.0) for h in hits), default=-1.0)
 
 
-def _prompt_text(request: GenerationRequest) -> str:
-    return request.prompt or "\n".join(m["content"] for m in request.messages or [])
-
-
 def estimate_usage(model: LLM, request: GenerationRequest, completion: str) -> Usage:
     """Usage of a stream cut short (no final usage arrives): counted with the model's tokenizer."""
-    prompt = _prompt_text(request)
+    prompt = request.text
     prompt_tokens = model.count_tokens(prompt)
     return Usage(prompt_tokens, max(model.count_tokens(prompt + completion) - prompt_tokens, 0))
 

@@ -18,14 +18,20 @@ from lamina.config import RagSettings
 from lamina.data.embed.base import Embedder, Vectors
 from lamina.models.types import Usage
 from lamina.rag.choose import choose_answer
-from lamina.rag.citations import MARKER, cited_numbers, drop_invalid_markers, keep_markers
+from lamina.rag.citations import (
+    MARKER,
+    MARKER_PATTERN,
+    cited_numbers,
+    drop_invalid_markers,
+    keep_markers,
+)
 from lamina.rag.context import Source
 from lamina.rag.sentences import degenerate, key, sentence_end, strip_scaffolding, terminated
 from lamina.rag.support import supports
 from lamina.rag.types import Answer, Citation
 
 NO_ANSWER = "I could not find an answer to this in the retrieved sources."
-_SPACED_MARKER = re.compile(r"(\s*)\[(\d+(?:\s*,\s*\d+)*)\]")
+_SPACED_MARKER = re.compile(rf"(?P<space>\s*){MARKER_PATTERN}")  # a marker and the space before it
 _TRAILING_UNSETTLED = re.compile(r"\s*(?:\[[\d\s,]*)?$")  # may still become (or precede) a marker
 _CUT_MARKER = re.compile(r"\s*\[[\d\s,]*$")  # a marker the model never finished
 _DROPPED = "\x00"  # where an invalid marker was removed, until the next character is known
@@ -294,14 +300,14 @@ class AnswerAssembler:
         base = start - len(lead)  # where ``lead + span`` starts in _text
 
         def keep(match: re.Match[str]) -> str:
-            good = [int(p) for p in match.group(2).split(",") if 1 <= int(p) <= valid]
+            good = [int(p) for p in match.group("numbers").split(",") if 1 <= int(p) <= valid]
             claim = self._text[self._pos : base + match.start()]  # what the marker cites
             checked = self._checked(claim, good)
             self.model_cited.update(good)
             if checked != good and checked:
                 self.reattributed += 1
             self._sentence_cited |= bool(checked)
-            return f"{match.group(1)}[{', '.join(map(str, checked))}]" if checked else _DROPPED
+            return f"{match.group('space')}[{', '.join(map(str, checked))}]" if checked else _DROPPED
 
         out = _SPACED_MARKER.sub(keep, lead + span)
         self._dropped_marker = out.endswith(_DROPPED)  # a space and "." may still follow it

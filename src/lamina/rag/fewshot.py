@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lamina.data.collection import Collection
-from lamina.data.ingest import IngestReport
+from lamina.data.progress import IngestReport
 from lamina.data.types import Document, sha256_hex
 from lamina.models.prompts import render
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import re
 
-from lamina.rag.citations import MARKER
+from lamina.rag.citations import MARKER, MARKER_PATTERN
 
 TERMINATORS = ".!?"
 CLOSERS = "\"')”’"
-_MARKER_RUN = re.compile(r"[ \t]*\[\d+(?:\s*,\s*\d+)*\]")
+_MARKER_RUN = re.compile(rf"[ \t]*{MARKER_PATTERN}")  # one marker of a run after a sentence
 _LINE_ENDS = tuple(TERMINATORS + CLOSERS + ":;]")
 _PARTIAL_MARKER = re.compile(r"[ \t]*(?:\[(?:\d+(?:\s*,\s*\d*)*)?)?")  # could still become a marker
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "al", "vs", "fig", "figs", "approx", "cf", "ca", "dr", "mr", "ms"})
 
 # Scaffolding a base model copies from the prompt's shape rather than from the sources.
 _LEADING_SCAFFOLD = re.compile(
-    r"^(?:\[\d+(?:\s*,\s*\d+)*\]"  # "[1] ..." at a line start numbers a list like the context did
+    rf"^(?:{MARKER_PATTERN}"  # "[1] ..." at a line start numbers a list like the context did
     r"|\(?(?:\d{1,3}[.)]|[A-Za-z]\))(?=\s|$)"  # "1." "2)" "a)" list numbers (not "E. coli")
     r"|[-*•>#]+(?=\s)"  # bullets, quote and heading marks
     r"|(?:answer|a)\s*:)"  # an "Answer:" label before the answer itself

@@ -33,6 +33,7 @@ class RequestContext:
     upstream_ms: float | None = None  # time the model itself took: the rest is the gateway's
     queue_ms: float | None = None  # time spent waiting for a place in the model's queue
     finish_reason: str | None = None
+    tool_calls: list[str] = field(default_factory=list)  # names of the tools the model called, in order
     error_type: str | None = None
     cached: bool = False  # answered from a cache: free
     cache_miss: bool = False  # a request the cache could have answered, and did not

@@ -85,6 +85,9 @@ request_log = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
     sa.Column("cached", sa.Boolean, nullable=False, default=False),
     sa.Column("error_type", sa.String),
+    sa.Column("finish_reason", sa.String),
+    sa.Column("tool_calls", sa.Integer, nullable=False, default=0),  # how many the model made
+    sa.Column("tool_names", sa.String),  # their distinct names, comma-separated; never arguments
 )
 
 

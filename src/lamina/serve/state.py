@@ -67,7 +67,7 @@ class ServerState:
                 store,
                 tenants,
                 poll_s=settings.serve.job_poll_s,
-                on_finished=lambda job: metrics.observe_job(job.tenant, job.report or {}),
+                on_finished=lambda job, report: metrics.observe_job(job.tenant, report),
             )
             if settings.serve.worker
             else None

@@ -10,6 +10,12 @@ Fault modes: ``ok``; ``error500`` (500, OpenAI-shaped error); ``error429`` (429 
 ``cut_after`` chunks, then drop the connection with no finish_reason and no ``[DONE]``);
 ``slow`` (``slow_ms`` between chunks, and before a non-streamed answer); ``fail_rate`` (that
 fraction of requests get a 500, drawn from a seeded generator).
+
+It answers as OpenAI's API does in shape: ``n`` choices (for each prompt of a list), logprobs when
+asked (a made-up -0.5 per word), and tool calls: offered ``tools`` and not yet answered by a tool
+result, it calls the first tool (or the one ``tool_choice`` names) with ``tool_arguments``, its
+arguments streamed in pieces; a ``tool`` message whose ``tool_call_id`` answers no earlier call is a
+400, as OpenAI's. Every request body it got is kept (``GET /_requests``) for tests to assert on.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -33,6 +39,7 @@ from starlette.routing import Route
 
 from lamina.testing.loopback import ServerProcess, serve_app
 
+RECEIVED = 64  # request bodies kept for GET /_requests
 MODES = ("ok", "error500", "error429", "hang", "cut", "slow", "fail_rate")
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
@@ -52,6 +59,7 @@ class StubConfig:
     cut_after: int = 2  # mode "cut": content chunks sent before the connection drops
     retry_after: int = 1  # mode "error429": seconds in the Retry-After header
     seed: int = 0
+    tool_arguments: str = '{"city": "Paris"}'  # what a tool call passes (JSON text)
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply known fields, converted to their declared type; unknown keys or modes are errors."""
@@ -81,6 +89,7 @@ class _State:
     rng: random.Random
     requests: Counter[str] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)
+    received: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECEIVED))
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
@@ -127,6 +136,9 @@ def make_app(config: StubConfig | None = None) -> Starlette:
             body = None
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object", "invalid_request_error")
+        state.received.append({"path": request.url.path, "body": body})
+        if chat and (problem := _unanswered_tool_result(body.get("messages") or [])):
+            return _error(400, problem, "invalid_request_error")
         mode = cfg.mode
         if mode == "fail_rate":
             mode = "error500" if state.rng.random() < cfg.fail_rate else "ok"
@@ -143,9 +155,14 @@ def make_app(config: StubConfig | None = None) -> Starlette:
             await asyncio.sleep(cfg.delay_ms / 1000)
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         pieces, finish = _words(cfg.reply, max_tokens if isinstance(max_tokens, int) else None)
+        call = _tool_call(body, cfg) if chat else None
+        if call is not None:
+            pieces, finish = [], "tool_calls"
+        prompt = body.get("prompt")
+        count = int(body.get("n") or 1) * (len(prompt) if isinstance(prompt, list) else 1)
         usage = {
             "prompt_tokens": _prompt_tokens(body, chat),
-            "completion_tokens": len(pieces),
+            "completion_tokens": len(pieces) * count,
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         meta = {
@@ -153,24 +170,17 @@ def make_app(config: StubConfig | None = None) -> Starlette:
             "created": int(time.time()),
             "model": str(body.get("model") or cfg.model),
         }
+        answer = _Answer(chat, count, pieces, finish, call, _logprobs_asked(body, chat))
         if body.get("stream"):
             options = body.get("stream_options") or {}
             with_usage = bool(isinstance(options, dict) and options.get("include_usage"))
-            chunks = _stream(cfg, chat, meta, pieces, finish, usage if with_usage else None)
+            chunks = _stream(cfg, answer, meta, usage if with_usage else None)
             return StreamingResponse(_watched(chunks, state), media_type="text/event-stream")
         if mode == "slow":
             await asyncio.sleep(cfg.slow_ms / 1000)
-        text = "".join(pieces)
-        if chat:
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-            return JSONResponse({**meta, "object": "chat.completion", "choices": [choice], "usage": usage})
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        return JSONResponse({**meta, "object": "text_completion", "choices": [choice], "usage": usage})
+        kind = "chat.completion" if chat else "text_completion"
+        choices = [answer.whole(i) for i in range(count)]
+        return JSONResponse({**meta, "object": kind, "choices": choices, "usage": usage})
 
     async def models(request: Request) -> Response:
         state.requests[request.url.path] += 1
@@ -180,6 +190,9 @@ def make_app(config: StubConfig | None = None) -> Starlette:
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def received(request: Request) -> Response:
+        return JSONResponse(list(state.received))
 
     async def stats(request: Request) -> Response:
         return JSONResponse(
@@ -196,6 +209,7 @@ def make_app(config: StubConfig | None = None) -> Starlette:
             if changes.pop("reset_stats", False):
                 state.requests.clear()
                 state.responses.clear()
+                state.received.clear()
             try:
                 state.config.update(changes)
             except (ValueError, TypeError) as exc:
@@ -211,6 +225,7 @@ def make_app(config: StubConfig | None = None) -> Starlette:
             Route("/v1/models", models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/_stats", stats, methods=["GET"]),
+            Route("/_requests", received, methods=["GET"]),
             Route("/_control", control, methods=["GET", "POST"]),
         ]
     )
@@ -230,18 +245,123 @@ async def _watched(chunks: AsyncIterator[bytes], state: _State) -> AsyncIterator
             state.responses["abandoned"] += 1
 
 
+def _unanswered_tool_result(messages: list[Any]) -> str | None:
+    """OpenAI's check: a tool message must answer a call of an earlier assistant message."""
+    called: set[str] = set()
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            continue
+        for c in m.get("tool_calls") or []:
+            called.add(str(c.get("id")))
+        if m.get("role") == "tool" and m.get("tool_call_id") not in called:
+            return (
+                f"Invalid parameter: messages[{i}] with role 'tool' must be a response to a preceding "
+                "message with 'tool_calls' (no call has id {m.get('tool_call_id')!r})"
+            )
+    return None
+
+
+def _tool_call(body: dict[str, Any], cfg: StubConfig) -> dict[str, Any] | None:
+    """The call the stub makes: tools offered, tool_choice not "none", no tool result yet."""
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    messages = body.get("messages") or []
+    if not tools or choice == "none" or (messages and messages[-1].get("role") == "tool"):
+        return None
+    name = str((tools[0].get("function") or {}).get("name"))
+    if isinstance(choice, dict):
+        name = str((choice.get("function") or {}).get("name") or name)
+    return {
+        "id": "call_" + uuid.uuid4().hex[:12],
+        "type": "function",
+        "function": {"name": name, "arguments": cfg.tool_arguments},
+    }
+
+
+def _logprobs_asked(body: dict[str, Any], chat: bool) -> int | None:
+    """Alternatives per token asked for, or None when logprobs are not."""
+    if chat:
+        return int(body.get("top_logprobs") or 0) if body.get("logprobs") else None
+    value = body.get("logprobs")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class _Answer:
+    """What the stub says, whole or in pieces, for each of ``count`` choices."""
+
+    chat: bool
+    count: int
+    pieces: list[str]
+    finish: str
+    call: dict[str, Any] | None
+    logprobs: int | None
+
+    def _logprobs(self, words: list[str]) -> dict[str, Any] | None:
+        if self.logprobs is None:
+            return None
+        if self.chat:
+            top = [{"token": "x", "logprob": -2.0, "bytes": [120]}] * self.logprobs
+            entries = [
+                {"token": w, "logprob": -0.5, "bytes": list(w.encode()), "top_logprobs": top} for w in words
+            ]
+            return {"content": entries, "refusal": None}
+        return {
+            "tokens": words,
+            "token_logprobs": [-0.5] * len(words),
+            "top_logprobs": [{w: -0.5} for w in words],
+            "text_offset": [sum(len(x) for x in words[:i]) for i in range(len(words))],
+        }
+
+    def whole(self, index: int) -> dict[str, Any]:
+        text = "".join(self.pieces)
+        logprobs = self._logprobs(self.pieces)
+        if not self.chat:
+            return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": self.finish}
+        message: dict[str, Any] = {"role": "assistant", "content": None if self.call else text}
+        if self.call:
+            message["tool_calls"] = [self.call]
+        return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": self.finish}
+
+    def chunks(self, index: int) -> list[dict[str, Any]]:
+        """The choice's stream: role (chat), a piece per word or tool-call piece, then its finish."""
+        if not self.chat:
+            words = [
+                {"index": index, "text": w, "logprobs": self._logprobs([w]), "finish_reason": None}
+                for w in self.pieces
+            ]
+            return [*words, {"index": index, "text": "", "logprobs": None, "finish_reason": self.finish}]
+        pieces: list[dict[str, Any]] = [{"role": "assistant", "content": "" if not self.call else None}]
+        if self.call:
+            arguments = self.call["function"]["arguments"]
+            head = dict(self.call, index=0, function={"name": self.call["function"]["name"], "arguments": ""})
+            pieces.append({"tool_calls": [head]})
+            step = max(1, len(arguments) // 3)
+            for at in range(0, len(arguments), step):
+                pieces.append(
+                    {"tool_calls": [{"index": 0, "function": {"arguments": arguments[at : at + step]}}]}
+                )
+        pieces += [{"content": w} for w in self.pieces]
+        out = [
+            {
+                "index": index,
+                "delta": d,
+                "logprobs": self._logprobs([d["content"]]) if d.get("content") else None,
+                "finish_reason": None,
+            }
+            for d in pieces
+        ]
+        return [*out, {"index": index, "delta": {}, "logprobs": None, "finish_reason": self.finish}]
+
+
 async def _stream(
-    cfg: StubConfig,
-    chat: bool,
-    meta: dict[str, Any],
-    pieces: list[str],
-    finish: str,
-    usage: dict[str, int] | None,
+    cfg: StubConfig, answer: _Answer, meta: dict[str, Any], usage: dict[str, int] | None
 ) -> AsyncIterator[bytes]:
-    """OpenAI's SSE wire format: role delta first (chat), a chunk per word, finish, usage, [DONE]."""
+    """OpenAI's SSE wire format: per choice its role delta (chat), a chunk per word (or tool-call
+    piece), its finish; then usage, [DONE]."""
     mode = cfg.mode
     gap = (cfg.slow_ms if mode == "slow" else cfg.chunk_delay_ms) / 1000
-    kind = "chat.completion.chunk" if chat else "text_completion"
+    kind = "chat.completion.chunk" if answer.chat else "text_completion"
 
     def event(choice: dict[str, Any] | None, **extra: Any) -> bytes:
         payload = {**meta, "object": kind, "choices": [choice] if choice else []}
@@ -249,25 +369,18 @@ async def _stream(
             payload["usage"] = extra.get("usage")
         return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
-    def piece(text: str | None, finish_reason: str | None, role: bool = False) -> dict[str, Any]:
-        if chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
-            if text is not None:
-                delta["content"] = text
-            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
-
-    if chat:
-        yield event(piece(None, None, role=True))
-    for i, text in enumerate(pieces):
-        if mode == "cut" and i >= cfg.cut_after:
-            raise _CutConnection("the stub drops the stream on purpose")
-        if gap > 0 and i > 0:
-            await asyncio.sleep(gap)
-        yield event(piece(text, None))
-    if mode == "cut":
-        raise _CutConnection("the stub drops the stream on purpose")
-    yield event(piece(None if chat else "", finish))
+    for index in range(answer.count):
+        chunks = answer.chunks(index)
+        sent = 0
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            carries = bool(chunk.get("text") or (chunk.get("delta") or {}).get("content"))
+            if mode == "cut" and (last or (carries and sent >= cfg.cut_after)):
+                raise _CutConnection("the stub drops the stream on purpose")
+            if gap > 0 and carries and sent > 0:
+                await asyncio.sleep(gap)
+            sent += carries
+            yield event(chunk)
     if usage is not None:
         yield event(None, usage=usage)
     yield b"data: [DONE]\n\n"

@@ -41,7 +41,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        model = self._model  # newer sentence-transformers renamed the method (the old name warns)
+        size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(size())
 
     @property
     def max_tokens(self) -> int:
@@ -52,6 +54,8 @@ class SentenceTransformerEmbedder:
         return [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
         vectors = self._model.encode(
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
         )

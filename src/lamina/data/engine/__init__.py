@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from lamina.config import IngestSettings
+from typing import assert_never
+
+from lamina.config import ENGINE_NAMES, IngestSettings
 from lamina.data.engine.base import IngestEngine
 from lamina.data.engine.local import LocalEngine
 from lamina.data.engine.stages import Loaded, Prepared, Preparer, Ready, Stages, Work
 
-ENGINES = ("local", "ray")
-
 
 def make_engine(settings: IngestSettings) -> IngestEngine:
-    """``ingest.engine``: "local" runs in this process; "ray" on a Ray cluster (lamina[ray])."""
-    if settings.engine == "ray":
-        from lamina.data.engine.ray_engine import RayEngine
+    """``ingest.engine``: "local" runs in this process; "ray" on a Ray cluster (lamina[ray]).
 
-        return RayEngine(settings)
-    return LocalEngine()
+    One case per name of ``IngestEngineName``: a name without an engine fails the type check.
+    """
+    match settings.engine:
+        case "local":
+            return LocalEngine()
+        case "ray":
+            from lamina.data.engine.ray_engine import RayEngine
+
+            return RayEngine(settings)
+        case unknown:
+            assert_never(unknown)
 
 
 __all__ = [
-    "ENGINES",
+    "ENGINE_NAMES",
     "IngestEngine",
     "Loaded",
     "LocalEngine",

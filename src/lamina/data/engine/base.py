@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from lamina.config import IngestEngineName
 from lamina.data.engine.stages import Ready, Stages, Work
 
 
@@ -16,6 +17,9 @@ class IngestEngine(Protocol):
     Closing the iterator early (Ctrl-C, a cancelled job) must release what the engine started.
     """
 
-    name: str
+    @property
+    def name(self) -> IngestEngineName:
+        """Its name in ``ingest.engine``."""
+        ...
 
     def run(self, batches: Iterator[list[Work]], stages: Stages) -> Iterator[Ready]: ...

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from typing import Final
 
 from lamina.data.embed.base import Vectors
 from lamina.data.engine.stages import Loaded, Prepared, Ready, Stages, Vector, Work, embed_counted, to_embed
+from lamina.data.progress import FileState
 
 Todo = list[tuple[str, str]]  # (embed_hash, text) to embed afresh
 
@@ -18,7 +20,7 @@ class LocalEngine:
     "Measured"). With a remote embedder (``embedder.remote``) the next batch is extracted and
     chunked while this one's requests are in flight, so the endpoint is not left idle."""
 
-    name = "local"
+    name: Final = "local"
 
     def run(self, batches: Iterator[list[Work]], stages: Stages) -> Iterator[Ready]:
         if getattr(stages.embedder, "remote", False):
@@ -57,14 +59,14 @@ class LocalEngine:
         prepared = []
         for work in batch:
             if isinstance(work, Loaded):
-                stages.event(work.source, "extracting")
+                stages.event(work.source, FileState.EXTRACTING)
             prepared.append(stages.prepare(work))
             stages.check()
         chunks = [c for p in prepared for c in p.chunks]
         vectors = stages.reuse(chunks)
         for p in prepared:
             if p.document is not None:
-                stages.event(p.source, "embedding")
+                stages.event(p.source, FileState.EMBEDDING)
         return prepared, vectors, to_embed(chunks, vectors)
 
     @staticmethod

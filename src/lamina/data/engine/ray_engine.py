@@ -24,10 +24,11 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from lamina.config import IngestSettings
 from lamina.data.engine.stages import Loaded, Prepared, Ready, Stages, Vector, Work, to_embed
+from lamina.data.progress import FileState
 from lamina.errors import ConfigError, ExtractionFailed
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class _Embedding:
 
 
 class RayEngine:
-    name = "ray"
+    name: Final = "ray"
 
     def __init__(self, settings: IngestSettings) -> None:
         import_ray()  # fail now, with the extra's name, not half-way into a run
@@ -175,7 +176,7 @@ class _RayRun:
             works = batch[i : i + size]
             for w in works:
                 if isinstance(w, Loaded) and not single:
-                    self.stages.event(w.source, "extracting")
+                    self.stages.event(w.source, FileState.EXTRACTING)
             # a group is retried once (its worker may have been lost for any reason); a single
             # source is tried once more on its own, so a crashing one costs two workers, not six
             ref = self.prepare_many.options(max_retries=0 if single else 1).remote(self.preparer, works)
@@ -210,7 +211,7 @@ class _RayRun:
         pending = _Embedding(prepared, self.stages.reuse(chunks))
         for p in prepared:
             if p.document is not None:
-                self.stages.event(p.source, "embedding")
+                self.stages.event(p.source, FileState.EMBEDDING)
         todo = to_embed(chunks, pending.vectors)
         if not todo:
             return pending

@@ -15,6 +15,7 @@ import numpy as np
 from lamina.data.chunking import Chunker
 from lamina.data.embed.base import Embedder, Vectors
 from lamina.data.extract import extract
+from lamina.data.progress import FileState
 from lamina.data.sources import SourceRef
 from lamina.data.types import Chunk, Document
 from lamina.errors import ExtractionFailed, UnsupportedDocument
@@ -109,7 +110,7 @@ class Stages:
     prepare: Preparer
     embedder: Embedder  # pickles as its recipe: a Ray actor loads the model once
     reuse: Callable[[list[Chunk]], dict[str, Vector]]  # vectors the stores already hold (driver)
-    event: Callable[[str, str], None]  # a source's state: "extracting", "embedding"
+    event: Callable[[str, FileState], None]  # a source's state: EXTRACTING, then EMBEDDING
     check: Callable[[], None]  # raises to stop the run (Ctrl-C seen while a converter swallowed it)
 
 

@@ -172,4 +172,7 @@ def _record(scope: Scope, ctx: RequestContext, status: int, finished: bool) -> L
         ttft_ms=ctx.ttft_ms,
         error_type=error_type,
         cached=ctx.cached,
+        finish_reason=ctx.finish_reason,
+        tool_calls=len(ctx.tool_calls),
+        tool_names=",".join(dict.fromkeys(ctx.tool_calls)) or None,
     )

@@ -6,18 +6,24 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from lamina.data.progress import FileState
 from lamina.data.registry import now
 
 TERMINAL = {"completed", "failed", "cancelled", "interrupted"}
 RESUMABLE = ("interrupted", "cancelled", "failed")
-SETTLED = ("done", "skipped", "failed")  # item states a re-run does not redo
+# An item's state: "queued", then the ingestion's own FileState values as it reports them (an
+# unchanged file shows as done), or the job's end state if the job ended before the file did.
+QUEUED = "queued"
+SETTLED = (FileState.DONE, FileState.SKIPPED, FileState.FAILED)  # item states a re-run does not redo
+RESUMED_AS_IS = (FileState.DONE, FileState.SKIPPED)  # a resumed job tries its failed files again
+UNFINISHED = (QUEUED, *(s for s in FileState if s.in_flight))  # waiting, or an engine has it
 
 
 @dataclass
 class Item:
     source: str  # what the ingestion calls it: an absolute path or a URL
     name: str  # what the user calls it: the uploaded file name or the URL
-    state: str = "queued"
+    state: str = QUEUED
     detail: str = ""
 
     def to_dict(self) -> dict[str, str]:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from lamina.data.registry import now
 from lamina.serve.db import jobs
-from lamina.serve.jobs.model import RESUMABLE, SETTLED, Item, Job
+from lamina.serve.jobs.model import QUEUED, RESUMABLE, RESUMED_AS_IS, SETTLED, Item, Job
 
 c = jobs.c
 
@@ -83,7 +83,7 @@ class JobStore:
                 .values(state="queued", error=None, cancel_requested=False, lease_owner=None, **_moved())
             ).rowcount
             if done:
-                _set_items(conn, job_id, lambda i: i.state if i.state in ("done", "skipped") else "queued")
+                _set_items(conn, job_id, lambda i: i.state if i.state in RESUMED_AS_IS else QUEUED)
         return bool(done)
 
     # workers --------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class JobStore:
             job.state, job.attempts = "running", job.attempts + 1
             for item in job.items:
                 if item.state not in SETTLED:
-                    item.state, item.detail = "queued", ""
+                    item.state, item.detail = QUEUED, ""
             conn.execute(sa.update(jobs).where(c.id == job.id).values(items=_items(job.items)))
         return job
 
@@ -173,7 +173,7 @@ def _set_items(conn: sa.Connection, job_id: str, state_of: Callable[[Item], str]
     items = [Item(**i) for i in json.loads(raw or "[]")]
     for item in items:
         item.state = state_of(item)
-        if item.state == "queued":
+        if item.state == QUEUED:
             item.detail = ""
     conn.execute(sa.update(jobs).where(c.id == job_id).values(items=_items(items)))
 

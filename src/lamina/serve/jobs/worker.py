@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lamina.data.ingest import IngestReport
+from lamina.data.progress import FileState, IngestReport
 from lamina.data.reindex import ReindexOptions, reindex
 from lamina.errors import IngestCancelled, LaminaError
-from lamina.serve.jobs.model import Job
+from lamina.serve.jobs.model import QUEUED, UNFINISHED, Job
 from lamina.serve.jobs.store import JobStore
 from lamina.serve.policy.tenants import Tenants
 from lamina.serve.process import process_name
@@ -43,11 +43,13 @@ class _JobProgress:
     def advance(self, *, documents: int = 0, chunks: int = 0, tokens: int = 0) -> None:
         self._check()
 
-    def file(self, source: str, state: str, detail: str = "") -> None:
+    def file(self, source: str, state: FileState, detail: str = "") -> None:
         item = self.by_source.get(source)
         if item is not None:
-            item.state = "done" if state == "unchanged" else state
-            item.detail = "unchanged" if state == "unchanged" else detail
+            if state is FileState.UNCHANGED:  # the API shows it done, with nothing to do
+                item.state, item.detail = FileState.DONE.value, "unchanged"
+            else:
+                item.state, item.detail = state.value, detail
             if time.monotonic() - self._saved > SAVE_EVERY_S:  # the whole file list: not per file
                 self.worker.save(self.job)
                 self._saved = time.monotonic()
@@ -66,7 +68,7 @@ class JobWorker:
         *,
         poll_s: float = 1.0,
         name: str | None = None,
-        on_finished: Callable[[Job], None] | None = None,
+        on_finished: Callable[[Job, IngestReport | None], None] | None = None,
     ) -> None:
         self.store = store
         self.tenants = tenants
@@ -167,14 +169,15 @@ class JobWorker:
         except LaminaError as exc:
             self._finish(job, "failed", str(exc))
             return
-        job.report = report.stats() | {"errors": report.errors} | extra
-        for item in job.items:
-            if item.state in ("queued", "extracting", "embedding") and report.status == "completed":
-                item.state = "done"
+        job.report = report.to_dict(run=False) | extra
+        if report.status == "completed":
+            for item in job.items:
+                if item.state in UNFINISHED:
+                    item.state = FileState.DONE.value
         if report.status == "cancelled" and self._stopping.is_set():
             self._release(job)  # stopped, not cancelled: the next worker continues it
         else:
-            self._finish(job, report.status)
+            self._finish(job, report.status, report=report)
 
     def _work(self, job: Job) -> tuple[IngestReport, dict[str, Any]]:
         """Run the job's ingestion: its files into the live version, or a new version (a reindex)."""
@@ -191,18 +194,21 @@ class JobWorker:
     def _release(self, job: Job) -> None:
         job.state = "queued"
         for item in job.items:
-            if item.state in ("extracting", "embedding"):
-                item.state = "queued"
+            if item.state in UNFINISHED:
+                item.state = QUEUED
         if job.id not in self._lost:
             self.store.save(job, self.name, release=True)
 
-    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
+    def _finish(
+        self, job: Job, state: str, error: str | None = None, *, report: IngestReport | None = None
+    ) -> None:
+        """End the job (``report``: this attempt's, when its ingestion ran to an end)."""
         if job.id in self._lost:
             return  # its new owner writes the outcome
         job.state, job.error = state, error
         if state in ("cancelled", "interrupted", "failed"):
             for item in job.items:
-                if item.state in ("queued", "extracting", "embedding"):
+                if item.state in UNFINISHED:
                     item.state = state
         if self.store.save(job, self.name, release=True) and self.on_finished is not None:
-            self.on_finished(job)
+            self.on_finished(job, report)

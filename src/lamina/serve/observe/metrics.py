@@ -9,12 +9,12 @@ never user text.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lamina.data.progress import IngestReport
 from lamina.serve.context import RequestContext
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.serve.upstreams.gateway import ModelGateway
@@ -177,12 +177,22 @@ class Metrics:
         if rec.embedding_tokens:
             self.embedding_tokens.labels(model, tenant).inc(rec.embedding_tokens)
 
-    def observe_job(self, tenant: str, report: dict[str, Any]) -> None:
-        for outcome in ("ingested", "unchanged", "skipped", "failed", "deleted"):
-            if report.get(outcome):
-                self.ingest_documents.labels(tenant, outcome).inc(report[outcome])
-        self.ingest_chunks.labels(tenant).inc(report.get("chunks_written", 0))
-        self.ingest_tokens.labels(tenant).inc(report.get("tokens_embedded", 0))
+    def observe_job(self, tenant: str, report: IngestReport | None) -> None:
+        """Count what a finished job's run did (``None``: the job ended before its run did)."""
+        if report is None:
+            return
+        documents = {
+            "ingested": report.ingested,
+            "unchanged": report.unchanged,
+            "skipped": report.skipped,
+            "failed": report.failed,
+            "deleted": report.deleted,
+        }
+        for outcome, count in documents.items():
+            if count:
+                self.ingest_documents.labels(tenant, outcome).inc(count)
+        self.ingest_chunks.labels(tenant).inc(report.chunks_written)
+        self.ingest_tokens.labels(tenant).inc(report.tokens_embedded)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -38,6 +38,9 @@ class LogRecord:
     error_type: str | None = None
     cost_usd: float = 0.0
     cached: bool = False
+    finish_reason: str | None = None
+    tool_calls: int = 0
+    tool_names: str | None = None
 
 
 class RequestLog:

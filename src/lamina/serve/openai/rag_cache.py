@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lamina.data.collection import Collection
+from lamina.models.types import message_text
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.streaming import CACHE_HEADER
 from lamina.serve.policy.cache import cache_key
@@ -94,7 +95,7 @@ async def lookup(
 def _cache_params(body: ChatCompletionRequest) -> dict[str, Any]:
     """What of a grounded request changes its answer, besides the collection and its version."""
     return {
-        "messages": [[m.role, m.text] for m in body.messages],
+        "messages": [[m.role, message_text(m.as_message())] for m in body.messages],
         "temperature": body.temperature,
         "top_p": body.top_p,
         "seed": body.seed,

@@ -82,7 +82,7 @@ async def chat_completions(
     dep = await deployment_for(state, principal, model)
     if collection:
         return await grounded_chat(request, ctx, state, principal, dep, body, collection)
-    return await generate(request, ctx, state, principal, dep, body, "chat")
+    return await generate(request, ctx, state, principal, dep, body)
 
 
 @router.post(
@@ -95,7 +95,7 @@ async def completions(
     request: Request, body: CompletionRequest, ctx: ContextDep, state: StateDep, principal: PrincipalDep
 ) -> Response:
     dep = await deployment_for(state, principal, body.model)
-    return await generate(request, ctx, state, principal, dep, body, "completion")
+    return await generate(request, ctx, state, principal, dep, body)
 
 
 @router.post("/embeddings", summary="Embeddings with the collection embedder", responses=ERRORS)

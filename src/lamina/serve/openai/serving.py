@@ -16,13 +16,13 @@ from fastapi import Request
 from opentelemetry import trace
 
 from lamina.models.base import estimate_tokens
-from lamina.models.types import Usage
+from lamina.models.types import GenerationRequest, Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import APIError
 from lamina.serve.policy.keys import Principal
-from lamina.serve.policy.limits import prompt_text, worst_case_tokens
+from lamina.serve.policy.limits import worst_case_tokens
 from lamina.serve.state import ServerState
-from lamina.serve.upstreams.gateway import Deployment, Kind, Piece, Result, Slot
+from lamina.serve.upstreams.gateway import Deployment, Piece, Result, Slot
 from lamina.serve.upstreams.routing import retryable
 from lamina.serve.upstreams.upstream import UpstreamError
 from lamina.telemetry import (
@@ -89,14 +89,14 @@ class Metered:
         self.upstream_began = time.perf_counter()
         ctx.model = model
         self.usage = Usage()
-        self.finish_reason: str | None = None
+        self.finish_reasons: list[str] = []
         self.span: trace.Span = trace.INVALID_SPAN
 
-    def generation(self, dep: Deployment, kind: Kind, params: dict[str, Any], *, stream: bool) -> trace.Span:
+    def generation(self, dep: Deployment, request: GenerationRequest, *, stream: bool) -> trace.Span:
         """Open the generation's span (ended with the request); upstream attempts nest under it."""
         if self.span is not trace.INVALID_SPAN:
             return self.span
-        operation = "chat" if kind == "chat" else "text_completion"
+        operation = "chat" if request.kind == "chat" else "text_completion"
         attributes: dict[str, Any] = {
             OPERATION: operation,
             PROVIDER: "llama.cpp" if dep.spec.backend == "llamacpp" else "openai",
@@ -104,8 +104,12 @@ class Metered:
             STREAM: stream,
         }
         for param in ("max_tokens", "temperature", "top_p", "seed"):
-            if params.get(param) is not None:
-                attributes[f"gen_ai.request.{param}"] = params[param]
+            if (value := getattr(request, param)) is not None:
+                attributes[f"gen_ai.request.{param}"] = value
+        if request.n > 1:
+            attributes["gen_ai.request.choice.count"] = request.n
+        if request.tools:
+            attributes["lamina.request.tools"] = request.tool_names
         self.span = tracer.start_span(
             f"{operation} {dep.name}", kind=trace.SpanKind.CLIENT, attributes=attributes
         )
@@ -119,8 +123,10 @@ class Metered:
             span.set_attribute(RESPONSE_MODEL, str(self.ctx.model))
             span.set_attribute(INPUT_TOKENS, self.usage.prompt_tokens)
             span.set_attribute(OUTPUT_TOKENS, self.usage.completion_tokens)
-            if self.finish_reason:
-                span.set_attribute(FINISH_REASONS, [self.finish_reason])
+            if self.finish_reasons:
+                span.set_attribute(FINISH_REASONS, self.finish_reasons)
+            if self.ctx.tool_calls:
+                span.set_attribute("lamina.response.tool_calls", self.ctx.tool_calls)
             error = self.ctx.error_type
             if error:
                 span.set_attribute("error.type", error)
@@ -142,18 +148,24 @@ class Metered:
             self.ctx.record_usage(usage)
 
     def finished(self, reason: str | None) -> None:
-        self.finish_reason = reason or self.finish_reason
-        self.ctx.finish_reason = self.finish_reason
+        """A choice ended (once per choice): the request's finish reason is the first choice's."""
+        if reason:
+            self.finish_reasons.append(reason)
+            self.ctx.finish_reason = self.finish_reasons[0]
+
+    def called(self, names: list[str]) -> None:
+        """Tools the model called: their names only (arguments may hold personal data)."""
+        self.ctx.tool_calls.extend(names)
 
     def failed(self, error_type: str) -> None:
         self.ctx.error_type = error_type
 
 
 async def admit(
-    state: ServerState, principal: Principal, dep: Deployment, params: dict[str, Any], ctx: RequestContext
+    state: ServerState, principal: Principal, dep: Deployment, request: GenerationRequest, ctx: RequestContext
 ) -> None:
     """Reserve the worst case of this generation (priced as the dearest model of its fallback chain)."""
-    prompt, completion = worst_case_tokens(params, dep.spec.max_tokens)
+    prompt, completion = worst_case_tokens(request, dep.spec)
     specs = [state.gateway.spec(n) for n in (dep.name, *dep.spec.fallbacks)]
     cost = (
         prompt * max(s.price_input_per_mtok for s in specs)
@@ -181,40 +193,43 @@ async def admission(
     state: ServerState,
     principal: Principal,
     dep: Deployment,
-    params: dict[str, Any],
+    request: GenerationRequest,
     ctx: RequestContext,
     timeout_s: float | None,
 ) -> Slot:
-    """Reserve the budget, then wait for a fair place in the model's queue (before ``timeout_s``,
-    the client's own deadline): one span for both."""
+    """Check the model can take the request, reserve the budget, then wait for a fair place in the
+    model's queue (before ``timeout_s``, the client's own deadline): one span for both."""
+    dep.check(request)
     with tracer.start_as_current_span("admission", attributes={REQUEST_MODEL: dep.name}) as span:
-        await admit(state, principal, dep, params, ctx)
+        await admit(state, principal, dep, request, ctx)
         share = state.settings.serve.fair_share
         who = {"tenant": principal.tenant, "key": principal.key_name, "none": ""}[share]
-        slot = await dep.slot(ctx, who, estimate_tokens(prompt_text(params)), timeout_s)
+        slot = await dep.slot(ctx, who, estimate_tokens(request.text) * request.choices, timeout_s)
         span.set_attribute("lamina.queue_ms", ctx.queue_ms or 0.0)
         return slot
 
 
 async def generate_with_fallbacks(
-    state: ServerState, dep: Deployment, kind: Kind, params: dict[str, Any], meter: Metered
+    state: ServerState, dep: Deployment, request: GenerationRequest, meter: Metered
 ) -> tuple[Deployment, Result]:
     """A whole generation from the model, or else from its fallbacks in order."""
     last: UpstreamError | None = None
     began = time.perf_counter()
-    span = meter.generation(dep, kind, params, stream=False)
+    span = meter.generation(dep, request, stream=False)
     try:
-        for candidate in await state.gateway.chain(dep.name):
+        for candidate in await _chain(state, dep, request):
             try:
                 with trace.use_span(span, end_on_exit=False):
-                    result = await candidate.generate(kind, params)
+                    result = await candidate.generate(request)
             except UpstreamError as exc:
                 last = exc
                 if not retryable(exc):
                     break  # the request is at fault: another model would refuse it too
                 continue
             meter.ctx.model = candidate.name
-            meter.finished(result.finish_reason)
+            for choice in result.choices:
+                meter.finished(choice.finish_reason)
+                meter.called(choice.tool_names)
             return candidate, result
     finally:
         meter.upstream(time.perf_counter() - began)
@@ -222,15 +237,22 @@ async def generate_with_fallbacks(
     raise upstream_error(last, dep.name)
 
 
+async def _chain(state: ServerState, dep: Deployment, request: GenerationRequest) -> list[Deployment]:
+    """The model and those of its fallbacks that can take the request (a text-only fallback is
+    skipped for an image, not sent it without the image)."""
+    chain = await state.gateway.chain(dep.name)
+    return [dep, *(d for d in chain[1:] if request.needs() <= set(d.can))]
+
+
 async def stream_with_fallbacks(
-    state: ServerState, dep: Deployment, kind: Kind, params: dict[str, Any], meter: Metered
+    state: ServerState, dep: Deployment, request: GenerationRequest, meter: Metered
 ) -> tuple[Deployment, Piece | None, AsyncGenerator[Piece, None]]:
     """A stream that has produced its first piece (so nothing was sent to the client yet), from the
     model or its fallbacks; the stream is closed when the request ends, however it ends."""
     last: UpstreamError | None = None
-    span = meter.generation(dep, kind, params, stream=True)
-    for candidate in await state.gateway.chain(dep.name):
-        pieces = candidate.stream(kind, params)
+    span = meter.generation(dep, request, stream=True)
+    for candidate in await _chain(state, dep, request):
+        pieces = candidate.stream(request)
         meter.ctx.on_exit(pieces.aclose)
         try:
             with trace.use_span(span, end_on_exit=False):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
+from lamina.models.base import request_params
 from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.openai.protocol import (
@@ -20,7 +22,6 @@ from lamina.serve.openai.protocol import (
     Completion,
     CompletionChoice,
     CompletionRequest,
-    UsageInfo,
 )
 from lamina.serve.openai.serving import (
     Metered,
@@ -36,11 +37,12 @@ from lamina.serve.openai.streaming import (
     ChunkWriter,
     completion_id,
     error_event,
+    usage_info,
 )
 from lamina.serve.policy.cache import cache_key
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.upstreams.gateway import Deployment, Piece, Slot
+from lamina.serve.upstreams.gateway import Choice, Collector, Deployment, Piece, Result, Slot
 from lamina.serve.upstreams.upstream import UpstreamError
 
 Kind = Literal["chat", "completion"]
@@ -53,34 +55,34 @@ async def generate(
     principal: Principal,
     dep: Deployment,
     body: ChatCompletionRequest | CompletionRequest,
-    kind: Kind,
 ) -> Response:
     meter = Metered(ctx, dep.name)
-    params = body.sampling()
-    key = cache_key(principal.tenant, dep.name, kind, params, dep.spec.temperature) if state.cache else None
+    gen = body.generation_request()
+    dep.check(gen)  # before the cache: a request the model cannot take is refused every time
+    key = None
+    if state.cache is not None:
+        material = request_params(gen)
+        key = cache_key(principal.tenant, dep.name, gen.kind, material, dep.spec.temperature)
     if key is not None and state.cache is not None and (hit := state.cache.get(key)) is not None:
-        return _cached(ctx, body, kind, hit)
-    slot = await admission(state, principal, dep, params, ctx, client_timeout(request))
+        return _cached(ctx, body, gen.kind, hit)
+    slot = await admission(state, principal, dep, gen, ctx, client_timeout(request))
     headers = {CACHE_HEADER: "miss"} if key is not None else {}
     ctx.cache_miss = key is not None
 
-    def store(message: dict[str, Any], finish: str, usage: Usage, model: str) -> None:
-        if key is not None and state.cache is not None and set(message) <= {"role", "content"}:
-            state.cache.put(
-                key, {"message": message, "finish_reason": finish, "usage": usage.to_dict(), "model": model}
-            )
+    def store(result: Result, model: str) -> None:
+        if key is not None and state.cache is not None:
+            choices = [asdict(c) for c in result.choices]
+            state.cache.put(key, {"choices": choices, "usage": result.usage.to_dict(), "model": model})
 
     if not body.stream:
-        used, result = await generate_with_fallbacks(state, dep, kind, params, meter)
+        used, result = await generate_with_fallbacks(state, dep, gen, meter)
         meter.record(result.usage)
-        store(result.message, result.finish_reason, result.usage, used.name)
-        usage = result.usage.to_dict()
-        response = completion_response(kind, used.name, result.message, result.finish_reason, usage)
-        return json_response(response, headers)
-    used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
-    writer = ChunkWriter(kind, used.name, include_usage=body.include_usage)
+        store(result, used.name)
+        return json_response(completion_response(gen.kind, used.name, result.choices, result.usage), headers)
+    used, first, rest = await stream_with_fallbacks(state, dep, gen, meter)
+    writer = ChunkWriter(gen.kind, used.name, include_usage=body.include_usage)
     return StreamingResponse(
-        _stream(writer, first, rest, meter, slot, store),
+        _stream(writer, gen.choices, first, rest, meter, slot, store),
         media_type="text/event-stream",
         headers=SSE_HEADERS | headers,
     )
@@ -93,42 +95,37 @@ def _cached(
     ctx.cached = True
     ctx.model = hit["model"]
     headers = {CACHE_HEADER: "hit"}
+    choices = [Choice(**c) for c in hit["choices"]]
+    usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
     if not body.stream:
-        return json_response(
-            completion_response(kind, hit["model"], hit["message"], hit["finish_reason"], hit["usage"]),
-            headers,
-        )
+        return json_response(completion_response(kind, hit["model"], choices, usage), headers)
     writer = ChunkWriter(kind, hit["model"], include_usage=body.include_usage)
-    events = writer.replay(
-        {"content": hit["message"].get("content") or ""},
-        hit["finish_reason"],
-        Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"]),
+    return StreamingResponse(
+        writer.replay(choices, usage), media_type="text/event-stream", headers=SSE_HEADERS | headers
     )
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS | headers)
 
 
 async def _stream(
     writer: ChunkWriter,
+    choices: int,
     first: Piece | None,
     rest: AsyncIterator[Piece],
     meter: Metered,
     slot: Slot,
-    store: Callable[[dict[str, Any], str, Usage, str], None],
+    store: Callable[[Result, str], None],
 ) -> AsyncIterator[bytes]:
-    finish: str | None = None
-    text: list[str] = []
-    plain = True  # only content: a stream with tool calls is not cached
+    """Each piece passed on as it comes (content, tool-call pieces, logprobs, with its choice's
+    index); the finish reasons are held back to the end, so a stream cut short never looks finished."""
+    collected = Collector()
     try:
         if writer.kind == "chat":
-            yield writer.role()
+            for index in range(choices):
+                yield writer.role(index)
         async for piece in _chain(first, rest):
+            collected.add(piece)
             meter.record(piece.usage)
-            if piece.delta:
-                yield writer.delta(piece.delta)
-                text.append(piece.text)
-                plain = plain and set(piece.delta) <= {"content"}
-            finish = piece.finish_reason or finish
-        meter.finished(finish)
+            if piece.delta or piece.logprobs:
+                yield writer.delta(piece.delta, None, piece.index, piece.logprobs)
     except UpstreamError as exc:
         meter.failed("upstream_error")
         yield error_event(f"model {slot.model} failed mid-stream: {exc}")
@@ -136,9 +133,12 @@ async def _stream(
     finally:
         meter.upstream(time.perf_counter() - meter.upstream_began)
         await slot.release()
-    yield writer.delta({}, finish or "stop")
-    if plain:
-        store({"role": "assistant", "content": "".join(text)}, finish or "stop", meter.usage, writer.model)
+    result = collected.result()
+    for choice in result.choices or [Choice({"role": "assistant", "content": ""}, "stop")]:
+        meter.finished(choice.finish_reason)
+        meter.called(choice.tool_names)
+        yield writer.delta({}, choice.finish_reason, choice.index)
+    store(result, writer.model)
     if writer.include_usage:
         yield writer.usage(meter.usage)
     yield DONE
@@ -152,7 +152,7 @@ async def _chain(first: Piece | None, rest: AsyncIterator[Piece]) -> AsyncIterat
 
 
 def completion_response(
-    kind: Kind, model: str, message: dict[str, Any], finish_reason: str, usage: dict[str, int]
+    kind: Kind, model: str, choices: list[Choice], usage: Usage
 ) -> ChatCompletion | Completion:
     created = int(time.time())
     if kind == "chat":
@@ -160,15 +160,26 @@ def completion_response(
             id=completion_id(kind),
             created=created,
             model=model,
-            choices=[ChatChoice(message=AssistantMessage(**message), finish_reason=finish_reason)],
-            usage=UsageInfo(**usage),
+            choices=[
+                ChatChoice(
+                    index=c.index,
+                    message=AssistantMessage(**c.message),
+                    logprobs=c.logprobs,
+                    finish_reason=c.finish_reason,
+                )
+                for c in choices
+            ],
+            usage=usage_info(usage),
         )
     return Completion(
         id=completion_id(kind),
         created=created,
         model=model,
-        choices=[CompletionChoice(text=message.get("content") or "", finish_reason=finish_reason)],
-        usage=UsageInfo(**usage),
+        choices=[
+            CompletionChoice(index=c.index, text=c.text, logprobs=c.logprobs, finish_reason=c.finish_reason)
+            for c in choices
+        ],
+        usage=usage_info(usage),
     )
 
 

@@ -12,15 +12,15 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from lamina.data.types import doc_id_for
-from lamina.models.base import request_params
-from lamina.models.types import Usage
+from lamina.models.types import Usage, message_text
 from lamina.rag.answer import Answer, Answerer
 from lamina.rag.citations import find_markers
 from lamina.serve.context import RequestContext
@@ -39,10 +39,11 @@ from lamina.serve.openai.serving_generate import completion_response, json_respo
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.upstreams.gateway import Deployment, Kind, Slot
+from lamina.serve.upstreams.gateway import Choice, Deployment, Slot
 from lamina.serve.upstreams.upstream import UpstreamError
 
 MEMORY_TURNS = 3
+T = TypeVar("T")
 
 
 async def grounded_chat(
@@ -54,6 +55,7 @@ async def grounded_chat(
     body: ChatCompletionRequest,
     collection: str,
 ) -> Response:
+    _grounded_only(body)
     meter = Metered(ctx, dep.name)
     question, history = _conversation(body)
     coll = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collection, collection)
@@ -76,16 +78,18 @@ async def grounded_chat(
         if answer.grounded:  # "nothing relevant" is not kept: the collection may change
             _remember(state, cached, links, answer, dep.name)
         return _answer_response(body, dep.name, answer, links, meter, headers)
-    params = request_params(gen_request)
-    params.update(
-        {k: v for k, v in body.sampling().items() if k in ("temperature", "seed", "top_p") and v is not None}
+    asked = body.generation_request()
+    gen_request = replace(
+        gen_request,
+        temperature=_first(asked.temperature, gen_request.temperature),
+        seed=_first(asked.seed, gen_request.seed),
+        top_p=_first(asked.top_p, gen_request.top_p),
+        max_tokens=_first(asked.max_tokens, gen_request.max_tokens),
+        user=asked.user,
     )
-    if body.max_tokens or body.max_completion_tokens:
-        params["max_tokens"] = body.max_tokens or body.max_completion_tokens
-    kind: Kind = "chat" if gen_request.messages is not None else "completion"
-    slot = await admission(state, principal, dep, params, ctx, client_timeout(request))
+    slot = await admission(state, principal, dep, gen_request, ctx, client_timeout(request))
     run = answerer.run(question, sources, gen_request)
-    used, first, rest = await stream_with_fallbacks(state, dep, kind, params, meter)
+    used, first, rest = await stream_with_fallbacks(state, dep, gen_request, meter)
 
     async def texts() -> AsyncIterator[str]:
         """Shown text as the model produces it; stops the model at a lazy stop."""
@@ -153,20 +157,43 @@ async def _stream(
     yield DONE
 
 
+def _first(value: T | None, default: T | None) -> T | None:
+    return default if value is None else value
+
+
+def _grounded_only(body: ChatCompletionRequest) -> None:
+    """What a grounded answer cannot honour is refused, never dropped: it is one answer, assembled
+    and checked against the sources, so there are no n of them, no raw token logprobs, and (for
+    now) no tools; an agent gets the collection as a tool instead (MCP, search API)."""
+    unsupported = {
+        "tools": bool(body.tools) or any(m.tool_calls or m.role == "tool" for m in body.messages),
+        "n": body.n > 1,
+        "logprobs": bool(body.logprobs),
+        "response_format": body.response_format is not None,
+    }
+    for param, asked in unsupported.items():
+        if asked:
+            raise bad_request(
+                f"{param} cannot be combined with a collection (a grounded answer is one text, checked "
+                "against the sources); send it without collection, or search the collection first",
+                param=param,
+            )
+
+
 def _conversation(body: ChatCompletionRequest) -> tuple[str, list[tuple[str, str]]]:
     """The question (the last user message) and earlier (question, answer) turns, for follow-ups."""
-    messages = body.messages
-    if messages[-1].role != "user" or not messages[-1].text.strip():
+    messages = [m.as_message() for m in body.messages]
+    if messages[-1]["role"] != "user" or not message_text(messages[-1]).strip():
         raise bad_request("the last message must be the user's question", param="messages")
     history: list[tuple[str, str]] = []
     asked: str | None = None
     for m in messages[:-1]:
-        if m.role == "user":
-            asked = m.text
-        elif m.role == "assistant" and asked is not None:
-            history.append((asked, m.text))
+        if m["role"] == "user":
+            asked = message_text(m)
+        elif m["role"] == "assistant" and asked is not None:
+            history.append((asked, message_text(m)))
             asked = None
-    return messages[-1].text, history
+    return message_text(messages[-1]), history
 
 
 class _Links:
@@ -254,10 +281,10 @@ def _message_response(
     body: ChatCompletionRequest, model: str, message: dict[str, Any], usage: Usage, headers: dict[str, str]
 ) -> Response:
     """A whole answer, as one response or as one replayed stream (citations in its content chunk)."""
+    choices = [Choice(message, "stop")]
     if not body.stream:
-        return json_response(completion_response("chat", model, message, "stop", usage.to_dict()), headers)
+        return json_response(completion_response("chat", model, choices, usage), headers)
     writer = ChunkWriter("chat", model, include_usage=body.include_usage)
-    delta = {k: v for k, v in message.items() if k != "role"}
     return StreamingResponse(
-        writer.replay(delta, "stop", usage), media_type="text/event-stream", headers=SSE_HEADERS | headers
+        writer.replay(choices, usage), media_type="text/event-stream", headers=SSE_HEADERS | headers
     )

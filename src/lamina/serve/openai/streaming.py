@@ -25,6 +25,7 @@ from lamina.serve.openai.protocol import (
     ErrorResponse,
     UsageInfo,
 )
+from lamina.serve.upstreams.gateway import Choice
 
 DONE = b"data: [DONE]\n\n"
 CACHE_HEADER = "x-lamina-cache"  # hit or miss, on requests the cache can answer
@@ -59,10 +60,20 @@ class ChunkWriter:
         # with include_usage every chunk says "usage": null; without it there is no usage field
         self._exclude = None if include_usage else {"usage"}
 
-    def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None) -> bytes:
+    def _chunk(
+        self,
+        delta: dict[str, Any] | None,
+        finish_reason: str | None,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
         chunk: BaseModel
         if self.kind == "chat":
-            choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
+            choices = (
+                []
+                if delta is None
+                else [ChunkChoice(index=index, delta=delta, logprobs=logprobs, finish_reason=finish_reason)]
+            )
             chunk = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices)
         else:
             text = "" if delta is None else str(delta.get("content", ""))
@@ -70,16 +81,26 @@ class ChunkWriter:
                 id=self.id,
                 created=self.created,
                 model=self.model,
-                choices=[] if delta is None else [CompletionChoice(text=text, finish_reason=finish_reason)],
+                choices=[]
+                if delta is None
+                else [
+                    CompletionChoice(index=index, text=text, logprobs=logprobs, finish_reason=finish_reason)
+                ],
             )
         return event(chunk, exclude=self._exclude)
 
-    def role(self) -> bytes:
-        """The first chunk of a chat stream: the role, no content yet."""
-        return self._chunk({"role": "assistant", "content": ""}, None)
+    def role(self, index: int = 0) -> bytes:
+        """The first chunk of a chat stream (of each choice): the role, no content yet."""
+        return self._chunk({"role": "assistant", "content": ""}, None, index)
 
-    def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return self._chunk(delta, finish_reason)
+    def delta(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
+        return self._chunk(delta, finish_reason, index, logprobs)
 
     def usage(self, usage: Usage) -> bytes:
         """The last chunk before ``[DONE]`` when ``include_usage``: no choices, the usage."""
@@ -93,11 +114,16 @@ class ChunkWriter:
             )
         return event(chunk)
 
-    async def replay(self, delta: dict[str, Any], finish_reason: str, usage: Usage) -> AsyncIterator[bytes]:
-        """A whole answer (cached, or decided without the model) as one stream."""
-        if self.kind == "chat":
-            yield self.role()
-        yield self.delta(delta, finish_reason)
+    async def replay(self, choices: list[Choice], usage: Usage) -> AsyncIterator[bytes]:
+        """Whole answers (cached, or decided without the model) as one stream: per choice its role,
+        one delta with everything (tool calls with their index, as streamed ones have), its finish."""
+        for choice in choices:
+            if self.kind == "chat":
+                yield self.role(choice.index)
+            delta = {k: v for k, v in choice.message.items() if k != "role" and v is not None}
+            if "tool_calls" in delta:
+                delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(delta["tool_calls"])]
+            yield self.delta(delta, choice.finish_reason, choice.index, choice.logprobs)
         if self.include_usage:
             yield self.usage(usage)
         yield DONE

@@ -10,13 +10,15 @@ across processes that share the counter store.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from lamina.config import LimitSettings, Settings
+from lamina.config import LimitSettings, ModelSettings, Settings
+from lamina.models.types import GenerationRequest
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import APIError
 from lamina.serve.observe.requestlog import LogRecord
@@ -26,24 +28,36 @@ from lamina.serve.policy.keys import KeyInfo, Principal
 TEMPLATE_TOKENS = 16  # a message's role and separators
 
 
-def prompt_text(params: dict[str, Any]) -> str:
-    """The text a request sends the model: its prompt, or its messages' contents."""
-    prompt = params.get("prompt")
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(str(m.get("content") or "") for m in params.get("messages") or [])
-
-
-def worst_case_tokens(params: dict[str, Any], default_max_tokens: int) -> tuple[int, int]:
+def worst_case_tokens(request: GenerationRequest, spec: ModelSettings) -> tuple[int, int]:
     """(prompt, completion) tokens a request can use at most. Not an estimate but a bound, so that a
-    reservation is never short: a token is at least one character."""
-    prompt = params.get("prompt")
-    if isinstance(prompt, str):
-        prompt_tokens = len(prompt) + TEMPLATE_TOKENS
+    reservation is never short: a token is at least one character, an image at most the model's
+    ``image_tokens``, tool definitions are prompt too; every prompt and each of ``n`` answers counts."""
+    if request.messages is None:
+        prompt_tokens = sum(len(p) + TEMPLATE_TOKENS for p in request.prompts)
     else:
-        messages = params.get("messages") or []
-        prompt_tokens = sum(len(str(m.get("content") or "")) + TEMPLATE_TOKENS for m in messages)
-    return prompt_tokens, int(params.get("max_tokens") or default_max_tokens)
+        prompt_tokens = sum(
+            _content_tokens(m.get("content"), spec) + len(json.dumps(m.get("tool_calls") or ""))
+            for m in request.messages
+        ) + TEMPLATE_TOKENS * len(request.messages)
+    prompt_tokens += len(json.dumps(request.tools)) if request.tools else 0
+    return prompt_tokens, int(request.max_tokens or spec.max_tokens) * request.choices
+
+
+def _content_tokens(content: str | list[dict[str, Any]] | None, spec: ModelSettings) -> int:
+    """A bound on one message's content: a token per character of text, ``image_tokens`` per image;
+    audio and files a token per four characters of their (base64) data, far more than they cost."""
+    if not isinstance(content, list):
+        return len(content or "")
+    total = 0
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            total += len(str(part.get("text", "")))
+        elif kind in ("image_url", "input_image"):
+            total += spec.image_tokens
+        else:
+            total += len(json.dumps(part)) // 4
+    return total
 
 
 def budget_counter(scope: str, name: str, period: str) -> str:

@@ -19,16 +19,17 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 
 from lamina.config import ModelSettings, Settings
-from lamina.errors import UnknownModel
-from lamina.models.base import LLM, request_body
+from lamina.errors import UnknownModel, Unsupported
+from lamina.models.base import LLM, request_body, request_params
 from lamina.models.prompts import CHAT_AS_COMPLETION_STOP, chat_as_completion
 from lamina.models.registry import ModelRegistry
-from lamina.models.types import Usage
+from lamina.models.types import GenerationRequest, Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.upstreams.admission import FairQueue, Ticket
 from lamina.serve.upstreams.cluster import View, breaker_key, share
+from lamina.serve.upstreams.factory import make_upstream
 from lamina.serve.upstreams.routing import Breaker, Endpoint, backoff, pick, retryable
-from lamina.serve.upstreams.upstream import UpstreamError, api_key, make_upstream
+from lamina.serve.upstreams.upstream import UpstreamError, api_key
 from lamina.telemetry import tracer
 
 Kind = Literal["chat", "completion"]
@@ -37,30 +38,121 @@ T = TypeVar("T")
 
 @dataclass
 class Piece:
-    """One streamed step: the delta to pass on (``content``, ``tool_calls``…), a finish reason, usage."""
+    """One streamed step of one choice (``index``): the delta to pass on (``content``, ``tool_calls``
+    pieces as they come…), its logprobs, a finish reason; usage arrives in a piece of its own."""
 
     delta: dict[str, Any] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: Usage | None = None
+    index: int = 0
+    logprobs: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
         content = self.delta.get("content")
         return content if isinstance(content, str) else ""
 
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        calls = self.delta.get("tool_calls")
+        return calls if isinstance(calls, list) else []
+
 
 @dataclass
-class Result:
-    """A whole (non-streamed) generation, as a chat message whatever the upstream endpoint was."""
+class Choice:
+    """One answer of a whole generation, as a chat message whatever the upstream endpoint was."""
 
     message: dict[str, Any]
     finish_reason: str
-    usage: Usage
+    index: int = 0
+    logprobs: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
         content = self.message.get("content")
         return content if isinstance(content, str) else ""
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [str((c.get("function") or {}).get("name", "")) for c in self.message.get("tool_calls") or []]
+
+
+@dataclass
+class Result:
+    """A whole (non-streamed) generation: its choices (``n`` per prompt) and the usage of all."""
+
+    choices: list[Choice]
+    usage: Usage
+
+    @property
+    def first(self) -> Choice:
+        return self.choices[0]
+
+
+class Collector:
+    """Folds a stream's pieces into the whole result, as a non-streamed answer would have been:
+    content joined, tool-call pieces merged by their index (arguments concatenated), logprobs
+    appended. The one reader of streamed pieces, for the cache, the log and the RAG answerer."""
+
+    def __init__(self) -> None:
+        self._choices: dict[int, Choice] = {}
+        self.usage = Usage()
+
+    def add(self, piece: Piece) -> None:
+        if piece.usage is not None:
+            self.usage = piece.usage
+        if not (piece.delta or piece.logprobs or piece.finish_reason):
+            return
+        choice = self._choices.setdefault(
+            piece.index, Choice({"role": "assistant", "content": None}, "", piece.index)
+        )
+        message = choice.message
+        for key, value in piece.delta.items():
+            if key == "tool_calls":
+                _merge_calls(message.setdefault("tool_calls", []), value)
+            elif isinstance(value, str):
+                message[key] = (message.get(key) or "") + value
+            else:
+                message[key] = value
+        if piece.logprobs:
+            choice.logprobs = _merge_logprobs(choice.logprobs, piece.logprobs)
+        if piece.finish_reason:
+            choice.finish_reason = piece.finish_reason
+
+    def result(self) -> Result:
+        choices = [self._choices[i] for i in sorted(self._choices)]
+        for choice in choices:
+            choice.finish_reason = choice.finish_reason or "stop"
+        return Result(choices, self.usage)
+
+
+def _merge_calls(calls: list[dict[str, Any]], pieces: list[dict[str, Any]]) -> None:
+    """Tool-call deltas into whole calls: the first piece of a call names it, later ones add to
+    its arguments (OpenAI's streaming format, which vLLM and llama.cpp follow)."""
+    for piece in pieces:
+        index = piece.get("index", len(calls))
+        while len(calls) <= index:
+            calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        call = calls[index]
+        for key, value in piece.items():
+            if key == "function":
+                function = call["function"]
+                for name, part in (value or {}).items():
+                    function[name] = (function.get(name) or "") + part if isinstance(part, str) else part
+            elif key != "index" and value is not None:
+                call[key] = value
+
+
+def _merge_logprobs(whole: dict[str, Any] | None, piece: dict[str, Any]) -> dict[str, Any]:
+    """Logprobs of a piece appended to those so far (every list field grows; chat's ``content``
+    and ``refusal``, or completions' ``tokens``, ``token_logprobs``…)."""
+    merged = dict(whole or {})
+    for key, value in piece.items():
+        if isinstance(value, list):
+            merged[key] = [*(merged.get(key) or []), *value]
+        elif key not in merged or merged[key] is None:
+            merged[key] = value
+    return merged
 
 
 class Slot:
@@ -88,6 +180,7 @@ class Deployment:
         self.llm = llm
         self.endpoints = endpoints
         self.queue = queue
+        self.can = spec.can  # until ``ModelGateway.get`` asks the loaded model
         self._rng = random.Random()
 
     @property
@@ -135,12 +228,27 @@ class Deployment:
         ctx.on_exit(slot.release)
         return slot
 
-    def body(self, kind: Kind, params: dict[str, Any], *, stream: bool) -> tuple[str, dict[str, Any]]:
+    def check(self, request: GenerationRequest) -> None:
+        """Refuse what this model cannot take (an image to a text-only model, tools to a completion
+        model), naming the model and what it lacks: never a silent drop."""
+        missing = sorted(request.needs() - set(self.can))
+        if missing:
+            why = f"set [models.{self.name}] capabilities"
+            if set(missing) & set(self.spec.can):
+                why = "its chat template cannot render them"
+            raise Unsupported(
+                f"model {self.name} does not take {' or '.join(missing)} (its capabilities: "
+                f"{', '.join(self.can) or 'text only'}; {why})",
+                missing[0],
+            )
+
+    def body(self, request: GenerationRequest, *, stream: bool) -> tuple[str, dict[str, Any]]:
         """The upstream path and body, made by the model layer (the model's defaults under the
         request's own parameters); a base model gets a chat as a transcript."""
-        body = request_body(self.name, self.spec, params, stream=stream)
+        self.check(request)
+        body = request_body(self.name, self.spec, request_params(request), stream=stream)
         path = "/chat/completions"
-        if kind == "completion":
+        if request.kind == "completion":
             path = "/completions"
         elif not self.spec.chat:  # a base model: the conversation as a transcript
             path = "/completions"
@@ -149,8 +257,8 @@ class Deployment:
             body["stop"] = [*([stop] if isinstance(stop, str) else stop), *CHAT_AS_COMPLETION_STOP]
         return path, body
 
-    async def generate(self, kind: Kind, params: dict[str, Any]) -> Result:
-        path, body = self.body(kind, params, stream=False)
+    async def generate(self, request: GenerationRequest) -> Result:
+        path, body = self.body(request, stream=False)
 
         async def post(endpoint: Endpoint) -> dict[str, Any]:
             try:
@@ -159,24 +267,17 @@ class Deployment:
                 raise UpstreamError(f"no answer within {self.spec.timeout_s:g}s") from None
 
         data = await self._attempts(post)
-        choice = (data.get("choices") or [{}])[0]
-        if "message" in choice:
-            message = dict(choice["message"])
-        else:
-            message = {"role": "assistant", "content": choice.get("text") or ""}
-        message.setdefault("role", "assistant")
-        if self.transcript(kind) and isinstance(message.get("content"), str):
-            message["content"] = message["content"].lstrip()
-        return Result(message, choice.get("finish_reason") or "stop", _usage(data.get("usage")))
+        choices = [_choice(c, i, self.transcript(request)) for i, c in enumerate(data.get("choices") or [{}])]
+        return Result(choices, _usage(data.get("usage")))
 
-    def transcript(self, kind: Kind) -> bool:
+    def transcript(self, request: GenerationRequest) -> bool:
         """A chat request to a base model: its answer follows "Assistant:" with a space to drop."""
-        return kind == "chat" and not self.spec.chat
+        return request.kind == "chat" and not self.spec.chat
 
-    async def stream(self, kind: Kind, params: dict[str, Any]) -> AsyncGenerator[Piece, None]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Piece, None]:
         """Pieces of one generation; the upstream connection closes when the caller stops iterating."""
-        path, body = self.body(kind, params, stream=True)
-        strip = self.transcript(kind)  # until the first visible text, as ``generate`` does
+        path, body = self.body(request, stream=True)
+        strip: set[int] = set(range(request.choices)) if self.transcript(request) else set()
         deadline = time.monotonic() + self.spec.timeout_s
 
         async def open_stream(endpoint: Endpoint) -> tuple[Endpoint, AsyncGenerator[dict[str, Any], None]]:
@@ -197,15 +298,15 @@ class Deployment:
                 async for chunk in chunks:
                     if time.monotonic() > deadline:
                         raise UpstreamError(f"the model took longer than {self.spec.timeout_s:g}s")
-                    piece = _piece(chunk)
-                    if piece is None:
-                        continue
-                    if strip and "content" in piece.delta:
-                        piece.delta["content"] = piece.text.lstrip()
-                        strip = not piece.delta["content"]
-                        if strip:
-                            del piece.delta["content"]
-                    yield piece
+                    for piece in _pieces(chunk):
+                        if piece.index in strip and "content" in piece.delta:
+                            # until the first visible text, as ``generate`` does
+                            piece.delta["content"] = piece.text.lstrip()
+                            if piece.delta["content"]:
+                                strip.discard(piece.index)
+                            else:
+                                del piece.delta["content"]
+                        yield piece
             except UpstreamError:
                 endpoint.breaker.failure()  # cut or stalled after the first byte: no retry, but counted
                 raise
@@ -226,18 +327,48 @@ def _attempt_span(endpoint: Endpoint, attempt: int) -> AbstractContextManager[tr
     )
 
 
-def _piece(chunk: dict[str, Any]) -> Piece | None:
-    """An OpenAI stream chunk (chat or text completion) as a piece; None for an empty one."""
-    usage = _usage(chunk["usage"]) if chunk.get("usage") else None
-    choices = chunk.get("choices") or []
-    if not choices:
-        return Piece(usage=usage) if usage is not None else None
-    choice = choices[0]
-    if "delta" in choice:
-        delta = {k: v for k, v in (choice.get("delta") or {}).items() if k != "role" and v is not None}
+def _choice(data: dict[str, Any], position: int, transcript: bool) -> Choice:
+    """A choice of a (chat or text) completion response as a chat message."""
+    if "message" in data:
+        message = dict(data["message"] or {})
     else:
-        delta = {"content": choice["text"]} if choice.get("text") else {}
-    return Piece(delta, choice.get("finish_reason"), usage)
+        message = {"role": "assistant", "content": data.get("text") or ""}
+    message.setdefault("role", "assistant")
+    if transcript and isinstance(message.get("content"), str):
+        message["content"] = message["content"].lstrip()
+    index = data.get("index")
+    return Choice(
+        message,
+        data.get("finish_reason") or "stop",
+        index if isinstance(index, int) else position,
+        data.get("logprobs") or None,
+    )
+
+
+def _pieces(chunk: dict[str, Any]) -> list[Piece]:
+    """An OpenAI stream chunk (chat or text completion) as pieces, one per choice it carries (usage
+    comes as a piece of its own); none for an empty chunk."""
+    pieces = []
+    for position, choice in enumerate(chunk.get("choices") or []):
+        if "delta" in choice:
+            delta = {k: v for k, v in (choice.get("delta") or {}).items() if k != "role" and v is not None}
+        else:
+            delta = {"content": choice["text"]} if choice.get("text") else {}
+        index = choice.get("index")
+        logprobs = choice.get("logprobs") or None
+        if delta or logprobs or choice.get("finish_reason"):
+            pieces.append(
+                Piece(
+                    delta,
+                    choice.get("finish_reason"),
+                    None,
+                    index if isinstance(index, int) else position,
+                    logprobs,
+                )
+            )
+    if chunk.get("usage"):
+        pieces.append(Piece(usage=_usage(chunk["usage"])))
+    return pieces
 
 
 async def _until_first_token(chunks: AsyncGenerator[dict[str, Any], None]) -> list[dict[str, Any]]:
@@ -245,8 +376,7 @@ async def _until_first_token(chunks: AsyncGenerator[dict[str, Any], None]) -> li
     head: list[dict[str, Any]] = []
     async for chunk in chunks:
         head.append(chunk)
-        piece = _piece(chunk)
-        if piece is not None and (piece.delta or piece.finish_reason):
+        if any(p.delta or p.finish_reason for p in _pieces(chunk)):
             break
     return head
 
@@ -297,7 +427,9 @@ class ModelGateway:
                 ]
                 serve = self.settings.serve
                 queue = FairQueue(name, serve.max_inflight, serve.max_queue, serve.max_queue_wait_s)
-                self._deployments[name] = Deployment(name, spec, llm, endpoints, queue)
+                dep = Deployment(name, spec, llm, endpoints, queue)
+                dep.can = await asyncio.to_thread(llm.capabilities)
+                self._deployments[name] = dep
         return self._deployments[name]
 
     async def unreachable(self) -> dict[str, str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 
-from lamina.serve.policy.counters import Charge, CountersUnavailable
+from lamina.serve.policy.counters.base import Charge, CountersUnavailable
 from lamina.serve.redislink import RedisLink
 
 # KEYS: holds (zset id -> deadline ms), hold values (hash id -> json), then one key per counter.

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lamina.serve.policy.cache import Similar
+from lamina.serve.policy.cache.base import Similar
 from lamina.serve.redislink import RedisLink
 
 PER_PARTITION = 256
