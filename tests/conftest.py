@@ -16,10 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 import lamina
-from lamina.config import Settings, load_settings, with_schema
+from lamina.config import ModelSettings, Settings, load_settings, with_schema
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.types import Document, sha256_hex
+from lamina.engine.model import EngineModel, Models
 from lamina.models.llamacpp import LlamaCppModel
 from lamina.serve import db
 from lamina.testing.postgres import psycopg_url
@@ -128,13 +129,27 @@ def scifact_collection(
 
 
 @pytest.fixture(scope="session")
-def llm(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[LlamaCppModel]:
-    """The real default model (gemma-3-270m GGUF from PyPI), loaded once for the whole session."""
-    settings = load_settings(data_dir=tmp_path_factory.mktemp("models"))
-    model = LlamaCppModel(settings.default_model, settings.models[settings.default_model], models_dir)
-    model.load()
-    yield model
-    model.close()
+def llm(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[EngineModel]:
+    """The real default model (gemma-3-270m GGUF from PyPI) through the engine, loaded once."""
+    data_dir = tmp_path_factory.mktemp("models")
+    share_models(data_dir, models_dir)
+    models = Models(load_settings(data_dir=data_dir))
+    yield models.get()
+    models.close()
+
+
+@pytest.fixture(scope="session")
+def llamacpp(llm: EngineModel) -> LlamaCppModel:
+    """The same model as the model layer describes it: its llama.cpp engine, its loopback server."""
+    assert isinstance(llm.model, LlamaCppModel)
+    llm.model.load()
+    return llm.model
+
+
+def engine_model(data_dir: Path, name: str, spec: ModelSettings) -> tuple[Models, EngineModel]:
+    """One configured model through the engine (close the ``Models`` when done)."""
+    models = Models(load_settings(data_dir=data_dir, models={name: spec}))
+    return models, models.get(name)
 
 
 @pytest.fixture(scope="session")

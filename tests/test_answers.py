@@ -12,9 +12,9 @@ from lamina.config import RagSettings
 from lamina.data.collection import Collection
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.types import Hit
+from lamina.engine.model import EngineModel
 from lamina.errors import LaminaError
 from lamina.evals.answers import AnswerCase, contains, judge, load_cases
-from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.types import Usage
 from lamina.rag.answer import LAZY_STOP, Answer, Answerer
 from lamina.rag.assemble import AnswerAssembler
@@ -200,9 +200,7 @@ def test_an_unanswered_question_is_not_found_with_the_closest_passages(embedder:
     assert judge(case, answer, {}, 0.0).right  # refusing an unanswerable question is right
 
 
-def test_a_base_model_answer_is_chosen_not_composed(
-    sample_collection: Collection, llm: LlamaCppModel
-) -> None:
+def test_a_base_model_answer_is_chosen_not_composed(sample_collection: Collection, llm: EngineModel) -> None:
     answerer = Answerer(sample_collection, llm, RagSettings())  # type: ignore[call-arg]
     assert answerer.chooses  # gemma-3-270m is a completion model
     _, request = answerer.prepare("How do I resume an ingestion that was interrupted?")

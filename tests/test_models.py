@@ -10,8 +10,9 @@ import pytest
 from pydantic import BaseModel
 
 from lamina.config import ModelSettings, load_settings
+from lamina.engine.model import EngineModel
 from lamina.errors import ModelUnavailable, StructuredOutputError, TemplateError, UnknownModel
-from lamina.models.llamacpp import LlamaCppModel, resolve_gguf
+from lamina.models.llamacpp import resolve_gguf
 from lamina.models.prompts import render
 from lamina.models.registry import ModelRegistry
 from lamina.models.structured import check_schema, generate_json, generate_model
@@ -25,7 +26,7 @@ EIFFEL = (
 )
 
 
-def test_generate_reports_usage(llm: LlamaCppModel) -> None:
+def test_generate_reports_usage(llm: EngineModel) -> None:
     g = llm.generate(GenerationRequest(prompt=EIFFEL, max_tokens=16, stop=["\n"]))
     assert "1889" in g.text
     assert g.usage.prompt_tokens == llm.count_tokens(EIFFEL)
@@ -33,7 +34,7 @@ def test_generate_reports_usage(llm: LlamaCppModel) -> None:
     assert g.model == "gemma-3-270m"
 
 
-def test_stream_yields_pieces_then_the_whole(llm: LlamaCppModel) -> None:
+def test_stream_yields_pieces_then_the_whole(llm: EngineModel) -> None:
     events = list(llm.stream(GenerationRequest(prompt="Once upon a time", max_tokens=12)))
     pieces = [e.text for e in events if not e.done]
     final = events[-1].generation
@@ -43,7 +44,7 @@ def test_stream_yields_pieces_then_the_whole(llm: LlamaCppModel) -> None:
     assert final.first_token_seconds is not None and final.first_token_seconds < final.seconds
 
 
-def test_stream_can_be_abandoned(llm: LlamaCppModel) -> None:
+def test_stream_can_be_abandoned(llm: EngineModel) -> None:
     stream = llm.stream(GenerationRequest(prompt="Count: one, two, three,", max_tokens=64))
     first = next(stream)
     stream.close()  # the consumer walks away: generation is told to stop
@@ -131,7 +132,7 @@ SENTENCES = [
 ]
 
 
-def test_structured_output_is_always_schema_valid(llm: LlamaCppModel) -> None:
+def test_structured_output_is_always_schema_valid(llm: EngineModel) -> None:
     import jsonschema
 
     valid = 0
@@ -147,7 +148,7 @@ def test_structured_output_is_always_schema_valid(llm: LlamaCppModel) -> None:
     assert valid == len(SENTENCES) == 20
 
 
-def test_pydantic_model_as_schema(llm: LlamaCppModel) -> None:
+def test_pydantic_model_as_schema(llm: EngineModel) -> None:
     class Answer(BaseModel):
         year: int
         confident: bool
@@ -156,7 +157,7 @@ def test_pydantic_model_as_schema(llm: LlamaCppModel) -> None:
     assert isinstance(answer, Answer)
 
 
-def test_invalid_schema_fails_before_generation(llm: LlamaCppModel) -> None:
+def test_invalid_schema_fails_before_generation(llm: EngineModel) -> None:
     with pytest.raises(StructuredOutputError, match="invalid JSON Schema"):
         generate_json(llm, GenerationRequest(prompt="x"), {"type": "banana"})
     with pytest.raises(StructuredOutputError, match="must be an object"):

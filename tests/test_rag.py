@@ -10,9 +10,9 @@ from lamina.data.collection import Collection
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.store.lance import LanceStore
 from lamina.data.types import Hit
+from lamina.engine.model import EngineModel
 from lamina.errors import PromptTooLong
 from lamina.evals.grounding import _equal_error
-from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.prompts import FENCE_NOTE
 from lamina.models.types import Usage
 from lamina.rag.answer import LAZY_STOP, Answer, Answerer
@@ -23,7 +23,7 @@ from lamina.rag.fewshot import Example, FewShotExamples
 
 
 @pytest.fixture
-def answerer(sample_collection: Collection, llm: LlamaCppModel) -> Answerer:
+def answerer(sample_collection: Collection, llm: EngineModel) -> Answerer:
     """The model writes the answer (the default for base models is to choose it: test_answers)."""
     return Answerer(sample_collection, llm, RagSettings(answer_mode="generate"))  # type: ignore[call-arg]
 
@@ -86,7 +86,7 @@ def _hit(i: int, text: str) -> Hit:
     return Hit(f"c{i}", f"d{i}", f"/docs/{i}.md", f"Doc {i}", [], None, text, 1.0)
 
 
-def test_context_is_trimmed_to_the_window_and_question_always_fits(llm: LlamaCppModel) -> None:
+def test_context_is_trimmed_to_the_window_and_question_always_fits(llm: EngineModel) -> None:
     long_text = "The reactor cooling loop is inspected every week by two engineers. " * 60
     hits = [_hit(i, long_text) for i in range(10)]
     sources = pack(llm, hits, frame_tokens=200, answer_tokens=160)
@@ -109,7 +109,7 @@ def test_markers_pointing_nowhere_are_dropped() -> None:
     assert drop_invalid_markers(text, 3) == "Ingestion resumes [2]. It uses LanceDB. Both [1] hold."
 
 
-def test_few_shot_selects_the_most_similar_examples(workspace: object, llm: LlamaCppModel) -> None:
+def test_few_shot_selects_the_most_similar_examples(workspace: object, llm: EngineModel) -> None:
     from lamina.data.collection import Workspace
     from lamina.models.types import GenerationRequest
 
@@ -132,7 +132,7 @@ def test_few_shot_selects_the_most_similar_examples(workspace: object, llm: Llam
     assert out.strip() == "negative"
 
 
-def test_one_call_answer_function(sample_collection: Collection, llm: LlamaCppModel) -> None:
+def test_one_call_answer_function(sample_collection: Collection, llm: EngineModel) -> None:
     from lamina.rag.answer import answer
 
     result = answer("Which database stores the vectors?", collection=sample_collection, model=llm, k=4)

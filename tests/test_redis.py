@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lamina.engine.routing import Breaker
 from lamina.errors import LaminaError
+from lamina.serve.cluster import Cluster, breaker_key, share
 from lamina.serve.policy.cache import SimilarQuestions
 from lamina.serve.policy.cache.redis import RedisCache, RedisPartitions
 from lamina.serve.policy.counters import Charge, CountersUnavailable
 from lamina.serve.policy.counters.redis import RedisCounters
 from lamina.serve.redislink import RETRY_S, RedisLink
-from lamina.serve.upstreams.cluster import Cluster, breaker_key, share
-from lamina.serve.upstreams.routing import Breaker
 from lamina.testing.redis import RedisServer
 from lamina.testing.server import until
 

@@ -10,8 +10,9 @@ import time
 import httpx
 import pytest
 
-from lamina.serve.errors import APIError
-from lamina.serve.upstreams.admission import FairQueue, Ticket
+from lamina.engine.admission import FairQueue, Ticket
+from lamina.errors import Overloaded
+from lamina.serve.errors import from_lamina
 from lamina.testing.aio import run
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import RunningServer
@@ -67,14 +68,14 @@ def test_service_counts_output_twice() -> None:
 
 
 def test_refused_at_once_when_the_wait_would_pass_the_deadline() -> None:
-    async def main() -> tuple[APIError, float]:
+    async def main() -> tuple[Overloaded, float]:
         q = FairQueue("m", capacity=1, max_waiting=100, max_wait_s=60)
         q.service_s = 2.0  # measured: a place is held two seconds
         held: list[Ticket] = [await q.acquire("a", 1)]
         waiters = [asyncio.create_task(q.acquire("a", 1)) for _ in range(3)]
         await asyncio.sleep(0)
         began = time.monotonic()
-        with pytest.raises(APIError) as info:
+        with pytest.raises(Overloaded) as info:
             await q.acquire("b", 1, timeout_s=3.0)  # needs ~2 s of queue + 2 s of service
         refused_after = time.monotonic() - began
         for w in waiters:
@@ -83,23 +84,25 @@ def test_refused_at_once_when_the_wait_would_pass_the_deadline() -> None:
         return info.value, refused_after
 
     error, after = run(main())
-    assert error.status == 429 and error.code == "model_busy"
-    assert int(error.headers["Retry-After"]) >= 2
+    assert error.retry_after >= 2
+    answered = from_lamina(error)  # what the client gets
+    assert answered.status == 429 and answered.code == "model_busy"
+    assert int(answered.headers["Retry-After"]) >= 2
     assert after < 0.1
 
 
 def test_a_wait_past_the_deadline_is_refused_then_and_leaves_the_queue() -> None:
-    async def main() -> tuple[APIError, int]:
+    async def main() -> tuple[Overloaded, int]:
         q = FairQueue("m", capacity=1, max_waiting=100, max_wait_s=0.2)
         held = await q.acquire("a", 1)  # never measured: no estimate, the timer decides
-        with pytest.raises(APIError) as info:
+        with pytest.raises(Overloaded) as info:
             await q.acquire("b", 1)
         waiting = q.waiting
         held.release()
         return info.value, waiting
 
     error, waiting = run(main())
-    assert error.status == 429 and "within" in error.message
+    assert from_lamina(error).status == 429 and "within" in str(error)
     assert waiting == 0
 
 
@@ -109,7 +112,7 @@ def test_full_queue_and_cancelled_waiters_free_their_place() -> None:
         held = await q.acquire("a", 1)
         waiter = asyncio.create_task(q.acquire("a", 1))
         await asyncio.sleep(0)
-        with pytest.raises(APIError):
+        with pytest.raises(Overloaded):
             await q.acquire("b", 1)  # one waiting already: full
         waiter.cancel()  # the client went away
         with pytest.raises(asyncio.CancelledError):

@@ -178,11 +178,11 @@ def test_killed_mid_job_is_taken_over_and_ends_exact(
     assert coll.store.sources() == {d.source: d.chunks for d in coll.documents()}
 
 
-def test_llamacpp_frees_its_slot_when_the_stream_is_closed(llm: LlamaCppModel) -> None:
+def test_llamacpp_frees_its_slot_when_the_stream_is_closed(llamacpp: LlamaCppModel) -> None:
     """What the gateway relies on: closing the upstream connection cancels the generation."""
-    root = llm.openai_base_url.removesuffix("/v1")
+    root = llamacpp.openai_base_url.removesuffix("/v1")
     body = {"prompt": "Once upon a time", "max_tokens": 2000, "ignore_eos": True, "stream": True}
-    with httpx.Client(base_url=llm.openai_base_url, timeout=30) as http:
+    with httpx.Client(base_url=llamacpp.openai_base_url, timeout=30) as http:
         with http.stream("POST", "/completions", json=body) as resp:
             for i, _ in enumerate(resp.iter_lines()):
                 if i > 6:

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from lamina.config import load_settings
+from lamina.engine import memory
+from lamina.engine.factory import make_upstream
+from lamina.engine.gateway import ModelGateway
+from lamina.engine.upstream import Upstream, UpstreamError
 from lamina.models.registry import ModelRegistry
 from lamina.models.types import GenerationRequest
-from lamina.serve.upstreams import memory
-from lamina.serve.upstreams.factory import make_upstream
-from lamina.serve.upstreams.gateway import ModelGateway
-from lamina.serve.upstreams.upstream import Upstream, UpstreamError
 from lamina.testing.aio import run
 from lamina.testing.stub_upstream import StubUpstream
 

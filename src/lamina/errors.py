@@ -69,3 +69,11 @@ class Unsupported(LaminaError):
     def __init__(self, message: str, capability: str) -> None:
         super().__init__(message)
         self.capability = capability
+
+
+class Overloaded(LaminaError):
+    """A model's queue is full, or a place in it would come too late: retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

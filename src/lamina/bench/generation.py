@@ -1,7 +1,8 @@
-"""``lamina bench generate``: Lamina's model layer against xllamacpp called directly, in one run.
+"""``lamina bench generate``: Lamina's engine against xllamacpp called directly, in one run.
 
-Both paths drive the same loaded engine with the same request body, so the difference is exactly
-the layer's own overhead. Then 4 requests at once against 4 one after another, to show the
+Both paths drive the same loaded llama.cpp with the same request body (Lamina's over its loopback
+``/v1``, as every generation goes), so the difference is exactly Lamina's own overhead. Then 4
+requests at once against 4 one after another, to show the
 engine's continuous batching at work.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from lamina.config import Settings
 from lamina.errors import LaminaError, UnknownModel
+from lamina.models.base import LLM
 from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.types import GenerationRequest
 
@@ -60,21 +62,24 @@ def _direct(model: LlamaCppModel, body: dict[str, Any]) -> tuple[float, float, i
     return seconds, first[0] if first else seconds, int(usage.get("completion_tokens", 0))
 
 
-def _lamina(model: LlamaCppModel, request: GenerationRequest) -> tuple[float, float, int]:
+def _lamina(model: LLM, request: GenerationRequest) -> tuple[float, float, int]:
     *_, last = model.stream(request)
     g = last.generation
     assert g is not None
     return g.seconds, g.first_token_seconds or g.seconds, g.usage.completion_tokens
 
 
-def bench_generation(model: LlamaCppModel, *, max_tokens: int = 64, repeats: int = 5) -> dict[str, Any]:
+def bench_generation(
+    local: LlamaCppModel, model: LLM, *, max_tokens: int = 64, repeats: int = 5
+) -> dict[str, Any]:
+    """``local``: the llama.cpp model driven directly; ``model``: the same one through the engine."""
     request = GenerationRequest(prompt=PROMPT, max_tokens=max_tokens, temperature=0.0, stop=[])
-    body = model.body(request)
+    body = local.body(request)
     model.generate(request)  # warm-up: load, first prompt processing
     runs: dict[str, list[tuple[float, float, int]]] = {"direct": [], "lamina": []}
     for i in range(repeats):  # alternate the order so drift hits both alike
         for name in ("direct", "lamina") if i % 2 == 0 else ("lamina", "direct"):
-            runs[name].append(_direct(model, body) if name == "direct" else _lamina(model, request))
+            runs[name].append(_direct(local, body) if name == "direct" else _lamina(model, request))
     result: dict[str, Any] = {}
     for name, samples in runs.items():
         result[name] = {
@@ -87,12 +92,12 @@ def bench_generation(model: LlamaCppModel, *, max_tokens: int = 64, repeats: int
     )
     result["concurrency"] = _concurrency(model, request, 4)
     result["model"] = model.name
-    result["threads"] = model.settings.threads or "all cores"
-    result["parallel_slots"] = model.settings.parallel
+    result["threads"] = local.settings.threads or "all cores"
+    result["parallel_slots"] = local.settings.parallel
     return result
 
 
-def _concurrency(model: LlamaCppModel, request: GenerationRequest, n: int) -> dict[str, Any]:
+def _concurrency(model: LLM, request: GenerationRequest, n: int) -> dict[str, Any]:
     started = time.perf_counter()
     sequential_tokens = sum(model.generate(request).usage.completion_tokens for _ in range(n))
     sequential = time.perf_counter() - started

@@ -100,8 +100,14 @@ def bench_generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Tokens/s and time to first token, Lamina vs xllamacpp directly; 4 concurrent requests vs sequential."""
+    from lamina.engine.model import Models
+
     llm = local_model(state.settings, model)
-    result = bench_generation(llm, max_tokens=max_tokens, repeats=repeats)
+    models = Models(state.settings)
+    try:
+        result = bench_generation(llm, models.get(llm.name), max_tokens=max_tokens, repeats=repeats)
+    finally:
+        models.close()
     if as_json:
         print_json(result)
         return

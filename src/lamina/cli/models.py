@@ -12,7 +12,7 @@ from rich.table import Table
 from lamina.cli.context import state
 from lamina.cli.output import console, err_console, print_json
 from lamina.data.types import location
-from lamina.models.registry import ModelRegistry
+from lamina.engine.model import Models
 from lamina.rag.answer import Answer, Answerer, ask_directly
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection to answer from.")]
@@ -23,9 +23,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 
 @cache
-def registry() -> ModelRegistry:
-    """One model registry per process: a local model is loaded once, whatever the command."""
-    return ModelRegistry(state.settings)
+def registry() -> Models:
+    """One engine per process: a local model is loaded once, whatever the command."""
+    return Models(state.settings)
 
 
 def models(as_json: JsonOpt = False) -> None:

@@ -1,19 +1,21 @@
-"""The LLM seam: one interface for a local llama.cpp model and a remote OpenAI-compatible one."""
+"""The model seam: what a model is (``Model``: its window, tokenizer, capabilities, the servers
+that serve it, how a request becomes its body), for a local llama.cpp model and a remote
+OpenAI-compatible one alike; and what generates (``LLM``), which only ``lamina.engine`` implements:
+every generation goes through the engine's deployments, whoever asks.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from lamina.config import EndpointSettings, ModelSettings
 from lamina.config.models import Capability
-from lamina.errors import GenerationFailed
-from lamina.models.types import Generation, GenerationRequest, StreamEvent, Usage
+from lamina.models.types import Generation, GenerationRequest, StreamEvent
 
 
 @runtime_checkable
-class LLM(Protocol):
+class Model(Protocol):
     @property
     def name(self) -> str: ...
 
@@ -31,10 +33,6 @@ class LLM(Protocol):
         """What the model takes besides text, as configured and as its server can really render."""
         ...
 
-    def generate(self, request: GenerationRequest) -> Generation: ...
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]: ...
-
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in this model's own tokenizer (for packing context into the window)."""
         ...
@@ -43,7 +41,21 @@ class LLM(Protocol):
         """The OpenAI-compatible servers that serve this model (a local one is started first)."""
         ...
 
+    def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The OpenAI-shaped body this model gets for ``request``."""
+        ...
+
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LLM(Model, Protocol):
+    """A model that generates (``lamina.engine.EngineModel``): whole, or as text pieces ending with
+    an event that carries the whole ``Generation``."""
+
+    def generate(self, request: GenerationRequest) -> Generation: ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]: ...
 
 
 class ConfiguredModel:
@@ -163,55 +175,3 @@ def request_body(name: str, spec: ModelSettings, params: dict[str, Any], *, stre
         body.pop("stream", None)
         body.pop("stream_options", None)
     return body
-
-
-def _usage(data: dict[str, Any]) -> Usage:
-    usage = data.get("usage") or {}
-    return Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
-
-
-def generation_from_response(data: dict[str, Any], model: str, chat: bool, started: float) -> Generation:
-    """An OpenAI-shaped (chat) completion response -> ``Generation`` (llama.cpp and HTTP alike)."""
-    try:
-        choice = data["choices"][0]
-        text = choice["message"]["content"] if chat else choice["text"]
-    except (KeyError, IndexError, TypeError):
-        raise GenerationFailed(f"model {model}: unexpected response {str(data)[:200]}") from None
-    return Generation(
-        text=text or "",
-        model=model,
-        finish_reason=choice.get("finish_reason") or "stop",
-        usage=_usage(data),
-        seconds=time.perf_counter() - started,
-    )
-
-
-def events_from_chunks(chunks: Iterable[dict[str, Any]], model: str, started: float) -> Iterator[StreamEvent]:
-    """OpenAI-shaped stream chunks -> text events, then one final event carrying the whole ``Generation``."""
-    pieces: list[str] = []
-    first: float | None = None
-    usage = Usage()
-    finish = "stop"
-    for chunk in chunks:
-        if chunk.get("usage"):
-            usage = _usage(chunk)
-        for choice in chunk.get("choices") or []:
-            piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
-            if piece:
-                if first is None:
-                    first = time.perf_counter() - started
-                pieces.append(piece)
-                yield StreamEvent(text=piece)
-    yield StreamEvent(
-        done=True,
-        generation=Generation(
-            text="".join(pieces),
-            model=model,
-            finish_reason=finish,
-            usage=usage,
-            seconds=time.perf_counter() - started,
-            first_token_seconds=first,
-        ),
-    )

@@ -1,16 +1,14 @@
 """Local GGUF models on llama.cpp's own server engine, through xllamacpp (prebuilt wheels, no compiler).
 
-The engine does continuous batching over ``parallel`` slots and is thread-safe, so one loaded model
-serves every thread of the process. It is loaded lazily, once per process and configuration.
+The engine does continuous batching over ``parallel`` slots and listens on a loopback port: its
+OpenAI-compatible ``/v1`` is the model's endpoint (``lamina.engine`` reaches it as any upstream),
+its ``/tokenize`` the tokenizer. It is loaded lazily, once per process and configuration.
 """
 
 from __future__ import annotations
 
 import importlib
-import queue
 import threading
-import time
-from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,8 @@ import httpx
 
 from lamina.config import EndpointSettings, ModelSettings
 from lamina.config.models import Capability
-from lamina.errors import GenerationFailed, ModelUnavailable
-from lamina.models.base import ConfiguredModel, events_from_chunks, generation_from_response
-from lamina.models.types import Generation, GenerationRequest, StreamEvent
+from lamina.errors import ModelUnavailable
+from lamina.models.base import ConfiguredModel
 
 PROMPT_CACHE_MIB = 256
 _ENGINES: dict[tuple[str, int, int, int], Any] = {}
@@ -83,16 +80,6 @@ def _engine(path: Path, n_ctx: int, threads: int, parallel: int) -> Any:
         return engine
 
 
-def _check(result: Any) -> dict[str, Any]:
-    if isinstance(result, dict) and "error" in result:
-        err = result["error"]
-        message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-        raise GenerationFailed(f"llama.cpp refused the request: {message}")
-    if not isinstance(result, dict):
-        raise GenerationFailed(f"llama.cpp returned {type(result).__name__}, expected an object")
-    return result
-
-
 class LlamaCppModel(ConfiguredModel):
     def __init__(self, name: str, settings: ModelSettings, models_dir: Path) -> None:
         super().__init__(name, settings)
@@ -149,49 +136,6 @@ class LlamaCppModel(ConfiguredModel):
                 }
             }
         return {"json_schema": schema}
-
-    def _handler(self, request: GenerationRequest) -> Any:
-        return (
-            self.engine.handle_chat_completions
-            if request.messages is not None
-            else self.engine.handle_completions
-        )
-
-    def generate(self, request: GenerationRequest) -> Generation:
-        started = time.perf_counter()
-        result = _check(self._handler(request)(self.body(request)))
-        return generation_from_response(result, self.name, request.messages is not None, started)
-
-    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
-        cancelled = threading.Event()
-
-        def on_chunk(chunk: Any) -> bool:
-            events.put(chunk)
-            return cancelled.is_set()  # True tells llama.cpp to stop generating
-
-        def run() -> None:
-            try:
-                result = self._handler(request)(self.body(request, stream=True), on_chunk)
-                if isinstance(result, dict) and "error" in result:
-                    events.put(result)
-            except BaseException as exc:  # surfaced in the consumer's thread
-                events.put(exc)
-            finally:
-                events.put(None)
-
-        def chunks() -> Iterator[dict[str, Any]]:
-            try:
-                while (item := events.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield _check(item)
-            finally:
-                cancelled.set()
-
-        started = time.perf_counter()
-        threading.Thread(target=run, name=f"llamacpp-stream-{self.name}", daemon=True).start()
-        yield from events_from_chunks(chunks(), self.name, started)
 
     def close(self) -> None:
         if "_http" in self.__dict__:

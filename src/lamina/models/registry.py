@@ -13,7 +13,7 @@ from typing import Any
 
 from lamina.config import ModelSettings, Settings
 from lamina.errors import LaminaError, UnknownModel
-from lamina.models.base import LLM
+from lamina.models.base import Model
 
 
 @dataclass
@@ -33,13 +33,13 @@ class ModelInfo:
         return dict(self.__dict__)
 
 
-def _llamacpp(name: str, spec: ModelSettings, models_dir: Path) -> LLM:
+def _llamacpp(name: str, spec: ModelSettings, models_dir: Path) -> Model:
     from lamina.models.llamacpp import LlamaCppModel
 
     return LlamaCppModel(name, spec, models_dir)
 
 
-def _openai(name: str, spec: ModelSettings, models_dir: Path) -> LLM:
+def _openai(name: str, spec: ModelSettings, models_dir: Path) -> Model:
     from lamina.models.openai import OpenAIModel
 
     return OpenAIModel(name, spec)
@@ -62,7 +62,7 @@ def _probe_http(spec: ModelSettings, models_dir: Path) -> tuple[bool, str]:
 
 @dataclass(frozen=True)
 class Backend:
-    build: Callable[[str, ModelSettings, Path], LLM]
+    build: Callable[[str, ModelSettings, Path], Model]
     probe: Callable[[ModelSettings, Path], tuple[bool, str]]
 
 
@@ -75,13 +75,13 @@ BACKENDS: dict[str, Backend] = {
 class ModelRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._models: dict[str, LLM] = {}
+        self._models: dict[str, Model] = {}
 
     @property
     def names(self) -> list[str]:
         return list(self.settings.models)
 
-    def get(self, name: str | None = None) -> LLM:
+    def get(self, name: str | None = None) -> Model:
         name = name or self.settings.default_model
         if name not in self.settings.models:
             raise UnknownModel(f"unknown model {name!r}; configured models: {', '.join(self.names)}")

@@ -7,9 +7,9 @@ from collections.abc import Generator, Iterator
 from lamina.config import RagSettings
 from lamina.data.collection import Collection, Workspace
 from lamina.data.types import Hit
-from lamina.models.base import LLM
+from lamina.engine.model import Models
+from lamina.models.base import LLM, Model
 from lamina.models.prompts import RAG_SYSTEM, render
-from lamina.models.registry import ModelRegistry
 from lamina.models.types import Generation, GenerationRequest, Message, StreamEvent, Usage
 from lamina.rag.assemble import AnswerAssembler, LazyStop, split_stops
 from lamina.rag.context import Source, pack
@@ -31,7 +31,7 @@ class Answerer:
     def __init__(
         self,
         collection: Collection,
-        model: LLM,
+        model: Model,
         settings: RagSettings,
         k: int | None = None,
         memory_turns: int = 0,
@@ -137,6 +137,8 @@ class Answerer:
             yield answer.answer
             yield answer
             return
+        if not isinstance(self.model, LLM):
+            raise TypeError(f"model {self.model.name} does not generate here: give a lamina.engine model")
         run = AnswerRun(self, question, request, assembler or self.assembler(question, sources))
         events = self.model.stream(request)
         try:
@@ -208,7 +210,7 @@ def best_similarity(hits: list[Hit]) -> float:
     return max((h.scores.get("dense", -1.0) for h in hits), default=-1.0)
 
 
-def estimate_usage(model: LLM, request: GenerationRequest, completion: str) -> Usage:
+def estimate_usage(model: Model, request: GenerationRequest, completion: str) -> Usage:
     """Usage of a stream cut short (no final usage arrives): counted with the model's tokenizer."""
     prompt = request.text
     prompt_tokens = model.count_tokens(prompt)
@@ -264,16 +266,16 @@ def answer(
     """
     ws = workspace or (collection.workspace if isinstance(collection, Collection) else Workspace())
     coll = collection if isinstance(collection, Collection) else ws.collection(collection)
-    llm = model if model is not None and not isinstance(model, str) else _registry(ws).get(model)
+    llm = model if model is not None and not isinstance(model, str) else _models(ws).get(model)
     return Answerer(coll, llm, ws.settings.rag, k=k).ask(question)
 
 
-_REGISTRIES: dict[int, tuple[object, ModelRegistry]] = {}
+_MODELS: dict[int, tuple[object, Models]] = {}
 
 
-def _registry(ws: Workspace) -> ModelRegistry:
-    """One registry (so one loaded model) per settings object; the identity check guards id reuse."""
-    entry = _REGISTRIES.get(id(ws.settings))
+def _models(ws: Workspace) -> Models:
+    """One engine (so one loaded model) per settings object; the identity check guards id reuse."""
+    entry = _MODELS.get(id(ws.settings))
     if entry is None or entry[0] is not ws.settings:
-        entry = _REGISTRIES[id(ws.settings)] = (ws.settings, ModelRegistry(ws.settings))
+        entry = _MODELS[id(ws.settings)] = (ws.settings, Models(ws.settings))
     return entry[1]

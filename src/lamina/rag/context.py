@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lamina.data.types import Hit
 from lamina.errors import PromptTooLong
-from lamina.models.base import LLM
+from lamina.models.base import Model
 
 SAFETY_TOKENS = 16
 MIN_SOURCE_TOKENS = 24
@@ -29,7 +29,7 @@ class Source:
         return f"{name}, {where}" if where else name
 
 
-def pack(model: LLM, hits: list[Hit], frame_tokens: int, answer_tokens: int) -> list[Source]:
+def pack(model: Model, hits: list[Hit], frame_tokens: int, answer_tokens: int) -> list[Source]:
     """Number and fit sources; ``frame_tokens`` is the prompt with no sources (question, instructions)."""
     budget = model.context_window - answer_tokens - frame_tokens - SAFETY_TOKENS
     if budget < 0:
@@ -51,7 +51,7 @@ def pack(model: LLM, hits: list[Hit], frame_tokens: int, answer_tokens: int) -> 
     return sources
 
 
-def _trim(model: LLM, text: str, tokens: int) -> str:
+def _trim(model: Model, text: str, tokens: int) -> str:
     low, high = 0, len(text)
     while low < high:  # longest prefix (at a word boundary) within the budget
         mid = (low + high + 1) // 2

@@ -11,8 +11,9 @@ What lives where (arrows point down; nothing here is imported by data, models or
   place that decides which tenant a key may see.
 - ``context.py``: the typed record of one request (principal, model, usage, reservation, cleanups)
   that the middleware creates and every layer below fills in.
-- ``upstreams/``: the engine side: model deployments, endpoint routing and breakers, the fair
-  admission queue. Imports nothing of ASGI.
+- generation is ``lamina.engine``'s (deployments, routing and breakers, the fair queue, fallbacks);
+  the handlers add what a server adds (keys, budgets, caches, metering into the request context).
+- ``cluster.py``: what replicas tell each other about the engine's models (breakers, capacity).
 - ``policy/``: keys and tenants, budgets and rate limits with their counter store, prices, caches.
 - ``observe/``: Prometheus metrics, OpenTelemetry tracing, the request log, server logs.
 - ``jobs/``: ingest jobs run in the server and the uploads they read.

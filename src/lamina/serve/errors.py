@@ -61,6 +61,8 @@ def from_lamina(exc: lerr.LaminaError) -> APIError:
         return APIError(404, str(exc), "not_found_error", param="model", code="model_not_found")
     if isinstance(exc, lerr.PromptTooLong):
         return APIError(400, str(exc), param="messages", code="context_length_exceeded")
+    if isinstance(exc, lerr.Overloaded):
+        return too_many(str(exc), exc.retry_after, code="model_busy")
     if isinstance(exc, lerr.Unsupported):
         param = "tools" if exc.capability == "tools" else "messages"
         return APIError(400, str(exc), param=param, code="unsupported_capability")

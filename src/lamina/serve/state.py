@@ -10,8 +10,10 @@ import sqlalchemy as sa
 
 from lamina.config import Settings
 from lamina.data.embed.base import Embedder
-from lamina.models.registry import ModelRegistry
+from lamina.engine.engine import Engine
+from lamina.engine.gateway import ModelGateway
 from lamina.serve import db
+from lamina.serve.cluster import SYNC_S, Cluster, apply_view, shared_breakers
 from lamina.serve.http.auth import Authenticator
 from lamina.serve.jobs.manager import JobManager
 from lamina.serve.jobs.store import JobStore
@@ -27,8 +29,6 @@ from lamina.serve.policy.tenants import Tenants
 from lamina.serve.process import process_name
 from lamina.serve.redislink import link_for
 from lamina.serve.services import Services
-from lamina.serve.upstreams.cluster import SYNC_S, Cluster
-from lamina.serve.upstreams.gateway import ModelGateway
 
 log = logging.getLogger("lamina.serve")
 
@@ -40,7 +40,7 @@ class ServerState:
     keys: KeyStore
     auth: Authenticator
     tenants: Tenants
-    gateway: ModelGateway
+    generation: Engine  # the one way to generate (lamina.engine)
     jobs: JobManager
     request_log: RequestLog
     metrics: Metrics
@@ -58,7 +58,8 @@ class ServerState:
         engine = db.connect(settings.gateway_url)
         keys = KeyStore(engine)
         tenants = Tenants(settings, embedder)
-        gateway = ModelGateway(settings, ModelRegistry(settings))
+        generation = Engine(settings)
+        gateway = generation.gateway
         limiter = Limiter(settings, make_counters(settings, engine))
         metrics = Metrics(gateway, lambda: limiter.budgets_remaining(keys.list()))
         store = JobStore(engine, settings.serve.job_lease_s)
@@ -78,7 +79,7 @@ class ServerState:
             keys=keys,
             auth=Authenticator(keys, enabled=auth),
             tenants=tenants,
-            gateway=gateway,
+            generation=generation,
             jobs=JobManager(store, worker),
             request_log=RequestLog(engine, settings.serve.log_flush_s, enabled=settings.serve.request_log),
             metrics=metrics,
@@ -101,6 +102,11 @@ class ServerState:
         return state
 
     @property
+    def gateway(self) -> ModelGateway:
+        """The engine's table of models (deployments, breakers, queues)."""
+        return self.generation.gateway
+
+    @property
     def recent_spans(self) -> RecentSpans | None:
         """Finished spans kept in memory (``serve.trace_recent``), for the web UI's request pages."""
         return self.tracing.recent
@@ -116,9 +122,9 @@ class ServerState:
             self._sync = asyncio.create_task(self._keep_in_sync(self.cluster))
 
     async def _exchange(self, cluster: Cluster) -> None:
-        view = await asyncio.to_thread(cluster.exchange, self.gateway.shared_breakers())
+        view = await asyncio.to_thread(cluster.exchange, shared_breakers(self.gateway))
         if view is not None:
-            self.gateway.apply(view)
+            apply_view(self.gateway, view)
 
     async def _keep_in_sync(self, cluster: Cluster) -> None:
         while True:
@@ -135,7 +141,7 @@ class ServerState:
             await asyncio.to_thread(self.cluster.leave)
         await asyncio.to_thread(self.jobs.stop)
         await self.request_log.stop()
-        await self.gateway.aclose()
+        await self.generation.aclose()
         self.tenants.close()
         self.engine.dispose()
         self.tracing.shutdown()

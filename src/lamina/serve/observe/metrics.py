@@ -15,9 +15,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lamina.data.progress import IngestReport
+from lamina.engine.gateway import ModelGateway
 from lamina.serve.context import RequestContext
 from lamina.serve.observe.requestlog import LogRecord
-from lamina.serve.upstreams.gateway import ModelGateway
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
 Budgets = Callable[[], list[tuple[str, str, str, float]]]  # (scope, name, tenant, USD left)

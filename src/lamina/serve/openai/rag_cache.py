@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from lamina.data.collection import Collection
+from lamina.engine.deployment import Deployment
 from lamina.models.types import message_text
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.streaming import CACHE_HEADER
 from lamina.serve.policy.cache import cache_key
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.upstreams.gateway import Deployment
 
 SIMILARITY_HEADER = "x-lamina-cache-similarity"
 

@@ -11,6 +11,9 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
+from lamina.engine.deployment import Deployment, Slot
+from lamina.engine.events import Choice, Collector, Piece, Result
+from lamina.engine.upstream import UpstreamError
 from lamina.models.base import request_params
 from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
@@ -42,8 +45,6 @@ from lamina.serve.openai.streaming import (
 from lamina.serve.policy.cache import cache_key
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.upstreams.gateway import Choice, Collector, Deployment, Piece, Result, Slot
-from lamina.serve.upstreams.upstream import UpstreamError
 
 Kind = Literal["chat", "completion"]
 
@@ -65,7 +66,7 @@ async def generate(
         key = cache_key(principal.tenant, dep.name, gen.kind, material, dep.spec.temperature)
     if key is not None and state.cache is not None and (hit := state.cache.get(key)) is not None:
         return _cached(ctx, body, gen.kind, hit)
-    slot = await admission(state, principal, dep, gen, ctx, client_timeout(request))
+    slot = await admission(state, principal, dep, gen, meter, client_timeout(request))
     headers = {CACHE_HEADER: "miss"} if key is not None else {}
     ctx.cache_miss = key is not None
 
@@ -76,7 +77,6 @@ async def generate(
 
     if not body.stream:
         used, result = await generate_with_fallbacks(state, dep, gen, meter)
-        meter.record(result.usage)
         store(result, used.name)
         return json_response(completion_response(gen.kind, used.name, result.choices, result.usage), headers)
     used, first, rest = await stream_with_fallbacks(state, dep, gen, meter)

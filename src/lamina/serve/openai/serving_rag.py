@@ -20,6 +20,9 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from lamina.data.types import doc_id_for
+from lamina.engine.deployment import Deployment, Slot
+from lamina.engine.events import Choice
+from lamina.engine.upstream import UpstreamError
 from lamina.models.types import Usage, message_text
 from lamina.rag.answer import Answer, Answerer
 from lamina.rag.citations import find_markers
@@ -39,8 +42,6 @@ from lamina.serve.openai.serving_generate import completion_response, json_respo
 from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
-from lamina.serve.upstreams.gateway import Choice, Deployment, Slot
-from lamina.serve.upstreams.upstream import UpstreamError
 
 MEMORY_TURNS = 3
 T = TypeVar("T")
@@ -87,7 +88,7 @@ async def grounded_chat(
         max_tokens=_first(asked.max_tokens, gen_request.max_tokens),
         user=asked.user,
     )
-    slot = await admission(state, principal, dep, gen_request, ctx, client_timeout(request))
+    slot = await admission(state, principal, dep, gen_request, meter, client_timeout(request))
     run = answerer.run(question, sources, gen_request)
     used, first, rest = await stream_with_fallbacks(state, dep, gen_request, meter)
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from lamina.engine.events import Choice
 from lamina.models.types import Usage
 from lamina.serve.openai.protocol import (
     ChatCompletionChunk,
@@ -25,7 +26,6 @@ from lamina.serve.openai.protocol import (
     ErrorResponse,
     UsageInfo,
 )
-from lamina.serve.upstreams.gateway import Choice
 
 DONE = b"data: [DONE]\n\n"
 CACHE_HEADER = "x-lamina-cache"  # hit or miss, on requests the cache can answer

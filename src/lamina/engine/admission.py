@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from lamina.serve.errors import too_many
+from lamina.errors import Overloaded
 
 OUTPUT_WEIGHT = 2.0  # VTC: an output token costs the server about twice an input token
 EWMA = 0.2  # weight of the newest sample in the service-time estimate
@@ -118,11 +118,7 @@ class FairQueue:
         return Ticket(self, tenant, tokens, time.monotonic() - began)
 
     def _refuse(self, why: str, wait: float) -> None:
-        raise too_many(
-            f"model {self.model} is overloaded: {why}; retry later",
-            max(1.0, math.ceil(wait)),
-            code="model_busy",
-        )
+        raise Overloaded(f"model {self.model} is overloaded: {why}; retry later", max(1.0, math.ceil(wait)))
 
     def _activate(self, tenant: str) -> None:
         """VTC's lift: a tenant with nothing waiting or running starts level with the backlogged."""

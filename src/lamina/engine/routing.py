@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lamina.engine.upstream import Upstream, UpstreamError
 from lamina.models import retry as policy
-from lamina.serve.upstreams.upstream import Upstream, UpstreamError
 
 State = Literal["closed", "open", "half_open"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lamina.backends import choose
+from lamina.engine.http import HttpUpstream
+from lamina.engine.upstream import Upstream
 from lamina.errors import ModelUnavailable
-from lamina.serve.upstreams.http import HttpUpstream
-from lamina.serve.upstreams.upstream import Upstream
 
 UpstreamFactory = Callable[[str, str | None, float, float], Upstream]
 
@@ -30,7 +30,7 @@ def _http(url: str, key: str | None, timeout_s: float, connect_timeout_s: float)
 
 
 def _memory(url: str, key: str | None, timeout_s: float, connect_timeout_s: float) -> Upstream:
-    from lamina.serve.upstreams.memory import MemoryUpstream
+    from lamina.engine.memory import MemoryUpstream
 
     return MemoryUpstream(url)
 
@@ -38,5 +38,5 @@ def _memory(url: str, key: str | None, timeout_s: float, connect_timeout_s: floa
 SCHEMES: dict[str, UpstreamFactory] = {
     "http": _http,
     "https": _http,
-    "memory": _memory,  # in this process, for tests (serve/upstreams/memory.py)
+    "memory": _memory,  # in this process, for tests (engine/memory.py)
 }

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 
+from lamina.engine.upstream import UpstreamError
 from lamina.models.retry import parse_retry_after
-from lamina.serve.upstreams.upstream import UpstreamError
 from lamina.sse import StreamError, aevents, error_message
 
 

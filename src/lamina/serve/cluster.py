@@ -21,8 +21,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from lamina.engine.gateway import ModelGateway
+from lamina.engine.routing import Breaker
 from lamina.serve.redislink import RedisLink
-from lamina.serve.upstreams.routing import Breaker
 
 SYNC_S = 0.5
 ROSTER_S = 3.0
@@ -87,3 +88,17 @@ class Cluster:
             self.link.client.zrem(self.link.key("replicas"), self.replica)
         except self.link.errors as exc:
             self.link.failed(exc)
+
+
+def shared_breakers(gateway: ModelGateway) -> dict[str, Breaker]:
+    """Every loaded endpoint's breaker, by the key replicas know it by."""
+    return {breaker_key(n, e.url): e.breaker for n, d in gateway.deployments.items() for e in d.endpoints}
+
+
+def apply_view(gateway: ModelGateway, view: View) -> None:
+    """What the other replicas said (``Cluster.exchange``): their open breakers, our share of capacity."""
+    for key, breaker in shared_breakers(gateway).items():
+        if key in view.open_s:
+            breaker.opened_elsewhere(view.open_s[key])
+    for dep in gateway.deployments.values():
+        dep.queue.resize(share(gateway.settings.serve.max_inflight, view.replicas, view.rank))

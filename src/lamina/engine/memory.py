@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+from lamina.engine.upstream import UpstreamError
 from lamina.errors import ConfigError
-from lamina.serve.upstreams.upstream import UpstreamError
 
 # (path, body) -> a JSON answer; for a stream, a list of chunks. Raise UpstreamError to fail.
 Handler = Callable[[str, dict[str, Any]], dict[str, Any] | list[dict[str, Any]]]
@@ -32,7 +32,7 @@ class MemoryUpstream:
         self.base_url = base_url
         name = base_url.removeprefix("memory://").strip("/")
         if name not in _HANDLERS:
-            raise ConfigError(f"no in-memory upstream {name!r} is registered (lamina.serve.upstreams.memory)")
+            raise ConfigError(f"no in-memory upstream {name!r} is registered (lamina.engine.memory)")
         self._handler = _HANDLERS[name]
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
