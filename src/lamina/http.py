@@ -7,14 +7,19 @@ import os
 from lamina.errors import ModelUnavailable
 
 
-def bearer_headers(api_key_env: str | None, setting: str) -> dict[str, str]:
-    """An ``Authorization`` header from the environment variable ``api_key_env`` names, if any.
-
-    ``setting`` is the configuration key that named it, so the error says what to fix.
+def api_key(api_key_env: str | None, setting: str) -> str | None:
+    """The key in the environment variable ``api_key_env`` names (None when none is named): the one
+    reader of a key. ``setting`` is the configuration key that named it, so the error says what to fix.
     """
     if not api_key_env:
-        return {}
+        return None
     key = os.environ.get(api_key_env)
     if not key:
         raise ModelUnavailable(f"{setting} names {api_key_env}, which is not set")
-    return {"Authorization": f"Bearer {key}"}
+    return key
+
+
+def bearer_headers(api_key_env: str | None, setting: str) -> dict[str, str]:
+    """An ``Authorization`` header from the environment variable ``api_key_env`` names, if any."""
+    key = api_key(api_key_env, setting)
+    return {"Authorization": f"Bearer {key}"} if key else {}

@@ -17,6 +17,7 @@ import httpx
 from lamina.client._transport import Call
 from lamina.client.errors import APIStreamError, connection_error, error_fields
 from lamina.client.types import Answer
+from lamina.engine.events import Collector, pieces_of
 from lamina.sse import EventDecoder, StreamError
 
 JSON = dict[str, Any]
@@ -102,11 +103,21 @@ class AnswerBuilder:
         self.model = model
         self.request_id = request_id
         self.parts: list[str] = []
-        self.message: JSON = {}
         self.usage: JSON | None = None
-        self.finish_reason: str | None = None
         self.id: str | None = None
         self._decoder = EventDecoder()
+        self._collected = Collector()  # the engine's one reader of streamed chunks
+
+    @property
+    def message(self) -> JSON:
+        """The first choice's message so far: its text, and what else it carries (citations…)."""
+        choices = self._collected.choices
+        return choices[0].message if choices else {"role": "assistant", "content": None}
+
+    @property
+    def finish_reason(self) -> str | None:
+        choices = self._collected.choices
+        return (choices[0].finish_reason or None) if choices else None
 
     @property
     def done(self) -> bool:
@@ -129,11 +140,9 @@ class AnswerBuilder:
         self.id, self.model = data.get("id", self.id), data.get("model", self.model)
         self.usage = data.get("usage") or self.usage
         text = ""
-        for choice in data.get("choices") or []:
-            delta: JSON = choice.get("delta") or {}
-            self.finish_reason = choice.get("finish_reason") or self.finish_reason
-            self.message |= {k: v for k, v in delta.items() if k not in ("content", "role")}
-            text += delta.get("content") or ""
+        for piece in pieces_of(data):
+            self._collected.add(piece)
+            text += piece.text if piece.index == 0 else ""
         self.parts.append(text)
         return text
 

@@ -20,14 +20,14 @@ from opentelemetry import trace
 
 from lamina.config import ModelSettings
 from lamina.engine.admission import FairQueue, Ticket
-from lamina.engine.events import Choice, Piece, Result
+from lamina.engine.events import Piece, Result, choice_of, pieces_of, usage_of
 from lamina.engine.meter import Meter
 from lamina.engine.routing import Endpoint, backoff, pick, retryable
 from lamina.engine.upstream import UpstreamError
 from lamina.errors import Unsupported
 from lamina.models.base import Model
 from lamina.models.prompts import CHAT_AS_COMPLETION_STOP, chat_as_completion
-from lamina.models.types import GenerationRequest, Usage
+from lamina.models.types import GenerationRequest
 from lamina.telemetry import tracer
 
 T = TypeVar("T")
@@ -146,8 +146,9 @@ class Deployment:
                 raise UpstreamError(f"no answer within {self.spec.timeout_s:g}s") from None
 
         data = await self._attempts(post)
-        choices = [_choice(c, i, self.transcript(request)) for i, c in enumerate(data.get("choices") or [{}])]
-        return Result(choices, _usage(data.get("usage")))
+        transcript = self.transcript(request)
+        choices = [choice_of(c, i, transcript) for i, c in enumerate(data.get("choices") or [{}])]
+        return Result(choices, usage_of(data.get("usage")))
 
     def transcript(self, request: GenerationRequest) -> bool:
         """A chat request to a base model: its answer follows "Assistant:" with a space to drop."""
@@ -177,7 +178,7 @@ class Deployment:
                 async for chunk in chunks:
                     if time.monotonic() > deadline:
                         raise UpstreamError(f"the model took longer than {self.spec.timeout_s:g}s")
-                    for piece in _pieces(chunk):
+                    for piece in pieces_of(chunk):
                         if piece.index in strip and "content" in piece.delta:
                             # until the first visible text, as ``generate`` does
                             piece.delta["content"] = piece.text.lstrip()
@@ -206,56 +207,12 @@ def _attempt_span(endpoint: Endpoint, attempt: int) -> AbstractContextManager[tr
     )
 
 
-def _choice(data: dict[str, Any], position: int, transcript: bool) -> Choice:
-    """A choice of a (chat or text) completion response as a chat message."""
-    if "message" in data:
-        message = dict(data["message"] or {})
-    else:
-        message = {"role": "assistant", "content": data.get("text") or ""}
-    message.setdefault("role", "assistant")
-    if transcript and isinstance(message.get("content"), str):
-        message["content"] = message["content"].lstrip()
-    index = data.get("index")
-    return Choice(
-        message,
-        data.get("finish_reason") or "stop",
-        index if isinstance(index, int) else position,
-        data.get("logprobs") or None,
-    )
-
-
-def _pieces(chunk: dict[str, Any]) -> list[Piece]:
-    """An OpenAI stream chunk (chat or text completion) as pieces, one per choice it carries (usage
-    comes as a piece of its own); none for an empty chunk."""
-    pieces = []
-    for position, choice in enumerate(chunk.get("choices") or []):
-        if "delta" in choice:
-            delta = {k: v for k, v in (choice.get("delta") or {}).items() if k != "role" and v is not None}
-        else:
-            delta = {"content": choice["text"]} if choice.get("text") else {}
-        index = choice.get("index")
-        logprobs = choice.get("logprobs") or None
-        if delta or logprobs or choice.get("finish_reason"):
-            pieces.append(
-                Piece(
-                    delta,
-                    choice.get("finish_reason"),
-                    None,
-                    index if isinstance(index, int) else position,
-                    logprobs,
-                )
-            )
-    if chunk.get("usage"):
-        pieces.append(Piece(usage=_usage(chunk["usage"])))
-    return pieces
-
-
 async def _until_first_token(chunks: AsyncGenerator[dict[str, Any], None]) -> list[dict[str, Any]]:
     """Chunks up to the first that carries content or a finish (a role-only chunk is not a token)."""
     head: list[dict[str, Any]] = []
     async for chunk in chunks:
         head.append(chunk)
-        if any(p.delta or p.finish_reason for p in _pieces(chunk)):
+        if any(p.delta or p.finish_reason for p in pieces_of(chunk)):
             break
     return head
 
@@ -266,9 +223,3 @@ async def _prepend(head: list[T], rest: AsyncGenerator[T, None]) -> AsyncGenerat
             yield item
         async for item in rest:
             yield item
-
-
-def _usage(data: Any) -> Usage:
-    if not isinstance(data, dict):
-        return Usage()
-    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))

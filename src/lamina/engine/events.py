@@ -6,7 +6,7 @@ generations as these; nothing else interprets an upstream's chunks (``deployment
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lamina.models.types import Usage
@@ -95,11 +95,14 @@ class Collector:
         if piece.finish_reason:
             choice.finish_reason = piece.finish_reason
 
+    @property
+    def choices(self) -> list[Choice]:
+        """The choices so far, as they stand (a choice not finished yet has finish_reason "")."""
+        return [self._choices[i] for i in sorted(self._choices)]
+
     def result(self) -> Result:
-        choices = [self._choices[i] for i in sorted(self._choices)]
-        for choice in choices:
-            choice.finish_reason = choice.finish_reason or "stop"
-        return Result(choices, self.usage)
+        """The whole result (a choice the stream never finished says "stop", as servers do)."""
+        return Result([replace(c, finish_reason=c.finish_reason or "stop") for c in self.choices], self.usage)
 
 
 def _merge_calls(calls: list[dict[str, Any]], pieces: list[dict[str, Any]]) -> None:
@@ -129,3 +132,53 @@ def _merge_logprobs(whole: dict[str, Any] | None, piece: dict[str, Any]) -> dict
         elif key not in merged or merged[key] is None:
             merged[key] = value
     return merged
+
+
+def choice_of(data: dict[str, Any], position: int, transcript: bool) -> Choice:
+    """A choice of a (chat or text) completion response as a chat message."""
+    if "message" in data:
+        message = dict(data["message"] or {})
+    else:
+        message = {"role": "assistant", "content": data.get("text") or ""}
+    message.setdefault("role", "assistant")
+    if transcript and isinstance(message.get("content"), str):
+        message["content"] = message["content"].lstrip()
+    index = data.get("index")
+    return Choice(
+        message,
+        data.get("finish_reason") or "stop",
+        index if isinstance(index, int) else position,
+        data.get("logprobs") or None,
+    )
+
+
+def pieces_of(chunk: dict[str, Any]) -> list[Piece]:
+    """An OpenAI stream chunk (chat or text completion) as pieces, one per choice it carries (usage
+    comes as a piece of its own); none for an empty chunk."""
+    pieces = []
+    for position, choice in enumerate(chunk.get("choices") or []):
+        if "delta" in choice:
+            delta = {k: v for k, v in (choice.get("delta") or {}).items() if k != "role" and v is not None}
+        else:
+            delta = {"content": choice["text"]} if choice.get("text") else {}
+        index = choice.get("index")
+        logprobs = choice.get("logprobs") or None
+        if delta or logprobs or choice.get("finish_reason"):
+            pieces.append(
+                Piece(
+                    delta,
+                    choice.get("finish_reason"),
+                    None,
+                    index if isinstance(index, int) else position,
+                    logprobs,
+                )
+            )
+    if chunk.get("usage"):
+        pieces.append(Piece(usage=usage_of(chunk["usage"])))
+    return pieces
+
+
+def usage_of(data: Any) -> Usage:
+    if not isinstance(data, dict):
+        return Usage()
+    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))

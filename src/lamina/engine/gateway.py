@@ -9,8 +9,8 @@ from lamina.engine.admission import FairQueue
 from lamina.engine.deployment import Deployment
 from lamina.engine.factory import make_upstream
 from lamina.engine.routing import Breaker, Endpoint
-from lamina.engine.upstream import api_key
 from lamina.errors import UnknownModel
+from lamina.http import api_key
 from lamina.models.registry import ModelRegistry
 
 
@@ -63,7 +63,7 @@ class ModelGateway:
     def _endpoint(spec: ModelSettings, url: str, weight: float, key_env: str | None, name: str) -> Endpoint:
         upstream = make_upstream(
             url,
-            api_key=api_key(name, key_env),
+            api_key=api_key(key_env, f"model {name}: api_key_env"),
             timeout_s=spec.timeout_s,
             connect_timeout_s=spec.connect_timeout_s,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -32,10 +33,27 @@ if TYPE_CHECKING:
 Cleanup = Callable[[], Awaitable[None]]
 
 
-class Meter:
+@dataclass(eq=False)
+class Cleanups:
+    """What to run when something is over (a generation, a request), however it ended: a stream
+    closed, a queue slot given back, a span ended. Each runs once, in the order registered."""
+
+    _cleanups: list[Cleanup] = field(default_factory=list, repr=False, kw_only=True)
+
+    def on_exit(self, cleanup: Cleanup) -> None:
+        self._cleanups.append(cleanup)
+
+    async def close(self) -> None:
+        cleanups, self._cleanups = self._cleanups, []
+        for cleanup in cleanups:
+            await cleanup()
+
+
+class Meter(Cleanups):
     """One generation's account, kept up to date by the engine until ``close``."""
 
     def __init__(self, model: str) -> None:
+        super().__init__()
         self.model = model  # the model that answered (a fallback's name if one did)
         self.usage = Usage()
         self.finish_reasons: list[str] = []
@@ -46,17 +64,6 @@ class Meter:
         self.error_type: str | None = None
         self.span: trace.Span = trace.INVALID_SPAN
         self.upstream_began = time.perf_counter()
-        self._cleanups: list[Cleanup] = []
-
-    def on_exit(self, cleanup: Cleanup) -> None:
-        """Run ``cleanup`` when the generation is over, however it ended."""
-        self._cleanups.append(cleanup)
-
-    async def close(self) -> None:
-        """Run the cleanups, each once, in the order they were registered."""
-        cleanups, self._cleanups = self._cleanups, []
-        for cleanup in cleanups:
-            await cleanup()
 
     def queued(self, seconds: float) -> None:
         self.queue_s = seconds

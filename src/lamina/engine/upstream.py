@@ -14,11 +14,8 @@ cancels work).
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol
-
-from lamina.errors import ModelUnavailable
 
 
 class UpstreamError(Exception):
@@ -42,13 +39,3 @@ class Upstream(Protocol):
     async def alive(self) -> bool: ...
 
     async def aclose(self) -> None: ...
-
-
-def api_key(model: str, env: str | None) -> str | None:
-    """A remote endpoint's key, read from the environment variable its configuration names."""
-    if not env:
-        return None
-    key = os.environ.get(env)
-    if not key:
-        raise ModelUnavailable(f"model {model}: api_key_env {env} is not set")
-    return key

@@ -91,6 +91,7 @@ class ConfiguredModel:
         params = request_params(request)
         if request.json_schema is not None:
             params.update(self.schema_fields(request.json_schema, chat=request.messages is not None))
+        params["max_tokens"] = max_tokens(request, self.settings)
         return request_body(self.name, self.settings, params, stream=stream)
 
     def schema_fields(self, schema: dict[str, Any], *, chat: bool) -> dict[str, Any]:
@@ -148,11 +149,15 @@ def request_params(request: GenerationRequest) -> dict[str, Any]:
     return params
 
 
+def max_tokens(request: GenerationRequest, spec: ModelSettings) -> int:
+    """The most tokens one answer may have: the request's, else the model's (the one place)."""
+    return request.max_tokens or spec.max_tokens
+
+
 def request_body(name: str, spec: ModelSettings, params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
-    """The one place a request body is made, for the model layer and the gateway alike: the model's
-    configured sampling defaults under the request's own parameters (OpenAI's names; None = unset)."""
+    """The one place a request body is made: the model's configured sampling defaults under the
+    request's own parameters (OpenAI's names; None = unset; ``max_tokens`` decided by ``max_tokens``)."""
     body: dict[str, Any] = {
-        "max_tokens": spec.max_tokens,
         "temperature": spec.temperature,
         "top_p": spec.top_p,
     }

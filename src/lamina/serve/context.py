@@ -10,18 +10,16 @@ ended. It knows nothing of ASGI, so the engine side (gateway, admission, limits)
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from lamina.engine.meter import Cleanups
 from lamina.models.types import Usage
 from lamina.serve.policy.counters import Charge
 from lamina.serve.policy.keys import Principal
 
-Cleanup = Callable[[], Awaitable[None]]
-
 
 @dataclass(eq=False)
-class RequestContext:
+class RequestContext(Cleanups):
     request_id: str
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
@@ -39,17 +37,6 @@ class RequestContext:
     cache_miss: bool = False  # a request the cache could have answered, and did not
     reservation: list[Charge] = field(default_factory=list)  # settled to the real cost at the end
     hold: str = ""  # the reservation's name in the counter store
-    _cleanups: list[Cleanup] = field(default_factory=list, repr=False)
-
-    def on_exit(self, cleanup: Cleanup) -> None:
-        """Run ``cleanup`` when the request is over, however it ended (a stream never started included)."""
-        self._cleanups.append(cleanup)
-
-    async def close(self) -> None:
-        """Run the cleanups, each once, in the order they were registered."""
-        cleanups, self._cleanups = self._cleanups, []
-        for cleanup in cleanups:
-            await cleanup()
 
     @property
     def usage(self) -> Usage:

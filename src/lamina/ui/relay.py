@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 from fastapi import Request
 
-from lamina.sse import StreamError, aevents
+from lamina.client._answers import AnswerBuilder
+from lamina.client.errors import APIStreamError
 
 CONNECT_S = 10.0
 READ_S = 600.0  # a slow local model on a small machine may pause long between tokens
@@ -60,13 +61,11 @@ def _error_message(body: bytes, status: int) -> str:
 
 
 async def chat_stream(base_url: str, key: str, body: dict[str, Any]) -> AsyncGenerator[Event, None]:
-    """Deltas as they arrive, then one ``Final`` (or one ``Failed``)."""
+    """Deltas as they arrive, then one ``Final`` (or one ``Failed``); the chunks are read by the
+    SDK's reader (itself the engine's), so the UI interprets nothing of the wire format itself."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     timeout = httpx.Timeout(READ_S, connect=CONNECT_S)
-    shown: list[str] = []
-    citations: list[dict[str, Any]] = []
-    grounding: dict[str, Any] = {}
-    model = str(body.get("model", ""))
+    reader = AnswerBuilder(str(body.get("collection") or ""), str(body.get("model", "")), None)
     try:
         async with (
             httpx.AsyncClient(base_url=base_url, timeout=timeout) as client,
@@ -77,19 +76,21 @@ async def chat_stream(base_url: str, key: str, body: dict[str, Any]) -> AsyncGen
             if resp.status_code != 200:
                 yield Failed(_error_message(await resp.aread(), resp.status_code))
                 return
-            async for chunk in aevents(resp.aiter_lines()):
-                model = chunk.get("model") or model
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if text := delta.get("content"):
-                        shown.append(text)
-                        yield Delta(text)
-                    citations = delta.get("citations", citations)
-                    grounding = delta.get("grounding", grounding)
-    except StreamError as exc:
-        yield Failed("the answer stream ended early" if exc.incomplete else str(exc), "".join(shown))
+            async for line in resp.aiter_lines():
+                if text := reader.feed(line):
+                    yield Delta(text)
+                if reader.done:
+                    break
+    except APIStreamError as exc:
+        yield Failed(str(exc), "".join(reader.parts))
         return
     except httpx.HTTPError as exc:
-        yield Failed(f"could not reach the model: {type(exc).__name__}", "".join(shown))
+        yield Failed(f"could not reach the model: {type(exc).__name__}", "".join(reader.parts))
         return
-    yield Final("".join(shown), model, citations, grounding)
+    if not reader.done:
+        yield Failed("the answer stream ended early", "".join(reader.parts))
+        return
+    message = reader.message
+    yield Final(
+        "".join(reader.parts), reader.model, message.get("citations") or [], message.get("grounding") or {}
+    )

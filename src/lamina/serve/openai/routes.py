@@ -21,7 +21,7 @@ from lamina.serve.openai.protocol import (
     ErrorResponse,
     ModelList,
 )
-from lamina.serve.openai.serving import RAG_PREFIX, deployment_for
+from lamina.serve.openai.serving import RAG_PREFIX, deployment_for, rag_model
 from lamina.serve.openai.serving_embedding import embeddings, list_models
 from lamina.serve.openai.serving_generate import generate
 from lamina.serve.openai.serving_rag import grounded_chat
@@ -78,7 +78,7 @@ async def chat_completions(
     model = body.model
     if model.startswith(RAG_PREFIX):
         collection = collection or model.removeprefix(RAG_PREFIX)
-        model = state.settings.serve.rag_models.get(collection, state.settings.default_model)
+        model = rag_model(state, collection)
     dep = await deployment_for(state, principal, model)
     if collection:
         return await grounded_chat(request, ctx, state, principal, dep, body, collection)

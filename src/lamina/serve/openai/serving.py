@@ -28,6 +28,12 @@ from lamina.telemetry import REQUEST_MODEL, tracer
 RAG_PREFIX = "rag:"
 
 
+def rag_model(state: ServerState, collection: str) -> str:
+    """The model that answers from ``collection`` (``rag:NAME``, or ``collection`` given): the one
+    place this is decided, for the answer and for the model list alike."""
+    return state.settings.serve.rag_models.get(collection, state.settings.default_model)
+
+
 async def deployment_for(state: ServerState, principal: Principal, model: str) -> Deployment:
     if model not in state.gateway.names:
         raise APIError(

@@ -18,7 +18,7 @@ from lamina.serve.openai.protocol import (
     ModelCard,
     ModelList,
 )
-from lamina.serve.openai.serving import RAG_PREFIX
+from lamina.serve.openai.serving import RAG_PREFIX, rag_model
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 from lamina.telemetry import INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
@@ -87,9 +87,12 @@ async def list_models(state: ServerState, principal: Principal) -> ModelList:
     for name in embedding_names(state)[:1]:
         if principal.may_use(name):
             data.append(_model(name, "embedding"))
-    if principal.may_use(state.settings.default_model):
-        infos = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collections)
-        data += [_model(RAG_PREFIX + c.name, "rag", collection=c.name) for c in infos]
+    infos = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collections)
+    data += [
+        _model(RAG_PREFIX + c.name, "rag", collection=c.name)
+        for c in infos
+        if principal.may_use(rag_model(state, c.name))
+    ]
     return ModelList(data=data)
 
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from lamina.data.types import doc_id_for
-from lamina.engine.deployment import Deployment, Slot
-from lamina.engine.events import Choice
+from lamina.engine.deployment import Deployment
+from lamina.engine.events import Choice, Result
 from lamina.engine.upstream import UpstreamError
 from lamina.models.types import Usage, message_text
 from lamina.rag.answer import Answer, Answerer
@@ -31,6 +31,7 @@ from lamina.serve.errors import bad_request
 from lamina.serve.jobs.uploads import content_url, public_source
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.rag_cache import CachedAnswer, lookup
+from lamina.serve.openai.responses import cache_value, cached_response, framed, sse_response, whole_response
 from lamina.serve.openai.serving import (
     Metered,
     admission,
@@ -38,8 +39,7 @@ from lamina.serve.openai.serving import (
     stream_with_fallbacks,
     upstream_error,
 )
-from lamina.serve.openai.serving_generate import completion_response, json_response
-from lamina.serve.openai.streaming import DONE, SSE_HEADERS, ChunkWriter, error_event
+from lamina.serve.openai.streaming import ChunkWriter
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
 
@@ -62,11 +62,8 @@ async def grounded_chat(
     coll = await asyncio.to_thread(state.tenants.workspace(principal.tenant).collection, collection)
     cached = await lookup(state, principal, dep, body, coll, question, first_question=not history)
     if cached.hit is not None:
-        hit = cached.hit
-        ctx.cached = True
-        ctx.model = hit["model"]
-        usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
-        return _message_response(body, hit["model"], hit["message"], usage, cached.headers or {})
+        options = {"stream": body.stream, "include_usage": body.include_usage}
+        return cached_response(ctx, "chat", cached.hit, **options, headers=cached.headers)
     headers = cached.headers or {}
     ctx.cache_miss = bool(headers)
     answerer = Answerer(coll, dep.llm, state.settings.rag, k=body.k, memory_turns=MEMORY_TURNS)
@@ -111,7 +108,6 @@ async def grounded_chat(
                 return
 
     async def final() -> tuple[str, Answer]:
-        meter.upstream(time.perf_counter() - meter.upstream_began)
         tail, answer = await asyncio.to_thread(run.finish, used.name)  # counts usage the stream did not say
         meter.record(answer.usage)
         await slot.release()
@@ -124,38 +120,22 @@ async def grounded_chat(
                 pass
         except UpstreamError as exc:
             raise upstream_error(exc, used.name) from None
+        finally:
+            meter.upstream(time.perf_counter() - meter.upstream_began)
         _, answer = await final()
         return _answer_response(body, used.name, answer, links, meter, headers)
     writer = ChunkWriter("chat", used.name, include_usage=body.include_usage)
-    return StreamingResponse(
-        _stream(writer, texts(), final, links, meter, slot),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS | headers,
-    )
 
-
-async def _stream(
-    writer: ChunkWriter,
-    texts: AsyncIterator[str],
-    final: Callable[[], Awaitable[tuple[str, Answer]]],
-    links: _Links,
-    meter: Metered,
-    slot: Slot,
-) -> AsyncIterator[bytes]:
-    yield writer.role()
-    try:
-        async for text in texts:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield writer.role()
+        async for text in texts():
             yield writer.delta({"content": text})
+
+    async def ending() -> tuple[list[bytes], Usage]:
         tail, answer = await final()
-    except UpstreamError as exc:
-        await slot.release()
-        meter.failed("upstream_error")
-        yield error_event(f"model {slot.model} failed mid-stream: {exc}")
-        return
-    yield writer.delta({"content": tail, **links.grounding(answer)}, "stop")
-    if writer.include_usage:
-        yield writer.usage(answer.usage)
-    yield DONE
+        return [writer.delta({"content": tail, **links.grounding(answer)}, "stop")], answer.usage
+
+    return sse_response(framed(writer, meter, slot, chunks(), ending), headers)
 
 
 def _first(value: T | None, default: T | None) -> T | None:
@@ -274,18 +254,13 @@ def _answer_response(
 def _remember(state: ServerState, cached: CachedAnswer, links: _Links, answer: Answer, model: str) -> None:
     """Keep an answer for the response and semantic caches (an empty one is not worth keeping)."""
     if answer.answer:
-        value = {"message": links.message(answer), "usage": answer.usage.to_dict(), "model": model}
-        cached.store(state, value)
+        result = Result([Choice(links.message(answer), "stop")], answer.usage)
+        cached.store(state, cache_value(result, model))
 
 
 def _message_response(
     body: ChatCompletionRequest, model: str, message: dict[str, Any], usage: Usage, headers: dict[str, str]
 ) -> Response:
     """A whole answer, as one response or as one replayed stream (citations in its content chunk)."""
-    choices = [Choice(message, "stop")]
-    if not body.stream:
-        return json_response(completion_response("chat", model, choices, usage), headers)
-    writer = ChunkWriter("chat", model, include_usage=body.include_usage)
-    return StreamingResponse(
-        writer.replay(choices, usage), media_type="text/event-stream", headers=SSE_HEADERS | headers
-    )
+    options = {"stream": body.stream, "include_usage": body.include_usage}
+    return whole_response("chat", model, [Choice(message, "stop")], usage, **options, headers=headers)

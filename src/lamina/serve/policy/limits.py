@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lamina.config import LimitSettings, ModelSettings, Settings
+from lamina.models.base import max_tokens
 from lamina.models.types import GenerationRequest
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import APIError
@@ -40,7 +41,7 @@ def worst_case_tokens(request: GenerationRequest, spec: ModelSettings) -> tuple[
             for m in request.messages
         ) + TEMPLATE_TOKENS * len(request.messages)
     prompt_tokens += len(json.dumps(request.tools)) if request.tools else 0
-    return prompt_tokens, int(request.max_tokens or spec.max_tokens) * request.choices
+    return prompt_tokens, max_tokens(request, spec) * request.choices
 
 
 def _content_tokens(content: str | list[dict[str, Any]] | None, spec: ModelSettings) -> int:
