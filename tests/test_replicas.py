@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from lamina.config import LimitSettings, load_settings
@@ -296,3 +297,39 @@ def test_with_redis_stopped_requests_answer_budgets_refuse_and_all_recovers(clus
     finally:
         if cluster.redis.proc is None:
             cluster.redis.start()
+
+
+def test_an_agent_loop_spans_the_replicas(cluster: Cluster, stub: StubUpstream) -> None:
+    """The tool call comes through one replica, the tool result goes through the other; a repeat of
+    the first turn is the shared (Redis) cache's, tool calls included."""
+    tools: list[Any] = [
+        {
+            "type": "function",
+            "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
+    question: list[Any] = [{"role": "user", "content": "Look it up."}]
+    a, b = (
+        openai.OpenAI(base_url=s.base_url, api_key=cluster.keys["admin"], max_retries=0, timeout=30)
+        for s in (cluster.a, cluster.b)
+    )
+    first = a.chat.completions.create(model="stub", messages=question, tools=tools, temperature=0)
+    calls = first.choices[0].message.tool_calls
+    assert first.choices[0].finish_reason == "tool_calls" and calls
+    turn: list[Any] = [
+        *question,
+        {"role": "assistant", "content": None, "tool_calls": [c.model_dump() for c in calls]},
+        {"role": "tool", "tool_call_id": calls[0].id, "content": "found"},
+    ]
+    final = b.chat.completions.create(model="stub", messages=turn, tools=tools)
+    assert final.choices[0].message.content
+    sent = stub.client.get("/_requests").json()[-1]["body"]
+    assert sent["messages"][1]["tool_calls"][0]["id"] == calls[0].id
+    assert sent["messages"][2]["tool_call_id"] == calls[0].id
+    with cluster.client(cluster.b) as http:
+        again = http.post(
+            "/v1/chat/completions",
+            json={"model": "stub", "messages": question, "tools": tools, "temperature": 0},
+        )
+    assert again.headers["x-lamina-cache"] == "hit"
+    assert again.json()["choices"][0]["message"]["tool_calls"][0]["id"] == calls[0].id

@@ -15,7 +15,9 @@ import httpx
 import openai
 import pytest
 
-from lamina.config import LimitSettings
+from lamina.config import LimitSettings, ModelSettings
+from lamina.models.types import GenerationRequest
+from lamina.serve.policy.limits import worst_case_tokens
 from lamina.testing.server import LaminaServer, free_port
 from lamina.testing.stub_upstream import StubUpstream
 
@@ -300,3 +302,35 @@ def test_tools_to_a_template_that_cannot_render_them_are_refused(agents: Agents)
     assert "chat template" in error["message"]
     answer = agents.client().chat.completions.create(model="local", messages=QUESTION, max_tokens=4)
     assert answer.choices[0].message.content is not None  # the same model without tools answers
+
+
+def test_response_format_reaches_the_model_and_metrics_count_tool_calls(agents: Agents) -> None:
+    schema: Any = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "weather",
+            "schema": {"type": "object", "properties": {"t": {"type": "number"}}},
+        },
+    }
+    agents.client().chat.completions.create(model="agent", messages=QUESTION, response_format=schema)
+    assert agents.last()["response_format"] == schema
+    agents.client().chat.completions.create(model="agent", messages=QUESTION, tools=TOOLS)
+    admin = {"Authorization": f"Bearer {agents.keys['admin']}"}
+    metrics = httpx.get(agents.server.root + "/metrics", headers=admin, timeout=10).text
+    line = 'lamina:request_success_total{finished_reason="tool_calls",model="agent"}'
+    assert any(m.startswith(line) for m in metrics.splitlines()), metrics[:2000]
+
+
+def test_a_budget_reserves_for_images_tools_and_every_choice() -> None:
+    spec = ModelSettings(backend="openai", base_url="http://x/v1", max_tokens=100, image_tokens=1000)
+    plain = GenerationRequest(messages=[{"role": "user", "content": "hi"}])
+    image: Any = {"type": "image_url", "image_url": {"url": IMAGE}}
+    seeing = GenerationRequest(
+        messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}, image]}]
+    )
+    prompt, completion = worst_case_tokens(plain, spec)
+    assert (prompt, completion) == (2 + 16, 100)
+    assert worst_case_tokens(seeing, spec)[0] == prompt + 1000  # the image at its bound, not its base64
+    tooled = GenerationRequest(messages=[{"role": "user", "content": "hi"}], tools=TOOLS)
+    assert worst_case_tokens(tooled, spec)[0] == prompt + len(json.dumps(TOOLS))
+    assert worst_case_tokens(GenerationRequest(prompt=["a", "b"], n=3, max_tokens=10), spec) == (2 + 32, 60)

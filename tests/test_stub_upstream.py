@@ -9,6 +9,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,8 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from lamina.bench.gateway import bench_gateway, percentile
+from lamina.bench.gateway_process import lamina_gateway
+from lamina.bench.gateway_scenarios import stub_model
 from lamina.testing.loopback import PassthroughProxy
 from lamina.testing.stub_upstream import StubUpstream
 
@@ -232,6 +235,7 @@ def test_bench_gateway_shape(stub: StubUpstream) -> None:
         stream_n=10,
         block_s=0.2,
         warmup_s=0.1,
+        apis=(),  # the stub speaks chat completions only; see the next test
     )
     json.dumps(result, allow_nan=False)
     for phase in ("sequential", "open_loop", "stream_ttft"):
@@ -247,3 +251,20 @@ def test_bench_gateway_shape(stub: StubUpstream) -> None:
     assert result["max_rate"]["max_sustained_rate"] in (None, 50, 100)
     stats = stub.stats()
     assert stats["responses"] == {"200": stats["total"]} and stats["total"] > 200
+
+
+def test_bench_gateway_measures_every_api_through_lamina(stub: StubUpstream, tmp_path: Path) -> None:
+    """The ``apis`` phase on a real Lamina: chat completions, Responses and Messages all answer,
+    whole and streamed, each beside the direct call; no timing claims."""
+    config = "[serve]\nmax_inflight = 64\n\n" + stub_model("stub", stub.base_url)
+    with lamina_gateway(tmp_path, config, {"bench": ["--admin"]}) as gateway:
+        result = bench_gateway(
+            stub.base_url, gateway.root + "/v1", "x", gateway.keys["bench"], "stub", "stub",
+            duration_s=0.2, rate=50, rates=(50,), sequential_n=10, stream_n=5, block_s=0.1, warmup_s=0.05,
+        )  # fmt: skip
+    apis = result["apis"]
+    for phase, n in (("whole", 10), ("stream_ttft", 5)):
+        for api in ("chat", "responses", "messages"):
+            side = apis[phase][api]
+            assert side["errors"] == {} and side["requests"] == n, (phase, api, side)
+            assert set(side["added"]) == {"p50_ms", "p95_ms", "p99_ms", "mean_ms"}

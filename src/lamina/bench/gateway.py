@@ -9,16 +9,20 @@ the generator's CPU is never charged to either side. Phases:
 * ``open_loop``: a fixed rate on a schedule that ignores completions, latency counted from each
   request's due time, so queueing shows up as latency;
 * ``max_rate``: the rate stepped up until the gateway's added p99 passes the budget (or it errs);
-* ``stream_ttft``: time to the first content token of a stream, at concurrency 1.
+* ``stream_ttft``: time to the first content token of a stream, at concurrency 1;
+* ``apis``: concurrency 1 again, the direct chat completion beside the same question through each
+  API Lamina speaks (chat completions, OpenAI's Responses, Anthropic's Messages), whole and streamed:
+  what each protocol layer costs on top of the one engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from lamina.bench.loadgen import LoadGenerator
-from lamina.bench.pools import Target
+from lamina.bench.pools import APIS, Target
 
 DEFAULT_RATES = (100.0, 200.0, 300.0, 500.0, 700.0, 1000.0)
 
@@ -99,10 +103,12 @@ def bench_gateway(
     timeout_s: float = 10.0,
     client: str = "raw",
     max_connections: int = 256,
+    apis: Sequence[str] = tuple(APIS),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """All four phases against ``direct_url`` and ``gateway_url`` (both OpenAI base URLs, .../v1).
 
+    ``apis``: the APIs of the ``apis`` phase (the gateway must be Lamina; none: no such phase).
     ``duration_s`` is the time spent on *each* side at ``rate`` (and at every step of ``rates``
     unless ``step_duration_s``). Returns plain JSON-able numbers; latencies in ms.
     """
@@ -148,7 +154,30 @@ def bench_gateway(
         streamed = gen.sequential(targets, stream_n, stream=True)
         result["stream_ttft"] = {"n": stream_n, **_compare(streamed, "ttft_ms")}
         result["stream_ttft"]["total_added"] = _compare(streamed)["added"]
+        if apis:
+            say(f"each API at concurrency 1: {sequential_n} requests and {stream_n} streams each")
+            result["apis"] = _apis(gen, targets[0], targets[1], apis, sequential_n, stream_n)
     return result
+
+
+def _apis(
+    gen: LoadGenerator, direct: Target, gateway: Target, apis: Sequence[str], n: int, stream_n: int
+) -> dict[str, Any]:
+    """Each API's latency and what it adds over the direct chat completion, measured alternated."""
+    targets = [direct, *(replace(gateway, name=api, api=api) for api in apis)]
+    out: dict[str, Any] = {"n": n, "stream_n": stream_n}
+    for phase, count, stream, key in (
+        ("whole", n, False, "latency_ms"),
+        ("stream_ttft", stream_n, True, "ttft_ms"),
+    ):
+        result = gen.sequential(targets, count, stream=stream)
+        base = _side(result["targets"]["direct"], key)
+        sides = {api: _side(result["targets"][api], key) for api in apis}
+        out[phase] = {
+            "direct": base,
+            **{api: {**side, "added": _added(base, side)} for api, side in sides.items()},
+        }
+    return out
 
 
 def _step_rates(

@@ -1,4 +1,4 @@
-"""The load generator's HTTP clients: one chat completion at a time over kept-alive connections.
+"""The load generator's HTTP clients: one request at a time over kept-alive connections.
 
 ``RawPool`` is a minimal HTTP/1.1 keep-alive client over asyncio streams. Measured against the stub
 on the 2-core dev box: httpx.AsyncClient spends ~0.5 ms of CPU a request and its core saturates near
@@ -19,22 +19,43 @@ from urllib.parse import urlsplit
 
 import httpx
 
-# a content delta or completion text that is not empty: the first token of an SSE stream
-_TOKEN = re.compile(rb'"(?:content|text)":\s*"(?!")')
+# a content delta, completion text or Responses delta that is not empty: a stream's first token
+_TOKEN = re.compile(rb'"(?:content|text|delta)":\s*"(?!")')
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+# per API: its path under /v1, the bytes that end a complete stream
+APIS = {
+    "chat": ("/chat/completions", b"[DONE]"),
+    "responses": ("/responses", b"event: response.completed"),
+    "messages": ("/messages", b"event: message_stop"),
+}
 
 
 @dataclass(frozen=True)
 class Target:
-    """One OpenAI-compatible endpoint: ``base_url`` ends in /v1, as an OpenAI client takes it."""
+    """One endpoint: ``base_url`` ends in /v1, as an OpenAI client takes it; ``api`` is chat
+    completions, OpenAI's Responses or Anthropic's Messages, each asked the same small question."""
 
     name: str
     base_url: str
     key: str
     model: str
+    api: str = "chat"
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + APIS[self.api][0]
+
+    @property
+    def end(self) -> bytes:
+        return APIS[self.api][1]
 
     def body(self, stream: bool) -> bytes:
-        payload = {"model": self.model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+        hi = [{"role": "user", "content": "hi"}]
+        payload: dict[str, object] = {"model": self.model, "messages": hi, "max_tokens": 16}
+        if self.api == "responses":
+            payload = {"model": self.model, "input": "hi", "max_output_tokens": 16, "store": False}
         return json.dumps({**payload, "stream": True} if stream else payload).encode()
 
 
@@ -58,7 +79,8 @@ class RawPool:
         if url.scheme != "http" or not url.hostname:
             raise ValueError(f"the raw client speaks plain http only: {target.base_url}")
         self.host, self.port = url.hostname, url.port or 80
-        path = url.path.rstrip("/") + "/chat/completions"
+        path = urlsplit(target.url).path
+        self._end = target.end
         self._payload = {s: self._request_bytes(path, target, s) for s in (False, True)}
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(max_connections)
@@ -100,8 +122,8 @@ class RawPool:
                     conn[1].close()
                 if status != 200:
                     raise RequestFailed(f"HTTP {status}")
-                if stream and b"[DONE]" not in tail:
-                    raise RequestFailed("stream without [DONE]")
+                if stream and self._end not in tail:
+                    raise RequestFailed("stream without its end")
                 return sent, first
         raise RequestFailed("unreachable")
 
@@ -130,7 +152,7 @@ class RawPool:
             elif name == b"connection":
                 keep = b"close" not in value.lower()
         first = 0.0
-        tail = b""  # the last bytes: a stream must end in [DONE]
+        tail = b""  # the last bytes, or the end of a stream once seen (it must have one)
         if chunked:
             while True:
                 size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
@@ -141,7 +163,7 @@ class RawPool:
                 data = (await reader.readexactly(size + 2))[:-2]
                 if stream and not first and _TOKEN.search(data):
                     first = time.perf_counter()
-                tail = (tail + data)[-64:]
+                tail = tail if self._end in tail else (tail + data)[-(len(data) + 64) :]
         elif length >= 0:
             tail = (await reader.readexactly(length))[-64:]
         else:
@@ -161,7 +183,8 @@ class HttpxPool:
     def __init__(self, target: Target, max_connections: int) -> None:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.AsyncClient(limits=limits, timeout=None)
-        self._url = target.base_url.rstrip("/") + "/chat/completions"
+        self._url = target.url
+        self._end = target.end
         self._headers = {"Authorization": f"Bearer {target.key}", "Content-Type": "application/json"}
         self._body = {s: target.body(s) for s in (False, True)}
 
@@ -175,13 +198,13 @@ class HttpxPool:
                 async for data in response.aiter_raw():
                     if stream and not first and _TOKEN.search(data):
                         first = time.perf_counter()
-                    tail = (tail + data)[-64:]
+                    tail = tail if self._end in tail else (tail + data)[-(len(data) + 64) :]
         except httpx.HTTPError as exc:
             raise RequestFailed(type(exc).__name__) from exc
         if response.status_code != 200:
             raise RequestFailed(f"HTTP {response.status_code}")
-        if stream and b"[DONE]" not in tail:
-            raise RequestFailed("stream without [DONE]")
+        if stream and self._end not in tail:
+            raise RequestFailed("stream without its end")
         return sent, first or time.perf_counter()
 
     async def aclose(self) -> None:

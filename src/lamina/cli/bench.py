@@ -212,6 +212,15 @@ def bench_gateway_command(
     console.print(
         f"highest rate with added p99 under 20 ms: {result['max_rate']['max_sustained_rate']} req/s"
     )
+    apis = Table(
+        "API (concurrency 1)", "whole p50/p95/p99 ms", "added", "stream TTFT p50/p95/p99 ms", "added"
+    )
+    for api in ("chat", "responses", "messages"):
+        whole, streamed = result["apis"]["whole"][api], result["apis"]["stream_ttft"][api]
+        apis.add_row(
+            api, _triple(whole), _triple(whole["added"]), _triple(streamed), _triple(streamed["added"])
+        )
+    console.print(apis)
 
 
 def _bench_replicas(replicas: int, shared: str | None, duration_s: float, as_json: bool) -> None:

@@ -47,6 +47,12 @@ class ServeSettings(Section):
         default_factory=dict, description="Model answering a collection's rag:NAME model (default_model)."
     )
     request_log: bool = Field(True, description="Record every API request in the request log.")
+    responses_retention_days: float = Field(
+        30,
+        gt=0,
+        description="Responses API: how long a stored response (store=true) is kept for GET and "
+        "previous_response_id; then it is gone (404).",
+    )
     tenants: dict[str, LimitSettings] = Field(
         default_factory=dict, description="Budgets and limits per tenant."
     )

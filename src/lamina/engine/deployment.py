@@ -110,7 +110,9 @@ class Deployment:
     def check(self, request: GenerationRequest) -> None:
         """Refuse what this model cannot take (an image to a text-only model, tools to a completion
         model), naming the model and what it lacks: never a silent drop."""
-        missing = sorted(request.needs() - set(self.can))
+        if not request.needs:
+            return
+        missing = sorted(request.needs - set(self.can))
         if missing:
             why = f"set [models.{self.name}] capabilities"
             if set(missing) & set(self.spec.can):

@@ -7,7 +7,7 @@ and the evals through ``SyncEngine`` (``sync.py``), as vLLM's ``LLM`` wraps its 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from opentelemetry import trace
 
@@ -36,7 +36,7 @@ class Engine:
         """The model and those of its fallbacks that can take the request (a text-only fallback is
         skipped for an image, not sent it without the image)."""
         chain = await self.gateway.chain(dep.name)
-        return [dep, *(d for d in chain[1:] if request.needs() <= set(d.can))]
+        return [dep, *(d for d in chain[1:] if request.needs <= set(d.can))]
 
     async def generate(
         self, dep: Deployment, request: GenerationRequest, meter: Meter
@@ -96,3 +96,11 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.gateway.aclose()
+
+
+async def primed(first: Piece | None, rest: AsyncIterator[Piece]) -> AsyncIterator[Piece]:
+    """Every piece of a stream ``Engine.stream`` primed: the first, then the rest."""
+    if first is not None:
+        yield first
+    async for piece in rest:
+        yield piece

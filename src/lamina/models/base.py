@@ -88,7 +88,7 @@ class ConfiguredModel:
 
     def body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
         """The OpenAI-shaped body this model gets for ``request`` (public: benchmarks send the same)."""
-        params = request_params(request)
+        params = dict(request.params)
         if request.json_schema is not None:
             params.update(self.schema_fields(request.json_schema, chat=request.messages is not None))
         params["max_tokens"] = max_tokens(request, self.settings)
@@ -114,39 +114,6 @@ def estimate_tokens(text: str) -> int:
     """Tokens of ``text`` where no tokenizer is at hand: the one estimate (the model's own count,
     when there is one, and the upstream's reported usage always win)."""
     return max(1, -(-len(text) // CHARS_PER_TOKEN))
-
-
-SAMPLING_FIELDS = (
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "seed",
-    "n",
-    "logprobs",
-    "top_logprobs",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "user",
-)
-
-
-def request_params(request: GenerationRequest) -> dict[str, Any]:
-    """A request in OpenAI's body form: every field it sets (None = unset; ``n`` only above 1), the
-    messages as they came (tool calls, content parts and unknown fields included)."""
-    params: dict[str, Any] = {f: getattr(request, f) for f in SAMPLING_FIELDS}
-    if request.n == 1:
-        params["n"] = None
-    if request.messages is not None:
-        params["messages"] = [dict(m) for m in request.messages]
-    else:
-        params["prompt"] = request.prompt
-    return params
 
 
 def max_tokens(request: GenerationRequest, spec: ModelSettings) -> int:

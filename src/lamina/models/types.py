@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Required, TypedDict
 
 from lamina.config.models import Capability
@@ -15,6 +16,26 @@ PART_CAPABILITY: dict[str, Capability] = {
     "input_image": "vision",
     "input_audio": "audio",
 }
+
+
+SAMPLING_FIELDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "user",
+)
 
 
 class Message(TypedDict, total=False):
@@ -84,7 +105,7 @@ class GenerationRequest:
         """Answers this request asks for: ``n`` for each prompt."""
         return self.n * max(1, len(self.prompts))
 
-    @property
+    @cached_property
     def text(self) -> str:
         """What the request asks in text (prompts, or every message's text), for estimates."""
         if self.messages is None:
@@ -101,13 +122,33 @@ class GenerationRequest:
             if isinstance(p, dict) and p.get("type") == kind
         )
 
-    def needs(self) -> set[Capability]:
-        """What a model must take to answer this: tools, vision, audio."""
+    @cached_property
+    def needs(self) -> frozenset[Capability]:
+        """What a model must take to answer this: tools, vision, audio (worked out once)."""
         needed: set[Capability] = set()
-        if self.tools or any(m.get("tool_calls") or m.get("role") == "tool" for m in self.messages or []):
+        for m in self.messages or []:
+            if m.get("tool_calls") or m.get("role") == "tool":
+                needed.add("tools")
+            content = m.get("content")
+            if isinstance(content, list):
+                needed.update(PART_CAPABILITY[k] for p in content if (k := p.get("type")) in PART_CAPABILITY)
+        if self.tools:
             needed.add("tools")
-        needed.update(cap for part, cap in PART_CAPABILITY.items() if self.parts(part))
-        return needed
+        return frozenset(needed)
+
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        """The request in OpenAI's body form (worked out once; copy it to change it): every field
+        it sets (None = unset; ``n`` only above 1), the messages as they came (tool calls, content
+        parts and unknown fields included)."""
+        params: dict[str, Any] = {f: getattr(self, f) for f in SAMPLING_FIELDS}
+        if self.n == 1:
+            params["n"] = None
+        if self.messages is not None:
+            params["messages"] = [dict(m) for m in self.messages]
+        else:
+            params["prompt"] = self.prompt
+        return params
 
     @property
     def tool_names(self) -> list[str]:

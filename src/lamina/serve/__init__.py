@@ -4,7 +4,7 @@ What lives where (arrows point down; nothing here is imported by data, models or
 
 - ``http/``: the ASGI app, uvicorn runner, the one middleware, errors in OpenAI's shape, auth and
   the FastAPI dependencies. The only place that knows Starlette/FastAPI besides the route modules.
-- ``openai/`` and ``native/``: the API, one folder per surface as in vLLM's entrypoints:
+- ``openai/``, ``anthropic/`` and ``native/``: the API, one folder per surface as in vLLM's entrypoints:
   ``protocol.py`` (pydantic request and response models), ``serving*.py`` (handlers), ``routes.py``.
 - ``services/``: collections, documents, search, jobs, keys and usage as plain calls with narrow
   dependencies; the API routes and the web UI both call them, and ``services/access.py`` is the one

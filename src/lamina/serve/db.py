@@ -1,4 +1,5 @@
-"""The server's own state in one SQL database (SQLite by default): keys, ingest jobs, request log.
+"""The server's own state in one SQL database (SQLite by default): keys, ingest jobs, request log,
+stored responses.
 
 Kept apart from the data registry so that the data layer never learns about keys or tenants.
 """
@@ -88,6 +89,19 @@ request_log = sa.Table(
     sa.Column("finish_reason", sa.String),
     sa.Column("tool_calls", sa.Integer, nullable=False, default=0),  # how many the model made
     sa.Column("tool_names", sa.String),  # their distinct names, comma-separated; never arguments
+)
+
+# the Responses API's stored responses (store=true): what GET answers, and the conversation a
+# previous_response_id continues; scoped to the tenant, gone after serve.responses_retention_days
+stored_responses = sa.Table(
+    "stored_responses",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("tenant", sa.String, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),  # unix time
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    sa.Column("response", sa.Text, nullable=False),  # JSON: the response object, as first answered
+    sa.Column("conversation", sa.Text, nullable=False),  # JSON: its chat messages, output included
 )
 
 

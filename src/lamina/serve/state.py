@@ -28,6 +28,7 @@ from lamina.serve.policy.limits import Limiter
 from lamina.serve.policy.tenants import Tenants
 from lamina.serve.process import process_name
 from lamina.serve.redislink import link_for
+from lamina.serve.responses.store import ResponseStore
 from lamina.serve.services import Services
 
 log = logging.getLogger("lamina.serve")
@@ -48,6 +49,7 @@ class ServerState:
     cache: ResponseCache | None
     similar: SimilarQuestions | None
     tracing: Tracing
+    responses: ResponseStore  # the Responses API's stored responses
     cluster: Cluster | None = None  # what replicas share about models, with redis_url
     draining: bool = False
     _sync: asyncio.Task[None] | None = None
@@ -87,6 +89,7 @@ class ServerState:
             cache=make_cache(settings),
             similar=make_similar(settings),
             tracing=Tracing(settings),
+            responses=ResponseStore(engine, settings.serve.responses_retention_days),
             cluster=Cluster(link_for(settings), process_name()) if settings.redis_url else None,
         )
         state.services = Services.build(

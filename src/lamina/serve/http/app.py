@@ -14,14 +14,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from lamina import __version__
+from lamina.serve.anthropic import routes as anthropic_routes
 from lamina.serve.context import RequestContext
 from lamina.serve.http import errors
 from lamina.serve.http.middleware import GatewayMiddleware
+from lamina.serve.mcp.http import McpEndpoint
 from lamina.serve.native import admin, collections, versions
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.serve.openai import routes as openai_routes
 from lamina.serve.openai.serving_embedding import embedding_names
 from lamina.serve.policy.costs import price
+from lamina.serve.responses import routes as responses_routes
 from lamina.serve.state import ServerState
 
 UPLOAD_SUFFIX = "/documents"
@@ -44,7 +47,8 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
         await state.start()
         app.state.ready = True
         try:
-            yield
+            async with mcp_endpoint.running():  # the MCP SDK's session manager, for /mcp
+                yield
         finally:
             state.draining = True
             await state.stop()
@@ -59,9 +63,12 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
     app.state.ready = False
     errors.install(app)
     app.include_router(openai_routes.router)
+    app.include_router(responses_routes.router)
+    app.include_router(anthropic_routes.router)
     app.include_router(collections.router)
     app.include_router(versions.router)
     app.include_router(admin.router)
+    mcp_endpoint = McpEndpoint.mount(app, state)
     serve = state.settings.serve
 
     def body_limit(path: str) -> int:

@@ -41,11 +41,15 @@ class Authenticator:
         if not self.enabled:
             principal = ANONYMOUS
         else:
-            key = _bearer(request) or request.cookies.get("lamina_session", "")
+            key = (
+                _bearer(request)
+                or request.headers.get("x-api-key", "")
+                or request.cookies.get("lamina_session", "")
+            )
             if not key:
                 raise APIError(
                     401,
-                    "missing API key: send the header 'Authorization: Bearer <key>' "
+                    "missing API key: send the header 'Authorization: Bearer <key>' (or 'x-api-key') "
                     "(create one with: lamina keys create NAME)",
                     "authentication_error",
                     code="missing_api_key",

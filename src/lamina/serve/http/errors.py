@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina import errors as lerr
+from lamina.serve.anthropic.routes import PREFIX as ANTHROPIC_PREFIX
 from lamina.serve.errors import APIError, bad_request, from_lamina
 from lamina.serve.http.middleware import context_of
 
@@ -32,11 +33,27 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return (f"{param}: {msg}" if param else msg), param
 
 
+# Anthropic's error types, by status (its API reference)
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
 def _respond(request: Request, err: APIError) -> JSONResponse:
     ctx = context_of(request.scope)
     if ctx is not None:
         ctx.error_type = err.type  # for the request log
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+    body = err.body()
+    if request.url.path.startswith(ANTHROPIC_PREFIX):  # each API's own error shape
+        kind = ANTHROPIC_TYPES.get(err.status, "api_error")
+        body = {"type": "error", "error": {"type": kind, "message": err.message}}
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
 def install(app: FastAPI) -> None:

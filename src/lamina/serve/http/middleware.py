@@ -23,7 +23,7 @@ from lamina.serve.observe import logs
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.telemetry import REQUEST_ID, tracer
 
-LOGGED_PREFIX = "/v1/"
+LOGGED_PREFIX = ("/v1/", "/mcp")  # the APIs: logged, metered and settled against budgets
 
 
 def new_request_id() -> str:

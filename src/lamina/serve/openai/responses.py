@@ -6,6 +6,7 @@ it ends; then the closing chunks, the usage chunk when asked, ``[DONE]``).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
@@ -73,9 +74,10 @@ def completion_response(
     )
 
 
-def json_response(body: BaseModel, headers: dict[str, str] | None = None) -> Response:
-    """A response model as JSON (serialized by pydantic, without a dict in between)."""
-    return Response(body.model_dump_json(), media_type="application/json", headers=headers)
+def json_response(body: BaseModel | dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """A response model as JSON (serialized by pydantic, without a dict in between), or a dict."""
+    text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body)
+    return Response(text, media_type="application/json", headers=headers)
 
 
 def sse_response(events: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:

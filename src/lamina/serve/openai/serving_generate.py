@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from lamina.engine.deployment import Deployment
-from lamina.engine.events import Choice, Collector, Piece
-from lamina.models.base import request_params
+from lamina.engine.engine import primed
+from lamina.engine.events import Choice, Collector
 from lamina.models.types import Usage
 from lamina.serve.context import RequestContext
 from lamina.serve.openai.protocol import ChatCompletionRequest, CompletionRequest
@@ -46,7 +46,7 @@ async def generate(
     dep.check(gen)  # before the cache: a request the model cannot take is refused every time
     key = None
     if state.cache is not None:
-        key = cache_key(principal.tenant, dep.name, gen.kind, request_params(gen), dep.spec.temperature)
+        key = cache_key(principal.tenant, dep.name, gen.kind, gen.params, dep.spec.temperature)
     if key is not None and state.cache is not None and (hit := state.cache.get(key)) is not None:
         return cached_response(ctx, gen.kind, hit, stream=body.stream, include_usage=body.include_usage)
     slot = await admission(state, principal, dep, gen, meter, client_timeout(request))
@@ -70,7 +70,7 @@ async def generate(
         if writer.kind == "chat":
             for index in range(gen.choices):
                 yield writer.role(index)
-        async for piece in _chain(first, rest):
+        async for piece in primed(first, rest):
             collected.add(piece)
             meter.record(piece.usage)
             if piece.delta or piece.logprobs:
@@ -88,10 +88,3 @@ async def generate(
         return closing, meter.usage
 
     return sse_response(framed(writer, meter, slot, chunks(), ending), headers)
-
-
-async def _chain(first: Piece | None, rest: AsyncIterator[Piece]) -> AsyncIterator[Piece]:
-    if first is not None:
-        yield first
-    async for piece in rest:
-        yield piece

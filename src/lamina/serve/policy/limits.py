@@ -37,11 +37,15 @@ def worst_case_tokens(request: GenerationRequest, spec: ModelSettings) -> tuple[
         prompt_tokens = sum(len(p) + TEMPLATE_TOKENS for p in request.prompts)
     else:
         prompt_tokens = sum(
-            _content_tokens(m.get("content"), spec) + len(json.dumps(m.get("tool_calls") or ""))
+            _content_tokens(m.get("content"), spec) + _calls_tokens(m.get("tool_calls"))
             for m in request.messages
         ) + TEMPLATE_TOKENS * len(request.messages)
     prompt_tokens += len(json.dumps(request.tools)) if request.tools else 0
     return prompt_tokens, max_tokens(request, spec) * request.choices
+
+
+def _calls_tokens(calls: list[Any] | None) -> int:
+    return len(json.dumps(calls)) if calls else 0
 
 
 def _content_tokens(content: str | list[dict[str, Any]] | None, spec: ModelSettings) -> int:
