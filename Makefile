@@ -22,11 +22,13 @@ demo: $(STAMP)  ## non-interactive check of the main job: ingest the samples, se
 	$(BIN)/lamina demo
 
 # The UI tests drive Debian's Chromium (Playwright cannot download its own browser here); the
-# replica tests start Debian's redis-server. Both are installed once, when missing.
+# replica tests start Debian's redis-server; the OCR tests read scans with Debian's tesseract.
+# Each is installed once, when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v tesseract >/dev/null || missing="$$missing tesseract-ocr tesseract-ocr-eng"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq && \

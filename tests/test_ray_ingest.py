@@ -25,6 +25,7 @@ from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.testing.poison import CRASH, HANG
 from lamina.testing.ray import RayCluster  # before ray itself: it sets Ray's token environment
+from lamina.testing.scans import Page, render, save, scanned
 from lamina.testing.server import LaminaServer, sse_events
 
 from .conftest import DOCS, SCIFACT
@@ -32,6 +33,7 @@ from .test_serve_tenants import _wait_job
 
 ABSTRACTS = 24
 REAL_DOCS = ("test.pdf", "test.docx", "test_wikipedia.html", "test.pptx")
+SCANS = 1  # scanned-note.png
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
     for name in REAL_DOCS:
         shutil.copy(DOCS / name, root / name)
+    scan = Page(lines=["A scanned note: the Ray engine reads it by OCR too.", "Reference RY-2024-77."])
+    (root / "scanned-note.png").write_bytes(save([scanned(render(scan))], "png"))  # OCR on the workers
     return root
 
 
@@ -77,7 +81,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, corpus: Path, embedder: 
     ws = Workspace(_settings(tmp_path_factory.mktemp("local"), "local"), embedder=embedder)
     coll = ws.collection("kb", create=True)
     report = coll.ingest([str(corpus)])
-    assert report.failed == 0 and report.ingested == ABSTRACTS + len(REAL_DOCS)
+    assert report.failed == 0 and report.ingested == ABSTRACTS + len(REAL_DOCS) + SCANS
     return coll
 
 
@@ -136,7 +140,7 @@ def test_ray_ends_where_the_local_engine_does(
     progress = _Recorder()
     report = coll.ingest([str(corpus)], progress=progress)
     assert report.status == "completed" and report.failed == 0
-    assert report.ingested == ABSTRACTS + len(REAL_DOCS)
+    assert report.ingested == ABSTRACTS + len(REAL_DOCS) + SCANS
     assert (
         report.tokens_embedded
         == reference.registry.require_collection("kb").last_run["stats"][  # type: ignore[index]
@@ -223,7 +227,7 @@ def test_a_document_that_hangs_or_crashes_its_extractor_is_failed_not_waited_for
     report = coll.ingest([str(folder)])
     assert time.monotonic() - started < 120
     assert report.status == "completed"
-    assert report.ingested == ABSTRACTS + len(REAL_DOCS)
+    assert report.ingested == ABSTRACTS + len(REAL_DOCS) + SCANS
     reasons = {Path(e["source"]).name: e["reason"] for e in report.errors if e["kind"] == "failed"}
     assert set(reasons) == {"hangs.txt", "crashes.txt"}
     assert "did not finish within 6 s" in reasons["hangs.txt"]
@@ -277,7 +281,7 @@ def test_the_cluster_lost_mid_run_stops_the_driver_and_a_rerun_ends_exact(
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "Failed to connect to GCS" in err or "lost objects" in err, err[-2000:]
-    assert 0 < recorded < ABSTRACTS + len(REAL_DOCS)
+    assert 0 < recorded < ABSTRACTS + len(REAL_DOCS) + SCANS
     rerun = _ingest_command(corpus, data_dir, cluster.address)  # another cluster: the module's
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
@@ -296,14 +300,14 @@ def test_a_killed_driver_rerun_ends_exact(
     recorded = _wait_recorded(proc, data_dir, ws)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert 0 < recorded < ABSTRACTS + len(REAL_DOCS)
+    assert 0 < recorded < ABSTRACTS + len(REAL_DOCS) + SCANS
 
     rerun = _ingest_command(corpus, data_dir, cluster.address)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     report = json.loads(out)
     assert report["unchanged"] >= recorded
-    assert report["unchanged"] + report["ingested"] == ABSTRACTS + len(REAL_DOCS)
+    assert report["unchanged"] + report["ingested"] == ABSTRACTS + len(REAL_DOCS) + SCANS
     assert_same_end_state(
         Workspace(load_settings(data_dir=data_dir), embedder=embedder).collection("kb"), reference
     )

@@ -1,4 +1,4 @@
-"""``lamina bench ingest|generate|gateway|search``: performance benchmarks (from ``lamina.bench``),
+"""``lamina bench ingest|generate|gateway|search|ocr``: performance benchmarks (from ``lamina.bench``),
 each next to a baseline measured in the same run where there is one. ``bench_engines`` adds the
 commands about where ingestion runs."""
 
@@ -13,7 +13,7 @@ from rich.table import Table
 from lamina.bench.generation import bench_generation, local_model
 from lamina.bench.hardware import machine_peaks
 from lamina.bench.ingest import bench_baseline, bench_lamina
-from lamina.cli import bench_engines
+from lamina.cli import bench_engines, bench_ocr
 from lamina.cli.context import state
 from lamina.cli.options import DatasetOpt, JsonOpt, LimitOpt
 from lamina.cli.output import IngestProgress, console, err_console, print_json
@@ -130,6 +130,7 @@ def bench_generate(
 
 
 bench_app.command("remote-embed")(bench_engines.remote_embed)
+bench_app.command("ocr")(bench_ocr.ocr)
 
 
 @bench_app.command("gateway")

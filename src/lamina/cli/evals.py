@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from lamina.evals.beir import dev_split, load_beir
 from lamina.evals.extraction import evaluate_extraction
 from lamina.evals.grounding import calibrate_min_similarity, evaluate_grounding
 from lamina.evals.retrieval import evaluate_retrieval, grid_configs
+from lamina.evals.scans import scanned_copies
 
 eval_app = typer.Typer(help="Quality evaluations.", no_args_is_help=True)
 
@@ -172,6 +174,14 @@ def eval_answers_command(
         ),
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Configured model name.")] = None,
+    scanned: Annotated[
+        bool,
+        typer.Option(
+            "--scanned",
+            help="Without -c or --set: the --docs folders' PDFs as scans (image-only PDFs, one-page ones "
+            "photographed as JPEG), read by OCR: compare with the run without it.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Are grounded answers right? Per question: right, cited, citing the passage with the answer;
@@ -189,10 +199,15 @@ def eval_answers_command(
         folders = docs if docs is not None else default_docs()
         if not folders:
             raise typer.BadParameter("no ../shared/data/docs here: pass --docs FOLDER or -c COLLECTION")
-        if not as_json:
-            err_console.print(f"[dim]ingesting the samples and {', '.join(map(str, folders))}…[/]")
-        with temporary_collection(state.settings, folders) as coll:
-            result = evaluate_answers(coll, llm, cases)
+        with tempfile.TemporaryDirectory(prefix="lamina-scans-") as tmp:
+            if scanned:
+                folders = scanned_copies(folders, Path(tmp))
+            if not as_json:
+                what = "scans of " if scanned else ""
+                err_console.print(f"[dim]ingesting the samples and {what}{', '.join(map(str, folders))}…[/]")
+            with temporary_collection(state.settings, folders) as coll:
+                result = evaluate_answers(coll, llm, cases)
+            result["scanned"] = scanned
     if as_json:
         print_json(result)
         return

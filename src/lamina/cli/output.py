@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -49,13 +50,13 @@ class IngestProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("docs · {task.fields[chunks]} chunks · {task.fields[rate]} tok/s"),
+            TextColumn("docs · {task.fields[chunks]} chunks · {task.fields[rate]} tok/s{task.fields[page]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
             disable=not enabled,
         )
-        self._task = self._bar.add_task(description, total=None, chunks=0, rate="-")
+        self._task = self._bar.add_task(description, total=None, chunks=0, rate="-", page="")
         self._chunks = 0
         self._tokens = 0
 
@@ -77,4 +78,7 @@ class IngestProgress:
         self._bar.update(self._task, advance=documents, chunks=f"{self._chunks:,}", rate=rate)
 
     def file(self, source: str, state: str, detail: str = "") -> None:
-        pass  # the summary and `lamina documents` report per-file outcomes
+        """A long document's pages as they are read (``page 3/300`` of a scan); the summary and
+        ``lamina documents`` report per-file outcomes."""
+        page = f" · {Path(source).name} {detail}" if state == "extracting" and detail else ""
+        self._bar.update(self._task, page=page)

@@ -23,11 +23,13 @@ from pydantic_settings import (
 
 from lamina.config.data import (
     ENGINE_NAMES,
+    OCR_ENGINES,
     ChunkingSettings,
     EmbeddingSettings,
     FetchSettings,
     IngestEngineName,
     IngestSettings,
+    OcrEngineName,
     RerankSettings,
     SearchSettings,
     StoreSettings,
@@ -39,6 +41,7 @@ from lamina.errors import ConfigError
 __all__ = [
     "DEFAULT_MODEL",
     "ENGINE_NAMES",
+    "OCR_ENGINES",
     "ChunkingSettings",
     "EmbeddingSettings",
     "EndpointSettings",
@@ -47,6 +50,7 @@ __all__ = [
     "IngestSettings",
     "LimitSettings",
     "ModelSettings",
+    "OcrEngineName",
     "RagSettings",
     "RerankSettings",
     "SearchSettings",

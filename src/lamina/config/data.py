@@ -12,6 +12,10 @@ from lamina.config.base import Section
 # Where an ingestion runs: the one list of engine names (``lamina.data.engine.make_engine`` builds each).
 IngestEngineName = Literal["local", "ray"]
 ENGINE_NAMES: tuple[IngestEngineName, ...] = get_args(IngestEngineName)
+# OCR engines (``lamina.data.ocr.factory`` builds each) and when pages are read by OCR
+OcrEngineName = Literal["tesseract", "rapidocr"]
+OCR_ENGINES: tuple[OcrEngineName, ...] = get_args(OcrEngineName)
+OcrMode = Literal["auto", "always", "never"]
 
 
 class IngestSettings(Section):
@@ -43,6 +47,31 @@ class IngestSettings(Section):
     document_timeout_s: float = Field(
         300.0, gt=0, description="Ray engine: a source still extracting after this long is failed."
     )
+    ocr: OcrMode = Field(
+        "auto",
+        description="Read pages by OCR: auto (pages with no usable text layer, and image files), always "
+        "(every page), never (a scan is skipped, saying so).",
+    )
+    ocr_engine: OcrEngineName = Field(
+        "tesseract",
+        description="tesseract (Debian's tesseract-ocr, installed by make) or rapidocr (lamina[rapidocr]).",
+    )
+    ocr_languages: list[str] = Field(
+        default_factory=lambda: ["eng"],
+        min_length=1,
+        description='Tesseract language packs to read with (tesseract-ocr-LANG), e.g. ["eng", "deu"].',
+    )
+    ocr_page_timeout_s: float = Field(60.0, gt=0, description="A page OCR has not read in this long fails.")
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution a scanned PDF page is rendered at.")
+    ocr_max_megapixels: float = Field(
+        50.0, gt=0, description="An image (or page) larger than this is refused (decompression bombs)."
+    )
+
+    @model_validator(mode="after")
+    def _page_within_document(self) -> IngestSettings:
+        if self.ocr_page_timeout_s > self.document_timeout_s:
+            raise ValueError("ocr_page_timeout_s must not be longer than document_timeout_s")
+        return self
 
 
 class FetchSettings(Section):

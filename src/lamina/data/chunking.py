@@ -45,10 +45,19 @@ def _blocks(text: str) -> Iterator[tuple[int, int]]:
         yield pos, len(text)
 
 
-def _sections(text: str) -> list[_Section]:
+def _sections(text: str, page_starts: Sequence[int] = ()) -> list[_Section]:
+    """Sections by heading; a new page starts a new section under the same headings, so a chunk
+    never straddles two pages and its citation names the page it is on."""
     stack: list[tuple[int, str]] = []
     sections = [_Section((), [])]
+    pages = iter(page_starts[1:])
+    next_page = next(pages, None)
     for start, end in _blocks(text):
+        turned = False
+        while next_page is not None and start >= next_page:
+            turned, next_page = True, next(pages, None)
+        if turned and sections[-1].blocks:
+            sections.append(_Section(sections[-1].headings, []))
         block = text[start:end]
         first_line, _, rest = block.partition("\n")
         heading = _HEADING.match(first_line)
@@ -89,7 +98,7 @@ class Chunker:
         title = doc.title or ""
         chunks: list[Chunk] = []
         seen_text: set[str] = set()
-        for section in _sections(doc.text):
+        for section in _sections(doc.text, doc.page_starts):
             probe = Chunk(doc.doc_id, doc.source, title, section.headings, None, 0, 0, "", 0, 0)
             context_tokens = self._count([probe.context])[0] + 2 if probe.context else 0
             budget = max(self.chunk_tokens - context_tokens, _MIN_TEXT_BUDGET)

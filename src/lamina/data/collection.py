@@ -63,6 +63,7 @@ class Collection:
             fetch=self.settings.fetch,
             progress=progress,
             engine=engine or make_engine(self.settings.ingest),
+            ocr_cache=str(self.settings.data_dir / "ocr-cache"),
         )
 
     # load --------------------------------------------------------------------------------------

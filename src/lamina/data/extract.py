@@ -1,13 +1,16 @@
 """Bytes of one source -> cleaned Markdown with page offsets, through markitdown.
 
-PDFs are converted page by page so that chunks can cite a page; of an HTML page the main content
-is kept whole and its chrome dropped (``html_main``), and the share of its visible text that the
-extraction kept is measured (``Document.coverage``).
+PDFs are converted page by page so that chunks can cite a page, scanned pages read by OCR and
+tables kept as tables (``pdf``); images are pages to read by OCR (``images``); of an HTML page the
+main content is kept whole and its chrome dropped (``html_main``), and the share of its visible
+text that the extraction kept is measured (``Document.coverage``). Pages read by OCR are listed in
+the document's ``meta`` (``ocr_pages``), which every chunk carries, so a citation can say so.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import mimetypes
 from functools import cache
@@ -17,6 +20,10 @@ from urllib.parse import urlsplit
 
 from lamina.data.clean import clean_text
 from lamina.data.html_main import coverage, main_content
+from lamina.data.images import IMAGE_EXTENSIONS, image_pages
+from lamina.data.ocr.base import OcrFailed, OcrUnavailable
+from lamina.data.ocr.reader import OcrOptions
+from lamina.data.pdf import PageHook, PdfText, extract_pdf
 from lamina.data.types import Document, sha256_hex
 from lamina.errors import ExtractionFailed, UnsupportedDocument
 
@@ -59,43 +66,6 @@ def _conversion_reason(exc: Exception) -> str:
     return "corrupt or unreadable file"
 
 
-def _pdf_pages(data: bytes) -> list[bytes]:
-    """Split a PDF into single-page PDFs (pdfium), so each page converts on its own."""
-    import pypdfium2 as pdfium
-
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
-            raise ExtractionFailed("encrypted PDF (password required)") from None
-        raise ExtractionFailed(f"corrupt PDF ({exc})") from None
-    pages = []
-    try:
-        for index in range(len(pdf)):
-            single = pdfium.PdfDocument.new()
-            single.import_pages(pdf, [index])
-            buffer = io.BytesIO()
-            single.save(buffer)
-            single.close()
-            pages.append(buffer.getvalue())
-    finally:
-        pdf.close()
-    return pages
-
-
-def _extract_pdf(data: bytes) -> tuple[str, tuple[int, ...], str | None]:
-    texts: list[str] = []
-    starts: list[int] = []
-    offset = 0
-    for page in _pdf_pages(data):
-        markdown, _ = _convert(page, ".pdf", "application/pdf")
-        text = clean_text(markdown)
-        starts.append(offset)
-        texts.append(text)
-        offset += len(text) + 2
-    return "\n\n".join(texts), tuple(starts), None
-
-
 def _extract_html(data: bytes, url: str | None) -> tuple[str, str | None, float]:
     """Markdown of the page's main content, its title, and the share of its visible text kept.
 
@@ -134,6 +104,31 @@ def _first_heading(text: str) -> str | None:
     return None
 
 
+def _pdf_page(page: bytes) -> str:
+    return _convert(page, ".pdf", "application/pdf")[0]
+
+
+def _extract_image(data: bytes, ocr: OcrOptions, content_hash: str, on_page: PageHook | None) -> PdfText:
+    """An image's frames read by OCR, each a page."""
+    if ocr.mode == "never":
+        raise UnsupportedDocument("an image needs OCR, and ingest.ocr is never")
+    if (missing := ocr.unavailable()) is not None:
+        raise UnsupportedDocument(f"an image needs OCR: {missing}")
+    texts: list[str] = []
+    for number, page in enumerate(image_pages(data, ocr.max_pixels), start=1):
+        try:
+            texts.append(clean_text(ocr.read(page, f"{content_hash}:{number - 1}")))
+        except (OcrFailed, OcrUnavailable) as exc:
+            raise ExtractionFailed(f"page {number}: {exc}") from None
+        if on_page is not None:
+            on_page(number, number)
+    starts, offset = [], 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + 2
+    return PdfText("\n\n".join(texts), tuple(starts), list(range(1, len(texts) + 1)))
+
+
 def extract(
     data: bytes,
     *,
@@ -142,8 +137,11 @@ def extract(
     mimetype: str = "",
     max_bytes: int | None = None,
     url: str | None = None,
+    ocr: OcrOptions | None = None,
+    on_page: PageHook | None = None,
 ) -> Document:
-    """Extract one source; raises ``UnsupportedDocument`` (skip) or ``ExtractionFailed`` (fail)."""
+    """Extract one source; raises ``UnsupportedDocument`` (skip) or ``ExtractionFailed`` (fail).
+    ``on_page`` hears each page of a PDF or an image as it is done (and may raise to stop)."""
     if not data.strip():
         raise UnsupportedDocument("empty file")
     if max_bytes is not None and len(data) > max_bytes:
@@ -154,11 +152,19 @@ def extract(
     if not extension and mimetype:
         extension = mimetypes.guess_extension(mimetype.split(";")[0].strip()) or ""
     page_starts: tuple[int, ...] = ()
-    title: str | None
+    title: str | None = None
     kept: float | None = None
+    ocr = ocr or OcrOptions()
+    content_hash = sha256_hex(data)
+    read: list[int] = []
     if extension == ".pdf" or data[:5] == b"%PDF-":
-        text, page_starts, title = _extract_pdf(data)
+        pages = extract_pdf(data, _pdf_page, ocr, content_hash, on_page)
+        text, page_starts, read = pages.text, pages.page_starts, pages.ocr_pages
         extension = ".pdf"
+    elif extension in IMAGE_EXTENSIONS or mimetype.startswith("image/"):
+        pages = _extract_image(data, ocr, content_hash, on_page)
+        text, page_starts, read = pages.text, pages.page_starts, pages.ocr_pages
+        extension = extension or ".png"
     elif extension in HTML_EXTENSIONS or mimetype.startswith("text/html"):
         markdown, title, kept = _extract_html(data, url)
         text = clean_text(markdown)
@@ -166,17 +172,20 @@ def extract(
         markdown, title = _convert(data, extension, mimetype.split(";")[0].strip(), url)
         text = clean_text(markdown)
     if not text.strip():
-        raise UnsupportedDocument("no text could be extracted")
+        raise UnsupportedDocument(
+            f"OCR found no text on its {len(read)} page(s)" if read else "no text could be extracted"
+        )
     title = (title or "").strip() or _first_heading(text) or _name_title(name)
     return Document(
         source=source,
         text=text,
-        content_hash=sha256_hex(data),
+        content_hash=content_hash,
         title=title,
         format=extension.lstrip("."),
         page_starts=page_starts,
         size_bytes=len(data),
         coverage=kept,
+        meta=json.dumps({"ocr_pages": read}) if read else "",
     )
 
 

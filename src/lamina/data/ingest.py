@@ -27,6 +27,7 @@ from lamina.data.embed.base import Embedder
 from lamina.data.engine import IngestEngine, Loaded, LocalEngine, Prepared, Preparer, Ready, Stages, Work
 from lamina.data.engine.stages import Vector
 from lamina.data.fetch import fetch
+from lamina.data.ocr.reader import OcrOptions
 from lamina.data.progress import FileState, IngestReport, NoProgress, Progress, RunStatus
 from lamina.data.registry import DocumentRecord, Registry
 from lamina.data.sources import SourceRef, discover, scope_of
@@ -35,7 +36,9 @@ from lamina.data.types import Chunk, Document, sha256_hex
 from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, UnsupportedDocument
 from lamina.telemetry import DATA_SOURCE, tracer
 
-PIPELINE_VERSION = "2"  # 2: HTML keeps its main content whole (html_main), not readability's article
+# 2: HTML keeps its main content whole (html_main), not readability's article
+# 3: scanned pages and images read by OCR, PDF tables kept as tables (data/pdf.py, data/layout.py)
+PIPELINE_VERSION = "3"
 
 
 class _CtrlC:
@@ -99,6 +102,7 @@ class Ingestion:
         fetch: FetchSettings,
         progress: Progress | None = None,
         engine: IngestEngine | None = None,
+        ocr_cache: str | None = None,
     ) -> None:
         self.name = name  # the registry's key of the build written
         self.store = store
@@ -107,6 +111,7 @@ class Ingestion:
         self.embedder = embedder
         self.engine = engine or LocalEngine()
         self.ingest_settings = ingest
+        self.ocr = OcrOptions.of(ingest, ocr_cache)  # pages read once are kept there (resumes)
         self.fetch_settings = fetch
         self.progress = progress or NoProgress()
         self.pipeline = (
@@ -168,7 +173,7 @@ class Ingestion:
         status: RunStatus = "failed"
         ctrl_c = _CtrlC()
         stages = Stages(
-            prepare=Preparer(self.chunker, int(self.ingest_settings.max_file_mb * 1024 * 1024)),
+            prepare=Preparer(self.chunker, int(self.ingest_settings.max_file_mb * 1024 * 1024), self.ocr),
             embedder=self.embedder,
             reuse=self._reuse,
             event=self.progress.file,

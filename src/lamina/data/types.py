@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,14 @@ class Hit:
         return location(self.page, self.headings)
 
     @property
+    def ocr(self) -> bool:
+        """Whether this chunk's text was read by OCR (its page is in the document's ``ocr_pages``)."""
+        if '"ocr_pages"' not in self.meta:
+            return False
+        pages = json.loads(self.meta).get("ocr_pages") or []
+        return self.page in pages if self.page is not None else bool(pages)
+
+    @property
     def snippet(self) -> str:
         flat = " ".join(self.text.split())
         return flat if len(flat) <= 240 else flat[:237].rsplit(" ", 1)[0] + "..."
@@ -132,4 +141,5 @@ class Hit:
             "start": self.start,
             "end": self.end,
             "text": self.text,
+            "ocr": self.ocr,
         }

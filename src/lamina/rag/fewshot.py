@@ -43,10 +43,10 @@ class FewShotExamples:
         picked: list[Example] = []
         seen: set[str] = set()
         for hit in self.collection.search(text, k=k * 3, mode="dense"):
-            if hit.doc_id in seen or not hit.meta:
+            data = json.loads(hit.meta) if hit.meta else {}
+            if hit.doc_id in seen or not {"input", "output"} <= set(data):
                 continue
             seen.add(hit.doc_id)
-            data = json.loads(hit.meta)
             picked.append(Example(data["input"], data["output"]))
             if len(picked) == k:
                 break

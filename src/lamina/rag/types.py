@@ -19,11 +19,12 @@ class Citation:
     chunk_id: str
     snippet: str
     score: float = 0.0  # the retrieval score of the cited chunk (hybrid: the fused score)
+    ocr: bool = False  # its text was read by OCR from a scan or an image
 
     @classmethod
     def of(cls, source: Source) -> Citation:
         h = source.hit
-        return cls(source.n, h.source, h.title, h.page, h.headings, h.chunk_id, h.snippet, h.score)
+        return cls(source.n, h.source, h.title, h.page, h.headings, h.chunk_id, h.snippet, h.score, h.ocr)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -58,15 +58,17 @@ class LocalEngine:
     def _prepare(batch: list[Work], stages: Stages) -> tuple[list[Prepared], dict[str, Vector], Todo]:
         prepared = []
         for work in batch:
+            on_page = None
             if isinstance(work, Loaded):
-                stages.event(work.source, FileState.EXTRACTING)
-            prepared.append(stages.prepare(work))
+                stages.event(work.source, FileState.EXTRACTING, "")
+                on_page = _pages(stages, work.source)
+            prepared.append(stages.prepare(work, on_page))
             stages.check()
         chunks = [c for p in prepared for c in p.chunks]
         vectors = stages.reuse(chunks)
         for p in prepared:
             if p.document is not None:
-                stages.event(p.source, FileState.EMBEDDING)
+                stages.event(p.source, FileState.EMBEDDING, "")
         return prepared, vectors, to_embed(chunks, vectors)
 
     @staticmethod
@@ -82,3 +84,14 @@ class LocalEngine:
             vectors.update({k: embedded[i] for i, (k, _) in enumerate(todo)})
             ready.embedded = len(todo)
         return ready
+
+
+def _pages(stages: Stages, source: str) -> Callable[[int, int], None]:
+    """A long document's pages as progress (``page 3/300``); Ctrl-C or a cancel stops between pages."""
+
+    def on_page(done: int, total: int) -> None:
+        if total > 1:
+            stages.event(source, FileState.EXTRACTING, f"page {done}/{total}")
+        stages.check()
+
+    return on_page

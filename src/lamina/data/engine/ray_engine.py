@@ -176,7 +176,7 @@ class _RayRun:
             works = batch[i : i + size]
             for w in works:
                 if isinstance(w, Loaded) and not single:
-                    self.stages.event(w.source, FileState.EXTRACTING)
+                    self.stages.event(w.source, FileState.EXTRACTING, "")
             # a group is retried once (its worker may have been lost for any reason); a single
             # source is tried once more on its own, so a crashing one costs two workers, not six
             ref = self.prepare_many.options(max_retries=0 if single else 1).remote(self.preparer, works)
@@ -211,7 +211,7 @@ class _RayRun:
         pending = _Embedding(prepared, self.stages.reuse(chunks))
         for p in prepared:
             if p.document is not None:
-                self.stages.event(p.source, FileState.EMBEDDING)
+                self.stages.event(p.source, FileState.EMBEDDING, "")
         todo = to_embed(chunks, pending.vectors)
         if not todo:
             return pending

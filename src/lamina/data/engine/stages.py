@@ -15,10 +15,12 @@ import numpy as np
 from lamina.data.chunking import Chunker
 from lamina.data.embed.base import Embedder, Vectors
 from lamina.data.extract import extract
+from lamina.data.ocr.reader import OcrOptions
+from lamina.data.pdf import PageHook
 from lamina.data.progress import FileState
 from lamina.data.sources import SourceRef
 from lamina.data.types import Chunk, Document
-from lamina.errors import ExtractionFailed, UnsupportedDocument
+from lamina.errors import ExtractionFailed, IngestCancelled, UnsupportedDocument
 from lamina.telemetry import INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
 
 
@@ -53,15 +55,20 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Preparer:
-    """Extract (when given bytes) and chunk one source; every failure becomes a ``Prepared.error``."""
+    """Extract (when given bytes) and chunk one source; every failure becomes a ``Prepared.error``.
+    ``on_page`` hears each page of a PDF or image as it is extracted (the local engine's progress;
+    it may raise ``IngestCancelled`` to stop a long scan between pages)."""
 
     chunker: Chunker
     max_bytes: int
+    ocr: OcrOptions = field(default_factory=OcrOptions)
 
-    def __call__(self, work: Work) -> Prepared:
+    def __call__(self, work: Work, on_page: PageHook | None = None) -> Prepared:
         source = work.source
         try:
-            doc = work if isinstance(work, Document) else self._extract(work)
+            doc = work if isinstance(work, Document) else self._extract(work, on_page)
+        except IngestCancelled:
+            raise
         except (UnsupportedDocument, ExtractionFailed) as exc:
             return Prepared(source, error=exc)
         except Exception as exc:  # a converter bug must not kill the batch: report it as a failure
@@ -73,16 +80,20 @@ class Preparer:
             return Prepared(source, error=UnsupportedDocument("no retrievable text after cleaning"))
         return Prepared(source, doc, chunks)
 
-    def _extract(self, item: Loaded) -> Document:
-        with tracer.start_as_current_span("extract", attributes={"lamina.source": item.source}):
-            return extract(
+    def _extract(self, item: Loaded, on_page: PageHook | None) -> Document:
+        with tracer.start_as_current_span("extract", attributes={"lamina.source": item.source}) as span:
+            doc = extract(
                 item.data,
                 source=item.source,
                 name=item.name,
                 mimetype=item.mimetype,
                 max_bytes=self.max_bytes,
                 url=item.url,
+                ocr=self.ocr,
+                on_page=on_page,
             )
+            span.set_attribute("lamina.pages", len(doc.page_starts))
+            return doc
 
 
 def embed_counted(embedder: Embedder, texts: Sequence[str]) -> tuple[Vectors, int]:
@@ -110,7 +121,7 @@ class Stages:
     prepare: Preparer
     embedder: Embedder  # pickles as its recipe: a Ray actor loads the model once
     reuse: Callable[[list[Chunk]], dict[str, Vector]]  # vectors the stores already hold (driver)
-    event: Callable[[str, FileState], None]  # a source's state: EXTRACTING, then EMBEDDING
+    event: Callable[[str, FileState, str], None]  # a source's state (EXTRACTING, EMBEDDING), detail
     check: Callable[[], None]  # raises to stop the run (Ctrl-C seen while a converter swallowed it)
 
 

@@ -4,9 +4,9 @@ these routes come in Anthropic's shape (``serve/http/errors.py``); the key may c
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from lamina.serve.anthropic.protocol import (
@@ -17,11 +17,12 @@ from lamina.serve.anthropic.protocol import (
     TokenCount,
 )
 from lamina.serve.anthropic.serving import count_tokens, messages
-from lamina.serve.context import RequestContext
-from lamina.serve.http.deps import authenticated, request_context, server_state
+from lamina.serve.http.deps import (
+    ContextDep,
+    PrincipalDep,
+    StateDep,
+)
 from lamina.serve.openai.serving import deployment_for
-from lamina.serve.policy.keys import Principal
-from lamina.serve.state import ServerState
 
 PREFIX = "/v1/messages"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -38,9 +39,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix=PREFIX, tags=["Anthropic-compatible"])
-StateDep = Annotated[ServerState, Depends(server_state)]
-PrincipalDep = Annotated[Principal, Depends(authenticated)]
-ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
 @router.post(

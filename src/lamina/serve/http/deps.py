@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from lamina.serve.context import RequestContext
 from lamina.serve.http.middleware import context_of
@@ -28,3 +30,9 @@ async def request_context(request: Request) -> RequestContext:
 
 async def authenticated(request: Request) -> Principal:
     return await (await server_state(request)).auth(request)
+
+
+# what a route declares it needs: the server, the caller, the request's context
+StateDep = Annotated[ServerState, Depends(server_state)]
+PrincipalDep = Annotated[Principal, Depends(authenticated)]
+ContextDep = Annotated[RequestContext, Depends(request_context)]

@@ -9,18 +9,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from lamina.serve.http.deps import authenticated, server_state
+from lamina.serve.http.deps import PrincipalDep, StateDep
 from lamina.serve.native.protocol import KeyCreate
 from lamina.serve.openai.streaming import SSE_HEADERS
-from lamina.serve.policy.keys import Principal
-from lamina.serve.state import ServerState
 
 router = APIRouter(prefix="/v1", tags=["Jobs, keys and logs"])
-StateDep = Annotated[ServerState, Depends(server_state)]
-PrincipalDep = Annotated[Principal, Depends(authenticated)]
 
 
 @router.get("/jobs", summary="Recent ingest jobs of the key's tenant")

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from lamina.serve.http.deps import authenticated, server_state
+from lamina.serve.http.deps import PrincipalDep, StateDep
 from lamina.serve.native.protocol import CollectionCreate, SearchRequest
-from lamina.serve.policy.keys import Principal
-from lamina.serve.state import ServerState
 
 router = APIRouter(prefix="/v1", tags=["Collections"])
-StateDep = Annotated[ServerState, Depends(server_state)]
-PrincipalDep = Annotated[Principal, Depends(authenticated)]
 TenantQuery = Annotated[str | None, Query(description="Admins: act for this tenant.")]
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from lamina.serve.http.deps import authenticated, server_state
+from lamina.serve.http.deps import PrincipalDep, StateDep
 from lamina.serve.native.protocol import ReindexRequest, SwitchRequest
-from lamina.serve.policy.keys import Principal
-from lamina.serve.state import ServerState
 
 router = APIRouter(prefix="/v1/collections/{name}", tags=["Collection versions"])
-StateDep = Annotated[ServerState, Depends(server_state)]
-PrincipalDep = Annotated[Principal, Depends(authenticated)]
 TenantQuery = Annotated[str | None, Query(description="Act for this tenant.")]
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from lamina.serve.context import RequestContext
-from lamina.serve.http.deps import authenticated, request_context, server_state
+from lamina.serve.http.deps import (
+    ContextDep,
+    PrincipalDep,
+    StateDep,
+)
 from lamina.serve.openai.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -25,8 +28,6 @@ from lamina.serve.openai.serving import RAG_PREFIX, deployment_for, rag_model
 from lamina.serve.openai.serving_embedding import embeddings, list_models
 from lamina.serve.openai.serving_generate import generate
 from lamina.serve.openai.serving_rag import grounded_chat
-from lamina.serve.policy.keys import Principal
-from lamina.serve.state import ServerState
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": what}
@@ -55,9 +56,6 @@ def _generated(model: type[BaseModel], chunk: type[BaseModel]) -> dict[int | str
 
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
-StateDep = Annotated[ServerState, Depends(server_state)]
-PrincipalDep = Annotated[Principal, Depends(authenticated)]
-ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
 @router.get("/models", summary="Models, the embedder, and a rag:NAME model per collection", responses=ERRORS)

@@ -3,24 +3,20 @@ OpenAI's shape, as on every ``/v1`` route."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from lamina.serve.context import RequestContext
-from lamina.serve.http.deps import authenticated, request_context, server_state
+from lamina.serve.http.deps import (
+    ContextDep,
+    PrincipalDep,
+    StateDep,
+)
 from lamina.serve.openai.routes import ERRORS
 from lamina.serve.openai.serving import deployment_for
-from lamina.serve.policy.keys import Principal
 from lamina.serve.responses import serving
 from lamina.serve.responses.protocol import DeletedResponse, ResponseObject, ResponsesRequest
-from lamina.serve.state import ServerState
 
 router = APIRouter(prefix="/v1/responses", tags=["OpenAI Responses"])
-StateDep = Annotated[ServerState, Depends(server_state)]
-PrincipalDep = Annotated[Principal, Depends(authenticated)]
-ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
 @router.post(
