@@ -118,12 +118,23 @@ def cached_response(
     """A cached answer (``cache_value``'s form): costs nothing, and says so (header, request log)."""
     ctx.cached = True
     ctx.model = hit["model"]
-    choices = [Choice(**c) for c in hit["choices"]]
-    usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
+    result = cached_result(hit)
     headers = {CACHE_HEADER: "hit"} | (headers or {})
     return whole_response(
-        kind, hit["model"], choices, usage, stream=stream, include_usage=include_usage, headers=headers
+        kind,
+        hit["model"],
+        result.choices,
+        result.usage,
+        stream=stream,
+        include_usage=include_usage,
+        headers=headers,
     )
+
+
+def cached_result(hit: dict[str, Any]) -> Result:
+    """A cached answer (``cache_value``'s form) as the engine's result."""
+    usage = Usage(hit["usage"]["prompt_tokens"], hit["usage"]["completion_tokens"])
+    return Result([Choice(**c) for c in hit["choices"]], usage)
 
 
 async def framed(

@@ -19,7 +19,7 @@ from lamina.engine.events import Choice, Collector, Piece, Result
 from lamina.engine.upstream import UpstreamError
 from lamina.models.types import GenerationRequest, Usage
 from lamina.serve.context import RequestContext
-from lamina.serve.openai.responses import cache_value
+from lamina.serve.openai.responses import cache_value, cached_result
 from lamina.serve.openai.serving import (
     Metered,
     admission,
@@ -92,17 +92,6 @@ class Generated:
     live: Live | None = None
 
 
-def _cached(hit: dict[str, object]) -> Result:
-    usage = hit["usage"]
-    assert isinstance(usage, dict)
-    choices = hit["choices"]
-    assert isinstance(choices, list)
-    return Result(
-        [Choice(**c) for c in choices],
-        Usage(prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"]),
-    )
-
-
 async def generate(
     request: Request,
     ctx: RequestContext,
@@ -123,7 +112,7 @@ async def generate(
         key = cache_key(principal.tenant, dep.name, api, gen.params, dep.spec.temperature)
     if key is not None and state.cache is not None and (hit := state.cache.get(key)) is not None:
         ctx.cached, ctx.model = True, str(hit["model"])
-        return Generated(str(hit["model"]), {CACHE_HEADER: "hit"}, result=_cached(hit))
+        return Generated(str(hit["model"]), {CACHE_HEADER: "hit"}, result=cached_result(hit))
     slot = await admission(state, principal, dep, gen, meter, client_timeout(request))
     headers = {CACHE_HEADER: "miss"} if key is not None else {}
     ctx.cache_miss = key is not None
