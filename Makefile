@@ -43,13 +43,15 @@ test: $(STAMP) system-deps  ## lint, type-check and run the whole test suite
 
 eval: $(STAMP)  ## answer quality (bundled questions, the sets in evals/sets), extraction, retrieval on SciFact
 	$(BIN)/lamina eval answers
+	$(BIN)/lamina eval answers --scanned
 	$(BIN)/lamina eval answers --set evals/sets/python-docs
 	$(BIN)/lamina eval answers --set evals/sets/held-back
 	$(BIN)/lamina eval extraction
 	$(BIN)/lamina eval retrieval --dataset ../shared/data/scifact
 
-bench: $(STAMP)  ## ingestion throughput on SciFact
+bench: $(STAMP)  ## ingestion throughput on SciFact, OCR engines on scans of it
 	$(BIN)/lamina bench ingest --dataset ../shared/data/scifact
+	$(BIN)/lamina bench ocr --dataset ../shared/data/scifact
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

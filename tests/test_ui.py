@@ -323,6 +323,31 @@ def test_answer_streams_and_cites(page: Page, served: RunningServer, handbook: s
     expect(page.locator(".turn .answer-text .cite").first).to_be_visible()
 
 
+def test_a_scanned_invoice_is_answered_and_its_passage_says_ocr(page: Page, served: RunningServer) -> None:
+    """A photo of an invoice uploaded through the API, asked in the UI: the cited passage says it was
+    read by OCR, and the original opens as the image."""
+    from lamina.testing.scans import render, save, scanned
+    from tests.test_ocr import INVOICE
+
+    with served.http("alice") as http:
+        assert http.post("/v1/collections", json={"name": "ui-scans"}).status_code in (201, 409)
+        photo = save([scanned(render(INVOICE))], "jpeg")
+        job = http.post(
+            "/v1/collections/ui-scans/documents", files=[("files", ("invoice.jpg", photo))]
+        ).json()
+        assert wait_job(http, job["id"])["state"] == "completed"
+    sign_in(page, served, "alice")
+    page.goto("/?collection=ui-scans")
+    page.fill("#question", "What is the unit price of the bilge pump?")
+    page.click("#ask-button")
+    answer = page.locator(".turn .answer:not(.streaming)").last
+    expect(answer.locator(".answer-text")).to_contain_text("212.75", timeout=60_000)
+    answer.locator(".answer-text .cite").first.click()
+    panel = page.locator("#side-panel")
+    expect(panel.locator("#passage-ocr")).to_contain_text("Read by OCR")
+    expect(panel.locator("#open-original")).to_have_attribute("href", re.compile(r"/documents/\w+/content"))
+
+
 def test_nothing_relevant_is_said_so(page: Page, served: RunningServer, handbook: str) -> None:
     sign_in(page, served, "alice")
     page.goto(f"/?collection={handbook}")
