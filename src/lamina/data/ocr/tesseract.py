@@ -14,11 +14,12 @@ from PIL import Image
 from lamina.data.ocr.base import OcrFailed, OcrUnavailable, Word
 
 INSTALL = 'apt-get install tesseract-ocr tesseract-ocr-eng (or set ingest.ocr_engine = "rapidocr")'
-# Page segmentation: one block of text. Lamina rebuilds the reading order and the tables from the
-# words' boxes (data/layout.py), so what matters is that every word is found: on a form with shaded
-# boxes (an invoice) the default (3, automatic) dropped whole table rows that 6 reads, and on pages of
-# prose both read the same text at the same speed (11, sparse text, also reads them, 40% slower).
-PAGE_SEGMENTATION = "6"
+# Page segmentation: sparse text, every word found in no particular order. Lamina rebuilds the
+# reading order and the tables from the words' boxes (data/layout.py), so what matters is that no
+# word is missed: the automatic mode (3) dropped the shaded rows of an invoice's table, and the
+# single-block mode (6) a report's large-type title; on pages of prose all three read the same text,
+# sparse text about 40% slower.
+PAGE_SEGMENTATION = "11"
 
 
 class TesseractOcr:
@@ -63,10 +64,12 @@ class TesseractOcr:
 
 
 MIN_CONFIDENCE = 0.2  # below this a "word" is the texture of a shaded box or a speck, not text
+LINE_ART = frozenset("|+=_[]{}~¦")  # a table's rules and a box's edges, read as characters
 
 
 def _tsv_words(tsv: str) -> list[Word]:
-    """The words of tesseract's TSV, less the ones it hardly believes in, straightened: a page
+    """The words of tesseract's TSV, less the ones it hardly believes in and the ruling lines it
+    read as characters, straightened: a page
     scanned a degree or two askew drifts a line's words across the lines the layout finds."""
     words: list[Word] = []
     lines: dict[tuple[str, ...], list[Word]] = {}
@@ -75,7 +78,7 @@ def _tsv_words(tsv: str) -> list[Word]:
         if row.get("level") != "5" or not text:
             continue
         confidence = max(0.0, float(row.get("conf") or 0)) / 100
-        if confidence < MIN_CONFIDENCE:
+        if confidence < MIN_CONFIDENCE or set(text) <= LINE_ART:
             continue
         left, top = float(row["left"]), float(row["top"])
         width, height = float(row["width"]), float(row["height"])
