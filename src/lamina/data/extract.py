@@ -23,7 +23,7 @@ from lamina.data.html_main import coverage, main_content
 from lamina.data.images import IMAGE_EXTENSIONS, image_pages
 from lamina.data.ocr.base import OcrFailed, OcrUnavailable
 from lamina.data.ocr.reader import OcrOptions
-from lamina.data.pdf import PageHook, PdfText, extract_pdf
+from lamina.data.pdf import PageHook, Pages, extract_pdf
 from lamina.data.types import Document, sha256_hex
 from lamina.errors import ExtractionFailed, UnsupportedDocument
 
@@ -108,25 +108,21 @@ def _pdf_page(page: bytes) -> str:
     return _convert(page, ".pdf", "application/pdf")[0]
 
 
-def _extract_image(data: bytes, ocr: OcrOptions, content_hash: str, on_page: PageHook | None) -> PdfText:
+def _extract_image(data: bytes, ocr: OcrOptions, content_hash: str, on_page: PageHook | None) -> Pages:
     """An image's frames read by OCR, each a page."""
     if ocr.mode == "never":
         raise UnsupportedDocument("an image needs OCR, and ingest.ocr is never")
     if (missing := ocr.unavailable()) is not None:
         raise UnsupportedDocument(f"an image needs OCR: {missing}")
     texts: list[str] = []
-    for number, page in enumerate(image_pages(data, ocr.max_pixels), start=1):
+    for number, (total, page) in enumerate(image_pages(data, ocr.max_pixels), start=1):
         try:
             texts.append(clean_text(ocr.read(page, f"{content_hash}:{number - 1}")))
         except (OcrFailed, OcrUnavailable) as exc:
             raise ExtractionFailed(f"page {number}: {exc}") from None
         if on_page is not None:
-            on_page(number, number)
-    starts, offset = [], 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + 2
-    return PdfText("\n\n".join(texts), tuple(starts), list(range(1, len(texts) + 1)))
+            on_page(number, total)
+    return Pages.of(texts, list(range(1, len(texts) + 1)))
 
 
 def extract(

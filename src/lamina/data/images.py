@@ -18,8 +18,9 @@ from lamina.errors import ExtractionFailed, UnsupportedDocument
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 
 
-def image_pages(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
-    """The image's frames, decoded one at a time (grey, which is what OCR reads)."""
+def image_pages(data: bytes, max_pixels: int) -> Iterator[tuple[int, Image.Image]]:
+    """The image's frames, decoded one at a time (grey, which is what OCR reads), each with how
+    many frames the image has."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -29,6 +30,7 @@ def image_pages(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
         except (UnidentifiedImageError, OSError) as exc:
             raise ExtractionFailed(f"corrupt or unreadable image ({type(exc).__name__})") from None
         with image:
+            total = getattr(image, "n_frames", 1)
             for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
                 width, height = frame.size
                 if width * height > max_pixels:
@@ -37,6 +39,6 @@ def image_pages(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
                         f"over ingest.ocr_max_megapixels={max_pixels / 1e6:g}"
                     )
                 try:
-                    yield frame.convert("L")
+                    yield total, frame.convert("L")
                 except (OSError, ValueError, SyntaxError) as exc:
                     raise ExtractionFailed(f"corrupt image, page {number} ({type(exc).__name__})") from None

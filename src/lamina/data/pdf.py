@@ -16,7 +16,7 @@ from typing import Any
 
 from lamina.data.clean import clean_text
 from lamina.data.layout import page_text
-from lamina.data.ocr.base import OcrFailed, OcrUnavailable
+from lamina.data.ocr.base import OcrFailed, OcrUnavailable, Word
 from lamina.data.ocr.reader import OcrOptions
 from lamina.errors import ExtractionFailed, UnsupportedDocument
 
@@ -25,10 +25,21 @@ TABLE_RULE = "| --- |"
 
 
 @dataclass
-class PdfText:
+class Pages:
+    """A paged document's text (pages joined by a blank line), where each page starts, and the
+    pages read by OCR."""
+
     text: str
     page_starts: tuple[int, ...]
     ocr_pages: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, texts: list[str], ocr_pages: list[int]) -> Pages:
+        starts, offset = [], 0
+        for text in texts:
+            starts.append(offset)
+            offset += len(text) + 2
+        return cls("\n\n".join(texts), tuple(starts), ocr_pages)
 
 
 def _open(data: bytes) -> Any:
@@ -57,8 +68,6 @@ def _tables(data: bytes) -> Iterator[str | None]:
     """Each page's text laid out from pdfplumber's words when it has a table, else None."""
     import pdfplumber
 
-    from lamina.data.ocr.base import Word
-
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             for page in pdf.pages:
@@ -78,7 +87,7 @@ def extract_pdf(
     ocr: OcrOptions,
     content_hash: str,
     on_page: PageHook | None = None,
-) -> PdfText:
+) -> Pages:
     """The pages' cleaned text; ``convert`` turns a one-page PDF into Markdown."""
     pdf = _open(data)
     texts: list[str] = []
@@ -99,11 +108,7 @@ def extract_pdf(
                 on_page(index + 1, total)
     finally:
         pdf.close()
-    starts, offset = [], 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + 2
-    return PdfText("\n\n".join(texts), tuple(starts), read)
+    return Pages.of(texts, read)
 
 
 def _read(pdf: Any, index: int, ocr: OcrOptions, content_hash: str, layer: str) -> str:

@@ -69,7 +69,8 @@ class OcrOptions:
             return [Word(*w) for w in json.loads(cached.read_text(encoding="utf-8"))]
         if (missing := engine.available()) is not None:
             raise OcrUnavailable(missing)
-        words = engine.words(image.convert("L"), self.languages, self.page_timeout_s)
+        grey = image if image.mode == "L" else image.convert("L")
+        words = engine.words(grey, self.languages, self.page_timeout_s)
         if cached is not None:
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)

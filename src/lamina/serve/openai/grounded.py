@@ -24,7 +24,7 @@ from lamina.data.types import doc_id_for
 from lamina.engine.deployment import Deployment, Slot
 from lamina.engine.events import Piece
 from lamina.engine.upstream import UpstreamError
-from lamina.models.types import GenerationRequest
+from lamina.models.types import GenerationRequest, Message, message_text
 from lamina.rag.answer import Answer, Answerer, AnswerRun
 from lamina.rag.citations import find_markers
 from lamina.rag.context import Source
@@ -155,6 +155,22 @@ async def ground(
         )
     uploads = state.tenants.uploads_dir(principal.tenant, coll.name)
     return Grounding(coll, Links(base_url, coll.name, uploads), answerer, question, sources, request)
+
+
+def question_and_turns(messages: list[Message]) -> tuple[str, list[tuple[str, str]]] | None:
+    """The question (the last message, the user's) and earlier (question, answer) turns, for
+    follow-ups; None when the conversation does not end with a question."""
+    if not messages or messages[-1]["role"] != "user" or not message_text(messages[-1]).strip():
+        return None
+    turns: list[tuple[str, str]] = []
+    asked: str | None = None
+    for m in messages[:-1]:
+        if m["role"] == "user":
+            asked = message_text(m)
+        elif m["role"] == "assistant" and asked is not None:
+            turns.append((asked, message_text(m)))
+            asked = None
+    return message_text(messages[-1]), turns
 
 
 def _first(value: T | None, default: T | None) -> T | None:

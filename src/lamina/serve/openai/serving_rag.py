@@ -16,11 +16,18 @@ from fastapi.responses import Response
 
 from lamina.engine.deployment import Deployment
 from lamina.engine.events import Choice, Result
-from lamina.models.types import Usage, message_text
+from lamina.models.types import Usage
 from lamina.rag.answer import Answer
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import bad_request
-from lamina.serve.openai.grounded import GroundedRun, Links, ground, grounded_answer, open_collection
+from lamina.serve.openai.grounded import (
+    GroundedRun,
+    Links,
+    ground,
+    grounded_answer,
+    open_collection,
+    question_and_turns,
+)
 from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.rag_cache import CachedAnswer, lookup
 from lamina.serve.openai.responses import cache_value, cached_response, framed, sse_response, whole_response
@@ -107,18 +114,10 @@ def _grounded_only(body: ChatCompletionRequest) -> None:
 
 def _conversation(body: ChatCompletionRequest) -> tuple[str, list[tuple[str, str]]]:
     """The question (the last user message) and earlier (question, answer) turns, for follow-ups."""
-    messages = [m.as_message() for m in body.messages]
-    if messages[-1]["role"] != "user" or not message_text(messages[-1]).strip():
+    found = question_and_turns([m.as_message() for m in body.messages])
+    if found is None:
         raise bad_request("the last message must be the user's question", param="messages")
-    history: list[tuple[str, str]] = []
-    asked: str | None = None
-    for m in messages[:-1]:
-        if m["role"] == "user":
-            asked = message_text(m)
-        elif m["role"] == "assistant" and asked is not None:
-            history.append((asked, message_text(m)))
-            asked = None
-    return message_text(messages[-1]), history
+    return found
 
 
 def _answer_response(

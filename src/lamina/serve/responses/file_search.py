@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.data.types import doc_id_for
-from lamina.models.types import Message, message_text
+from lamina.models.types import Message
 from lamina.rag.answer import Answer
 from lamina.rag.citations import find_markers
 from lamina.rag.context import Source
-from lamina.serve.openai.grounded import Links
+from lamina.serve.openai.grounded import Links, question_and_turns
 from lamina.serve.responses.protocol import ItemError, ResponsesRequest, new_id
 
 RESULTS = "file_search_call.results"
@@ -38,17 +38,10 @@ def collection_of(body: ResponsesRequest) -> str | None:
 
 def question_of(history: list[Message]) -> tuple[str, list[tuple[str, str]]]:
     """The query (the last message, the user's) and earlier (question, answer) turns."""
-    if not history or history[-1]["role"] != "user" or not message_text(history[-1]).strip():
+    found = question_and_turns(history)
+    if found is None:
         raise ItemError("with file_search, the input must end with the user's question")
-    turns: list[tuple[str, str]] = []
-    asked: str | None = None
-    for m in history[:-1]:
-        if m["role"] == "user":
-            asked = message_text(m)
-        elif m["role"] == "assistant" and asked is not None:
-            turns.append((asked, message_text(m)))
-            asked = None
-    return message_text(history[-1]), turns
+    return found
 
 
 def search_item(query: str, sources: list[Source], links: Links, body: ResponsesRequest) -> dict[str, Any]:

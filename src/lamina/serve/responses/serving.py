@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from itertools import chain
 from typing import Any
 
 from fastapi import Request
@@ -106,7 +107,7 @@ async def _whole(turn: Turn, model: str, result: Result, headers: dict[str, str]
         piece = Piece({"content": choice.text, "tool_calls": calls})
 
         async def replay() -> AsyncIterator[bytes]:
-            for chunk in _chain(writer.start(), writer.piece(piece), writer.close()):
+            for chunk in chain(writer.start(), writer.piece(piece), writer.close()):
                 yield chunk
             response = writer.snapshot(writer.output, result.usage, finish_reason=choice.finish_reason)
             for chunk in writer.finish(await turn.remember(response)):
@@ -115,11 +116,6 @@ async def _whole(turn: Turn, model: str, result: Result, headers: dict[str, str]
         return sse_response(replay(), headers)
     response = turn.snapshot(model)(output_items(choice), result.usage, finish_reason=choice.finish_reason)
     return json_response(await turn.remember(response), headers)
-
-
-def _chain(*parts: Iterator[bytes]) -> Iterator[bytes]:
-    for part in parts:
-        yield from part
 
 
 async def _events(turn: Turn, model: str, live: Live) -> AsyncIterator[bytes]:
@@ -203,7 +199,7 @@ async def _search_events(
     """The search as a whole item, then the answer's text as the model writes it (or at once, for
     an answer made without a model); its citations when it is complete."""
     writer = EventWriter(turn.snapshot(model))
-    for chunk in _chain(writer.start(), writer.whole(searched, *SEARCH_EVENTS)):
+    for chunk in chain(writer.start(), writer.whole(searched, *SEARCH_EVENTS)):
         yield chunk
     if run is not None:
         try:
@@ -223,7 +219,7 @@ async def _search_events(
     if writer.output[-1]["type"] != "message":  # an empty answer is still a message
         for chunk in writer.add(message_item("", status="in_progress")):
             yield chunk
-    for chunk in _chain(writer.annotate(file_search.citations_of(answer, grounding.links)), writer.close()):
+    for chunk in chain(writer.annotate(file_search.citations_of(answer, grounding.links)), writer.close()):
         yield chunk
     response = writer.snapshot(writer.output, answer.usage)
     for chunk in writer.finish(await turn.remember(response)):
