@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 from lamina.config import Settings, load_settings
 from lamina.data.collection import Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
+from lamina.data.filters import FilterError, parse_filter
 from lamina.data.store import STORES, ChunkStore, MemoryStore, Where, make_store
-from lamina.data.types import Chunk, Document, doc_id_for, sha256_hex
+from lamina.data.types import Chunk, Document, Hit, attrs_json, doc_id_for, sha256_hex
 from lamina.errors import ConfigError
 
 DIM = 4
@@ -162,6 +164,133 @@ def test_filters_by_source_glob_and_document(store: ChunkStore) -> None:
         "https://example.com/c.html"
     }
     assert store.lexical("three", 10, Where(source_glob="/docs/*")) == []
+
+
+# metadata filters and readers ----------------------------------------------------------------------
+PEOPLE = {  # source -> (metadata, readers)
+    "/m/policy-2024.md": ({"team": "finance", "year": 2024, "modified": "2024-06-30T10:00:00Z"}, ()),
+    "/m/policy-2025.md": (
+        {"team": "finance", "year": 2025.0, "modified": "2025-02-01T09:00:00Z"},
+        ("finance",),
+    ),
+    "/m/memo.md": ({"team": "legal", "year": "2025", "draft": True, "note": 'l\'été "quoted"'}, ("legal",)),
+    "/m/plain.md": ({}, ()),
+    "/m/secret.md": ({"team": "finance", "year": 2025}, ("board", "hr")),
+}
+
+
+def put_people(store: ChunkStore) -> None:
+    chunks = []
+    for i, (source, (attrs, readers)) in enumerate(PEOPLE.items()):
+        c = chunk(source, 0, f"quarterly policy text {i}")
+        chunks.append(dataclasses.replace(c, attrs=attrs_json(attrs), readers=readers))
+    store.replace_documents(list(PEOPLE), chunks, np.ones((len(chunks), DIM), dtype=np.float32))
+    store.optimize()
+
+
+def names(hits: list[Hit]) -> set[str]:
+    return {h.source.removeprefix("/m/").removesuffix(".md") for h in hits}
+
+
+def both(store: ChunkStore, where: Where) -> set[str]:
+    """The same filter through both legs: they must agree."""
+    dense = names(store.dense(vecs([1, 1, 1, 1]), 10, where))
+    assert names(store.lexical("quarterly policy", 10, where)) == dense
+    return dense
+
+
+def test_metadata_filters_are_typed_equality_in_and_ranges(store: ChunkStore) -> None:
+    put_people(store)
+
+    def where(spec: dict[str, object]) -> set[str]:
+        return both(store, Where(fields=parse_filter(spec)))
+
+    assert where({"team": "finance"}) == {"policy-2024", "policy-2025", "secret"}
+    assert where({"year": 2025}) == {"policy-2025", "secret"}  # 2025.0 is 2025; "2025" is a string
+    assert where({"year": "2025"}) == {"memo"}
+    assert where({"draft": True}) == {"memo"}
+    assert where({"draft": 1}) == set()  # a boolean is not a number
+    assert where({"note": 'l\'été "quoted"'}) == {"memo"}
+    assert where({"team": {"$in": ["legal", "hr"]}}) == {"memo"}
+    assert where({"year": {"$in": [2024, "2025"]}}) == {"policy-2024", "memo"}
+    assert where({"year": {"$gte": 2024.5}}) == {"policy-2025", "secret"}
+    assert where({"year": {"$gt": 2024, "$lte": 2025}}) == {"policy-2025", "secret"}
+    assert where({"year": {"$lt": 2025}}) == {"policy-2024"}
+    assert where({"modified": {"$gte": "2025-01-01"}}) == {"policy-2025"}  # ISO dates order as text
+    assert where({"modified": {"$lt": "2025-01-01", "$gte": "2024-01-01"}}) == {"policy-2024"}
+    assert where({"team": "finance", "year": {"$lt": 2025}}) == {"policy-2024"}
+    assert where({"missing": "x"}) == set()
+    assert where({"year": {"$gte": "2000"}}) == {"memo"}  # a string range skips numbers
+    hit = store.dense(vecs([1, 1, 1, 1]), 10, Where(document="/m/memo.md"))[0]
+    assert hit.metadata["draft"] is True and hit.metadata["note"] == 'l\'été "quoted"'
+
+
+def test_readers_see_their_groups_documents_and_unrestricted_ones(store: ChunkStore) -> None:
+    put_people(store)
+    everyone = {"policy-2024", "plain"}
+    assert both(store, Where()) == set(n.removeprefix("/m/").removesuffix(".md") for n in PEOPLE)
+    assert both(store, Where(readers=frozenset())) == everyone
+    assert both(store, Where(readers=frozenset({"finance"}))) == everyone | {"policy-2025"}
+    assert both(store, Where(readers=frozenset({"hr", "legal"}))) == everyone | {"memo", "secret"}
+    assert both(store, Where(readers=frozenset({"finance"}), fields=parse_filter({"year": 2025}))) == {
+        "policy-2025"
+    }
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        {"team": "x' OR 1=1 OR team='"},
+        {"team": 'x") OR true OR ("'},
+        {"team": {"$in": ["finance' OR readers IS NULL --", "x"]}},
+        {"year": {"$gte": "~' OR '1'='1"}},  # above every year held as text
+        {"readers": "board"},
+        {"note": "\\' OR 1=1 --"},
+    ],
+)
+def test_a_crafted_filter_never_widens_what_a_reader_sees(
+    store: ChunkStore, crafted: dict[str, object]
+) -> None:
+    put_people(store)
+    seen = both(store, Where(readers=frozenset({"legal"}), fields=parse_filter(crafted)))
+    assert seen <= {"policy-2024", "plain", "memo"}
+    assert seen == set()  # and the odd value matches nothing, as any value no document holds
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"team') OR 1=1 --": "x"},
+        {'a"]': 1},
+        {"year": {"$regex": ".*"}},
+        {"year": {"$in": "2025"}},
+        {"year": {"$gte": True}},
+        {"year": [1, 2]},
+        {"year": {"$gte": float("inf")}},
+        {"": 1},
+    ],
+)
+def test_filters_that_cannot_be_read_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(FilterError):
+        parse_filter(bad)
+
+
+def test_k_rows_come_back_under_a_selective_filter(store: ChunkStore) -> None:
+    """Pushed down, not post-filtered: 1 chunk in 50 passes and all k of them are found."""
+    chunks, rows = [], []
+    for i in range(400):
+        c = chunk(f"/k/{i}.md", 0, f"alpha text {i}")
+        chunks.append(
+            dataclasses.replace(c, attrs=attrs_json({"g": i % 50}), readers=("r",) if i % 2 else ())
+        )
+        rows.append([1.0, i / 400, 0.5, 0.0])
+    store.replace_documents([c.source for c in chunks], chunks, vecs(*rows))
+    store.optimize()
+    where = Where(fields=parse_filter({"g": 7}), readers=frozenset({"r"}))
+    assert len(store.dense(vecs([0, 0, 0, 1]), 8, where)) == 8
+    assert len(store.lexical("alpha", 8, where)) == 8
+    where = Where(fields=parse_filter({"g": 8}), readers=frozenset())  # even rows: no readers named
+    assert len(store.dense(vecs([0, 0, 0, 1]), 8, where)) == 8
 
 
 def corpus(store: ChunkStore, docs: dict[str, str], titles: dict[str, str] | None = None) -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from lamina.cli.context import state
+from lamina.cli.options import FilterOpt
 from lamina.cli.output import IngestProgress, console, err_console, print_hits, print_json
 from lamina.config import ENGINE_NAMES, IngestEngineName
 from lamina.data.collection import SearchMode
+from lamina.data.filters import cli_value, parse_cli_filters
 from lamina.data.progress import IngestReport
 from lamina.data.store.base import Where
+from lamina.errors import LaminaError
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
@@ -59,6 +62,16 @@ def ingest(
         bool,
         typer.Option("--allow-private", help="Allow URLs on private/loopback addresses (SSRF guard off)."),
     ] = False,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--meta", help="Metadata for every document, key=value (repeatable): --meta team=finance."
+        ),
+    ] = None,
+    readers: Annotated[
+        list[str] | None,
+        typer.Option("--reader", help="A group that may read the documents (repeatable); none: everyone."),
+    ] = None,
     engine: EngineOpt = None,
     ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
@@ -73,7 +86,14 @@ def ingest(
     coll = state.workspace.collection(collection, create=True)
     try:
         with IngestProgress(f"ingest → {collection}", enabled=not as_json and err_console.is_terminal) as bar:
-            report = coll.ingest(sources, sync=sync, allow_private=allow_private or None, progress=bar)
+            report = coll.ingest(
+                sources,
+                sync=sync,
+                allow_private=allow_private or None,
+                progress=bar,
+                metadata=cli_metadata(meta or []),
+                readers=readers,
+            )
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted.[/] Finished batches are saved; re-run the same command to resume."
@@ -85,6 +105,17 @@ def ingest(
         print_report(report)
     if report.failed:
         raise typer.Exit(1)
+
+
+def cli_metadata(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values read as the filters read them (numbers, booleans, quoted text)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sign, value = item.partition("=")
+        if not sign or not key:
+            raise LaminaError(f"--meta {item!r}: write key=value")
+        out[key.strip()] = cli_value(value)
+    return out
 
 
 def print_report(report: IngestReport) -> None:
@@ -111,12 +142,12 @@ def search(
     document: Annotated[
         str | None, typer.Option("--document", help="Only this document (id or source).")
     ] = None,
+    filters: FilterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search a collection: dense vectors, BM25, or both fused."""
-    hits = state.workspace.collection(collection).search(
-        query, k, mode=mode, where=Where(source_glob=source, document=document)
-    )
+    where = Where(source_glob=source, document=document, fields=parse_cli_filters(filters or []))
+    hits = state.workspace.collection(collection).search(query, k, mode=mode, where=where)
     if as_json:
         print_json([h.to_dict() for h in hits])
         return

@@ -10,7 +10,10 @@ import typer
 from rich.table import Table
 
 from lamina.cli.context import state
+from lamina.cli.options import FilterOpt
 from lamina.cli.output import console, err_console, print_json
+from lamina.data.filters import parse_cli_filters
+from lamina.data.store.base import Where
 from lamina.data.types import location
 from lamina.engine.model import Models
 from lamina.rag.answer import Answer, Answerer, ask_directly
@@ -57,9 +60,17 @@ def _print_sources(answer: Answer) -> None:
         console.print(f"  [{c.n}] {c.source}" + (f" [dim]({where})[/]" if where else ""), highlight=False)
 
 
-def _answerer(collection: str, model: str | None, k: int | None, memory_turns: int = 0) -> Answerer:
+def _answerer(
+    collection: str,
+    model: str | None,
+    k: int | None,
+    memory_turns: int = 0,
+    filters: list[str] | None = None,
+) -> Answerer:
     coll = state.workspace.collection(collection)
-    return Answerer(coll, registry().get(model), state.settings.rag, k=k, memory_turns=memory_turns)
+    where = Where(fields=parse_cli_filters(filters)) if filters else None
+    settings = state.settings.rag
+    return Answerer(coll, registry().get(model), settings, k=k, memory_turns=memory_turns, where=where)
 
 
 def ask(
@@ -72,6 +83,7 @@ def ask(
     no_rag: Annotated[
         bool, typer.Option("--no-rag", help="Ask the model directly, without retrieval.")
     ] = False,
+    filters: FilterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from a collection, citing its sources as [1], [2]."""
@@ -93,7 +105,7 @@ def ask(
     if collection is None:
         err_console.print("error: give a collection with -c NAME, or --no-rag to ask the model directly")
         raise typer.Exit(2)
-    answerer = _answerer(collection, model, k)
+    answerer = _answerer(collection, model, k, filters=filters)
     if as_json:
         print_json(answerer.ask(question).to_dict())
         return
@@ -115,10 +127,13 @@ def stream_answer(answerer: Answerer, question: str) -> Answer:
 
 
 def chat(
-    collection: CollectionOpt, model: ModelOpt = None, k: Annotated[int | None, typer.Option("-k")] = None
+    collection: CollectionOpt,
+    model: ModelOpt = None,
+    k: Annotated[int | None, typer.Option("-k")] = None,
+    filters: FilterOpt = None,
 ) -> None:
     """Interactive questions about a collection; an empty line or Ctrl-D ends it."""
-    answerer = _answerer(collection, model, k, memory_turns=3)
+    answerer = _answerer(collection, model, k, memory_turns=3, filters=filters)
     console.print(
         f"[dim]chatting with {answerer.model.name} about {collection!r}; empty line or Ctrl-D to quit[/]"
     )

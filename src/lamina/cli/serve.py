@@ -104,6 +104,10 @@ def keys_create(
     models: Annotated[
         list[str] | None, typer.Option("--models", help="Limit the key to these models (repeatable).")
     ] = None,
+    groups: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="A reader group (repeatable): documents naming it become readable."),
+    ] = None,
     budget_usd: Annotated[float | None, typer.Option(min=0, help="Spend allowed per period (USD).")] = None,
     budget_period: Annotated[str, typer.Option(help="day, month or total.")] = "month",
     rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute.")] = None,
@@ -115,7 +119,9 @@ def keys_create(
         limits = LimitSettings(budget_usd=budget_usd, budget_period=budget_period, rpm=rpm, tpm=tpm)
     except ValidationError as exc:
         raise LaminaError(f"invalid limits: {exc.errors()[0]['msg']}") from None
-    info, key = _keys().create(name, tenant=tenant, admin=admin, models=models or None, limits=limits)
+    info, key = _keys().create(
+        name, tenant=tenant, admin=admin, models=models or None, limits=limits, groups=groups or None
+    )
     if as_json:
         print_json({"name": info.name, "key": key, "tenant": info.tenant})
         return
@@ -134,7 +140,7 @@ def keys_list(
     if as_json:
         print_json([i.to_dict() for i in infos])
         return
-    table = Table("name", "prefix", "tenant", "admin", "models", "created", "revoked")
+    table = Table("name", "prefix", "tenant", "admin", "models", "groups", "created", "revoked")
     for i in infos:
         table.add_row(
             i.name,
@@ -142,6 +148,7 @@ def keys_list(
             i.tenant,
             "yes" if i.admin else "",
             ", ".join(i.models or ["all"]),
+            ", ".join(i.groups),
             i.created_at,
             i.revoked_at or "",
         )

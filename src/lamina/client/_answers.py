@@ -34,6 +34,7 @@ def answer_body(
     max_tokens: int | None,
     temperature: float | None,
     stream: bool,
+    filter: JSON | None = None,
 ) -> JSON:
     """The request: earlier (question, answer) turns, then the question; no model: ``rag:COLLECTION``,
     the server's choice for the collection (``serve.rag_models``, else its default model)."""
@@ -42,7 +43,7 @@ def answer_body(
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
     messages.append({"role": "user", "content": question})
     body: JSON = {"model": model or f"rag:{collection}", "messages": messages, "collection": collection}
-    optional = {"k": k, "max_tokens": max_tokens, "temperature": temperature}
+    optional = {"k": k, "max_tokens": max_tokens, "temperature": temperature, "filter": filter}
     body |= {name: value for name, value in optional.items() if value is not None}
     if stream:
         body |= {"stream": True, "stream_options": {"include_usage": True}}

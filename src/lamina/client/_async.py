@@ -57,9 +57,14 @@ class AsyncDocuments(_Resource):
         *,
         urls: Iterable[str] = (),
         tenant: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        readers: Sequence[str] | None = None,
     ) -> AsyncJob:
-        """Send files (paths, folders or ``(name, bytes)``) and/or URLs: an ingest job, to ``wait()`` on."""
-        return AsyncJob.of(await self._t.call(calls.upload(collection, files, urls, tenant)), self._t)
+        """Send files (paths, folders or ``(name, bytes)``) and/or URLs: an ingest job, to ``wait()`` on.
+        ``metadata`` is given to each document (filterable), ``readers`` the groups that may read them."""
+        return AsyncJob.of(
+            await self._t.call(calls.upload(collection, files, urls, tenant, metadata, readers)), self._t
+        )
 
     async def list(self, collection: str, *, tenant: str | None = None) -> builtins.list[Document]:
         return await self._t.call(calls.list_documents(collection, tenant))
@@ -175,10 +180,12 @@ class AsyncLamina:
         source: str | None = None,
         document: str | None = None,
         tenant: str | None = None,
+        filter: dict[str, Any] | None = None,
     ) -> list[SearchHit]:
-        """Hybrid (or dense, or BM25) search; ``source``: a glob over sources, ``document``: one id."""
+        """Hybrid (or dense, or BM25) search; ``source``: a glob over sources, ``document``: one id,
+        ``filter``: metadata conditions (``{"year": {"$gte": 2024}}``)."""
         call = calls.search(
-            query, collection, k=k, mode=mode, source=source, document=document, tenant=tenant
+            query, collection, k=k, mode=mode, source=source, document=document, tenant=tenant, filter=filter
         )
         return await self._t.call(call)
 
@@ -193,6 +200,7 @@ class AsyncLamina:
         history: Sequence[tuple[str, str]] = ...,
         max_tokens: int | None = ...,
         temperature: float | None = ...,
+        filter: dict[str, Any] | None = ...,
         stream: Literal[False] = ...,
     ) -> Answer: ...
 
@@ -207,6 +215,7 @@ class AsyncLamina:
         history: Sequence[tuple[str, str]] = ...,
         max_tokens: int | None = ...,
         temperature: float | None = ...,
+        filter: dict[str, Any] | None = ...,
         stream: Literal[True],
     ) -> AsyncAnswerStream: ...
 
@@ -220,6 +229,7 @@ class AsyncLamina:
         history: Sequence[tuple[str, str]] = (),
         max_tokens: int | None = None,
         temperature: float | None = None,
+        filter: dict[str, Any] | None = None,
         stream: bool = False,
     ) -> Answer | AsyncAnswerStream:
         """A grounded answer from ``collection``, citing its sources as [n].
@@ -236,6 +246,7 @@ class AsyncLamina:
             max_tokens=max_tokens,
             temperature=temperature,
             stream=stream,
+            filter=filter,
         )
         if stream:
             return AsyncAnswerStream(await self._t.open(stream_call(body)), body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
@@ -108,14 +109,24 @@ def _read(item: FileInput) -> list[tuple[str, bytes]]:
 
 
 def upload(
-    collection: str, files: Iterable[FileInput], urls: Iterable[str], tenant: str | None
+    collection: str,
+    files: Iterable[FileInput],
+    urls: Iterable[str],
+    tenant: str | None,
+    metadata: JSON | None = None,
+    readers: Sequence[str] | None = None,
 ) -> Call[JSON]:
     parts = [("files", f) for item in files for f in _read(item)]
     links = list(urls)
     if not parts and not links:
         raise LaminaError("nothing to upload: give files and/or urls")
     path = f"/v1/collections/{_p(collection)}/documents"
-    data = {"urls": links} if links else None
+    data: dict[str, Any] = {"urls": links} if links else {}
+    if metadata:
+        data["metadata"] = json.dumps(metadata)
+    if readers:
+        data["readers"] = list(readers)
+    data = data or None  # type: ignore[assignment]
     return Call("POST", path, _json, files=parts or None, data=data, params=_tenant(tenant))
 
 
@@ -128,9 +139,11 @@ def search(
     source: str | None,
     document: str | None,
     tenant: str | None,
+    filter: JSON | None = None,
 ) -> Call[list[SearchHit]]:
     body: JSON = {"query": query, "k": k, "mode": mode}
-    body |= {k: v for k, v in (("source", source), ("document", document)) if v is not None}
+    narrowing = (("source", source), ("document", document), ("filter", filter))
+    body |= {k: v for k, v in narrowing if v is not None}
     path = f"/v1/collections/{_p(collection)}/search"
     return Call("POST", path, _many(SearchHit, mode=mode), json=body, params=_tenant(tenant))
 

@@ -57,9 +57,12 @@ class Documents(_Resource):
         *,
         urls: Iterable[str] = (),
         tenant: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        readers: Sequence[str] | None = None,
     ) -> Job:
-        """Send files (paths, folders or ``(name, bytes)``) and/or URLs: an ingest job, to ``wait()`` on."""
-        return Job.of(self._t.call(calls.upload(collection, files, urls, tenant)), self._t)
+        """Send files (paths, folders or ``(name, bytes)``) and/or URLs: an ingest job, to ``wait()`` on.
+        ``metadata`` is given to each document (filterable), ``readers`` the groups that may read them."""
+        return Job.of(self._t.call(calls.upload(collection, files, urls, tenant, metadata, readers)), self._t)
 
     def list(self, collection: str, *, tenant: str | None = None) -> builtins.list[Document]:
         return self._t.call(calls.list_documents(collection, tenant))
@@ -172,10 +175,12 @@ class Lamina:
         source: str | None = None,
         document: str | None = None,
         tenant: str | None = None,
+        filter: dict[str, Any] | None = None,
     ) -> list[SearchHit]:
-        """Hybrid (or dense, or BM25) search; ``source``: a glob over sources, ``document``: one id."""
+        """Hybrid (or dense, or BM25) search; ``source``: a glob over sources, ``document``: one id,
+        ``filter``: metadata conditions (``{"year": {"$gte": 2024}}``)."""
         call = calls.search(
-            query, collection, k=k, mode=mode, source=source, document=document, tenant=tenant
+            query, collection, k=k, mode=mode, source=source, document=document, tenant=tenant, filter=filter
         )
         return self._t.call(call)
 
@@ -190,6 +195,7 @@ class Lamina:
         history: Sequence[tuple[str, str]] = ...,
         max_tokens: int | None = ...,
         temperature: float | None = ...,
+        filter: dict[str, Any] | None = ...,
         stream: Literal[False] = ...,
     ) -> Answer: ...
 
@@ -204,6 +210,7 @@ class Lamina:
         history: Sequence[tuple[str, str]] = ...,
         max_tokens: int | None = ...,
         temperature: float | None = ...,
+        filter: dict[str, Any] | None = ...,
         stream: Literal[True],
     ) -> AnswerStream: ...
 
@@ -217,6 +224,7 @@ class Lamina:
         history: Sequence[tuple[str, str]] = (),
         max_tokens: int | None = None,
         temperature: float | None = None,
+        filter: dict[str, Any] | None = None,
         stream: bool = False,
     ) -> Answer | AnswerStream:
         """A grounded answer from ``collection``, citing its sources as [n].
@@ -233,6 +241,7 @@ class Lamina:
             max_tokens=max_tokens,
             temperature=temperature,
             stream=stream,
+            filter=filter,
         )
         if stream:
             return AnswerStream(self._t.open(stream_call(body)), body)

@@ -68,6 +68,9 @@ class Document(_Model):
     coverage: float | None = None  # share of the page's visible text extraction kept (HTML pages)
     updated_at: str | None = None
     content_url: str | None = None  # the original file (PDFs open at #page=N)
+    metadata: dict[str, Any] = Field(default_factory=dict)  # filterable (search and answer ``filter``)
+    readers: list[str] = Field(default_factory=list)  # groups that may read it; none: the whole tenant
+    origin: str | None = None  # the source (``lamina sources``) that brought it
 
 
 class SearchHit(_Model):
@@ -83,6 +86,7 @@ class SearchHit(_Model):
     end: int = 0
     scores: dict[str, float] = Field(default_factory=dict)  # per retriever (dense, bm25) for hybrid
     mode: SearchMode = "hybrid"  # the mode the search ran in
+    metadata: dict[str, Any] = Field(default_factory=dict)  # the document's
 
 
 class FileProgress(_Model):

@@ -120,6 +120,8 @@ class Chunker:
                         n_tokens=span[2],
                         ordinal=len(chunks),
                         meta=doc.meta,
+                        attrs=doc.attrs,
+                        readers=doc.readers,
                     )
                 )
         return chunks

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from lamina.config import ChunkingSettings, SearchSettings, Settings, load_settings
 from lamina.data.concurrent import Leg
+from lamina.data.connectors.base import Entry
 from lamina.data.embed import Embedder, Embedders
 from lamina.data.engine import IngestEngine, make_engine
+from lamina.data.filters import check_groups, check_metadata
 from lamina.data.fusion import (
     collapse_duplicates,
     convex_fusion,
@@ -18,9 +20,11 @@ from lamina.data.fusion import (
     rocchio,
 )
 from lamina.data.ingest import Ingestion
+from lamina.data.metadata import Given
 from lamina.data.progress import IngestReport, Progress
 from lamina.data.registry import CollectionInfo, DocumentRecord, Registry, check_name
 from lamina.data.rerank import Reranker, make_reranker, rerank
+from lamina.data.source_store import SourceStore
 from lamina.data.store import ChunkStore, Where, make_store
 from lamina.data.types import Document, Hit
 from lamina.data.versions import VersionInfo, Versions
@@ -74,9 +78,31 @@ class Collection:
         sync: bool = False,
         allow_private: bool | None = None,
         progress: Progress | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        readers: Sequence[str] | None = None,
+        given_each: Mapping[str, Given] | None = None,
     ) -> IngestReport:
-        """Ingest files, folders (recursively) and URLs; ``sync`` drops documents gone from them."""
-        return self._ingestion(progress).run_sources(inputs, sync=sync, allow_private=allow_private)
+        """Ingest files, folders (recursively) and URLs; ``sync`` drops documents gone from them.
+
+        ``metadata`` is given to every document (over what the source and its front matter say),
+        ``readers`` names the groups that may read them (none: everyone in the tenant).
+        """
+        given = Given(metadata=check_metadata(metadata), readers=check_groups(readers))
+        return self._ingestion(progress).run_sources(
+            inputs, sync=sync, allow_private=allow_private, given=given, given_each=given_each
+        )
+
+    def ingest_entries(
+        self,
+        entries: Sequence[Entry],
+        read: Callable[[Entry], bytes],
+        given: Given,
+        *,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """A source's whole listing (``lamina.data.syncing``); what ``given.origin`` brought before
+        and no longer lists is deleted at the end."""
+        return self._ingestion(progress).run_entries(entries, read, given)
 
     def ingest_documents(
         self,
@@ -262,6 +288,7 @@ class Workspace:
         self.registry.require_collection(name)
         for version in self.versions.list(name):
             make_store(self.settings, version.key, version.spec.dim, version.spec.store).drop()
+        SourceStore(self.registry.engine).forget_collection(name)
         self.registry.delete_collection(name)
 
     def drop_version(self, name: str, number: int) -> VersionInfo:

@@ -21,16 +21,18 @@ from urllib.parse import urlsplit
 from lamina.data.clean import clean_text
 from lamina.data.html_main import coverage, main_content
 from lamina.data.images import IMAGE_EXTENSIONS, image_pages
+from lamina.data.metadata import split_front_matter
 from lamina.data.ocr.base import OcrFailed, OcrUnavailable
 from lamina.data.ocr.reader import OcrOptions
 from lamina.data.pdf import PageHook, Pages, extract_pdf
-from lamina.data.types import Document, sha256_hex
+from lamina.data.types import Document, attrs_json, sha256_hex
 from lamina.errors import ExtractionFailed, UnsupportedDocument
 
 for _noisy in ("pdfminer", "pdfplumber"):
     logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
+MARKDOWN_EXTENSIONS = {".md", ".markdown"}  # their YAML front matter becomes metadata
 WHOLE_PAGE_BELOW = 0.8  # a main landmark that keeps less of the page than this is too narrow
 
 
@@ -153,6 +155,7 @@ def extract(
     ocr = ocr or OcrOptions()
     content_hash = sha256_hex(data)
     read: list[int] = []
+    front: dict[str, Any] = {}
     if extension == ".pdf" or data[:5] == b"%PDF-":
         pages = extract_pdf(data, _pdf_page, ocr, content_hash, on_page)
         text, page_starts, read = pages.text, pages.page_starts, pages.ocr_pages
@@ -165,7 +168,12 @@ def extract(
         markdown, title, kept = _extract_html(data, url)
         text = clean_text(markdown)
     else:
-        markdown, title = _convert(data, extension, mimetype.split(";")[0].strip(), url)
+        if extension in MARKDOWN_EXTENSIONS:
+            front, rest = split_front_matter(data.decode("utf-8", errors="replace"))
+            data = rest.encode("utf-8") if front else data
+            title = str(front.get("title") or "") or None
+        markdown, converted = _convert(data, extension, mimetype.split(";")[0].strip(), url)
+        title = title or converted
         text = clean_text(markdown)
     if not text.strip():
         raise UnsupportedDocument(
@@ -182,6 +190,7 @@ def extract(
         size_bytes=len(data),
         coverage=kept,
         meta=json.dumps({"ocr_pages": read}) if read else "",
+        attrs=attrs_json(front),
     )
 
 

@@ -12,10 +12,12 @@ This module is the driver: it lists and hashes sources and commits batches. An `
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -23,22 +25,25 @@ import numpy as np
 
 from lamina.config import ChunkingSettings, FetchSettings, IngestSettings
 from lamina.data.chunking import Chunker
+from lamina.data.connectors.base import Entry
 from lamina.data.embed.base import Embedder
 from lamina.data.engine import IngestEngine, Loaded, LocalEngine, Prepared, Preparer, Ready, Stages, Work
 from lamina.data.engine.stages import Vector
 from lamina.data.fetch import fetch
+from lamina.data.metadata import Given, modified_iso
 from lamina.data.ocr.reader import OcrOptions
 from lamina.data.progress import FileState, IngestReport, NoProgress, Progress, RunStatus
 from lamina.data.registry import DocumentRecord, Registry
-from lamina.data.sources import SourceRef, discover, scope_of
+from lamina.data.sources import SourceRef, discover, is_url, scope_of
 from lamina.data.store.base import ChunkStore
 from lamina.data.types import Chunk, Document, sha256_hex
-from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, UnsupportedDocument
+from lamina.errors import ExtractionFailed, FetchRefused, IngestCancelled, LaminaError, UnsupportedDocument
 from lamina.telemetry import DATA_SOURCE, tracer
 
 # 2: HTML keeps its main content whole (html_main), not readability's article
 # 3: scanned pages and images read by OCR, PDF tables kept as tables (data/pdf.py, data/layout.py)
-PIPELINE_VERSION = "3"
+# 4: chunks carry their document's metadata and readers (filters and permissions in the store)
+PIPELINE_VERSION = "4"
 
 
 class _CtrlC:
@@ -128,15 +133,24 @@ class Ingestion:
 
     # public entry points ---------------------------------------------------------------------
     def run_sources(
-        self, inputs: Sequence[str], *, sync: bool = False, allow_private: bool | None = None
+        self,
+        inputs: Sequence[str],
+        *,
+        sync: bool = False,
+        allow_private: bool | None = None,
+        given: Given | None = None,
+        given_each: Mapping[str, Given] | None = None,
     ) -> IngestReport:
+        """``given``: metadata and readers for every input; ``given_each``: per source (a reindex
+        carries each document's own)."""
         ingest = self.ingest_settings
         refs = list(discover(inputs, ingest.include, ingest.exclude))
+        base = given or Given()
 
         def loaded() -> Iterator[Loaded | tuple[SourceRef, Exception]]:
             for ref in refs:
                 try:
-                    yield self._load(ref, allow_private)
+                    yield self._load(ref, allow_private, (given_each or {}).get(ref.location, base))
                 except (FetchRefused, UnsupportedDocument, ExtractionFailed, OSError) as exc:
                     yield ref, exc
 
@@ -145,6 +159,35 @@ class Ingestion:
                 self._sync(scope_of(inputs), {r.location for r in refs})
 
         return self._run(loaded(), len(refs), finish)
+
+    def run_entries(
+        self, entries: Sequence[Entry], read: Callable[[Entry], bytes], given: Given
+    ) -> IngestReport:
+        """A source's listing (``lamina.data.syncing``): each entry read with ``read`` and given what
+        the source knows of it; at the end, what ``given.origin`` brought and no longer lists goes."""
+        limit = int(self.ingest_settings.max_file_mb * 1024 * 1024)
+
+        def loaded() -> Iterator[Loaded | tuple[SourceRef, Exception]]:
+            for entry in entries:
+                ref = SourceRef(entry.location, is_url(entry.location))
+                try:
+                    if int(entry.attrs.get("size") or 0) > limit:
+                        most = self.ingest_settings.max_file_mb
+                        raise UnsupportedDocument(f"over ingest.max_file_mb={most:g}")
+                    data = read(entry)
+                except (OSError, LaminaError) as exc:
+                    yield ref, exc
+                    continue
+                url = entry.location if ref.is_url else None
+                item_given = replace(given, facts={**entry.attrs, **given.facts})
+                yield Loaded(ref, data, entry.name, entry.mimetype, url, item_given)
+
+        def finish() -> None:
+            listed = {e.location for e in entries}
+            gone = [s for s, d in self.known.items() if d.origin == given.origin and s not in listed]
+            self._delete(gone)
+
+        return self._run(loaded(), len(entries), finish)
 
     def run_documents(self, docs: Iterable[Document], total: int | None = None) -> IngestReport:
         return self._run(iter(docs), total, lambda: None)
@@ -204,17 +247,28 @@ class Ingestion:
             self.registry.finish_run(self.report.run_id, status, self.report.stats(), self.report.errors)
         return self.report
 
-    def _load(self, ref: SourceRef, allow_private: bool | None) -> Loaded:
+    def _load(self, ref: SourceRef, allow_private: bool | None, given: Given) -> Loaded:
         if ref.is_url:
             fetched = fetch(ref.location, self.fetch_settings, allow_private=allow_private)
-            return Loaded(ref, fetched.content, fetched.final_url, fetched.content_type, fetched.final_url)
-        limit = int(self.ingest_settings.max_file_mb * 1024 * 1024)
-        size = ref.path.stat().st_size
-        if size > limit:
-            raise UnsupportedDocument(
-                f"file is {size / 1e6:.1f} MB, over ingest.max_file_mb={self.ingest_settings.max_file_mb:g}"
+            facts: dict[str, Any] = {"url": fetched.final_url}
+            return Loaded(
+                ref,
+                fetched.content,
+                fetched.final_url,
+                fetched.content_type,
+                fetched.final_url,
+                replace(given, facts={**facts, **given.facts}),
             )
-        return Loaded(ref, ref.path.read_bytes(), ref.path.name)
+        limit = int(self.ingest_settings.max_file_mb * 1024 * 1024)
+        stat = ref.path.stat()
+        if stat.st_size > limit:
+            most = self.ingest_settings.max_file_mb
+            size = stat.st_size / 1e6
+            raise UnsupportedDocument(f"file is {size:.1f} MB, over ingest.max_file_mb={most:g}")
+        facts = {"modified": modified_iso(stat.st_mtime)}
+        return Loaded(
+            ref, ref.path.read_bytes(), ref.path.name, given=replace(given, facts={**facts, **given.facts})
+        )
 
     def _record_error(self, source: str, exc: Exception) -> None:
         state = FileState.SKIPPED if isinstance(exc, UnsupportedDocument) else FileState.FAILED
@@ -238,9 +292,14 @@ class Ingestion:
         )
         self.report.errors.append({"source": doc.source, "kind": "low coverage", "reason": reason})
 
-    def _is_unchanged(self, source: str, content_hash: str) -> bool:
+    def _is_unchanged(self, source: str, content_hash: str, given: str) -> bool:
         known = self.known.get(source)
-        return known is not None and known.content_hash == content_hash and known.pipeline == self.pipeline
+        return (
+            known is not None
+            and known.content_hash == content_hash
+            and known.pipeline == self.pipeline
+            and (known.given or "") == given
+        )
 
     def _changed(self, items: Iterator[Any], ctrl_c: _CtrlC) -> Iterator[Work]:
         """The sources to (re)index; unchanged and unreadable ones are accounted for here."""
@@ -250,8 +309,11 @@ class Ingestion:
                 self._record_error(item[0].location, item[1])
                 self.progress.advance(documents=1)
                 continue
-            content_hash = item.content_hash if isinstance(item, Document) else sha256_hex(item.data)
-            if self._is_unchanged(item.source, content_hash):
+            if isinstance(item, Document):
+                content_hash, given = item.content_hash, item.given
+            else:
+                content_hash, given = sha256_hex(item.data), item.given.digest()
+            if self._is_unchanged(item.source, content_hash, given):
                 self.report.unchanged += 1
                 self.progress.file(item.source, FileState.UNCHANGED)
                 self.progress.advance(documents=1)
@@ -308,6 +370,10 @@ class Ingestion:
                     format=d.format,
                     size_bytes=d.size_bytes,
                     coverage=d.coverage,
+                    attrs=d.attrs or None,
+                    readers=json.dumps(list(d.readers)) if d.readers else None,
+                    given=d.given or None,
+                    origin=d.origin,
                 )
                 for p in written
                 if (d := p.document) is not None
@@ -318,7 +384,10 @@ class Ingestion:
         def in_scope(source: str) -> bool:
             return any(source == s or (s.endswith("/") and source.startswith(s)) for s in scopes)
 
-        gone = [s for s in self.known if in_scope(s) and s not in seen]
+        self._delete([s for s in self.known if in_scope(s) and s not in seen])
+
+    def _delete(self, gone: list[str]) -> None:
+        """Chunks first, then records: the registry never claims more than the store holds."""
         if gone:
             self.store.delete_sources(gone)
             self.registry.delete_documents(self.name, gone)

@@ -112,13 +112,15 @@ def extract_pdf(
 
 
 def _read(pdf: Any, index: int, ocr: OcrOptions, content_hash: str, layer: str) -> str:
-    """A page by OCR (rendered at ``ocr.dpi``); a page the engine cannot read keeps its text layer,
-    and a scan with no engine installed says what to install."""
+    """A page by OCR (rendered at ``ocr.dpi``, or at its scan's own resolution where that is lower);
+    a page the engine cannot read keeps its text layer, and a scan with no engine installed says what
+    to install."""
     try:
         page = pdf[index]
         try:
             width, height = page.get_size()  # points: 1/72 inch
-            scale = min(ocr.dpi / 72, (ocr.max_pixels / max(1.0, width * height)) ** 0.5)
+            dpi = min(ocr.dpi, _scan_dpi(page) or ocr.dpi)
+            scale = min(dpi / 72, (ocr.max_pixels / max(1.0, width * height)) ** 0.5)
             image = page.render(scale=scale, grayscale=True).to_pil()
         finally:
             page.close()
@@ -131,3 +133,28 @@ def _read(pdf: Any, index: int, ocr: OcrOptions, content_hash: str, layer: str) 
         if layer.strip():
             return layer
         raise ExtractionFailed(f"page {index + 1}: {exc}") from None
+
+
+SCAN_COVERS = 0.5  # a picture over at least half the page is the page's scan, not a figure on it
+
+
+def _scan_dpi(page: Any) -> float | None:
+    """The resolution of a page's scan (its largest picture, as placed), if it has one: a page
+    scanned at 200 dpi and rendered at 300 is only enlarged (its specks with it), so it is read at
+    the 200 it has."""
+    import pypdfium2.raw as pdfium_c
+
+    width, height = page.get_size()
+    best: tuple[float, float] | None = None
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):
+        left, bottom, right, top = obj.get_bounds()
+        pixels_wide, _ = obj.get_px_size()
+        if right - left <= 0:
+            continue
+        area = (right - left) * (top - bottom)
+        dpi = pixels_wide / ((right - left) / 72)
+        if best is None or area > best[0]:
+            best = (area, dpi)
+    if best is None or best[0] < SCAN_COVERS * width * height:
+        return None
+    return best[1]

@@ -91,9 +91,26 @@ class DocumentRecord:
     size_bytes: int | None = None
     coverage: float | None = None  # share of the page's visible text extraction kept (HTML)
     updated_at: str = field(default_factory=now)
+    attrs: str | None = None  # metadata, JSON object text
+    readers: str | None = None  # JSON list of groups; NULL or [] = the whole tenant
+    given: str | None = None  # digest of the metadata and readers given with the bytes
+    origin: str | None = None  # the source (``lamina sources``) that brought it
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return json.loads(self.attrs) if self.attrs else {}
+
+    @property
+    def reader_groups(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.readers)) if self.readers else ()
+
+    def readable_by(self, groups: frozenset[str] | None) -> bool:
+        """Whether a reader of ``groups`` (None: anyone, as the library and admins read) may see it."""
+        mine = self.reader_groups
+        return groups is None or not mine or bool(groups.intersection(mine))
 
 
 # Embedder names that changed (old -> new, same vectors): recorded collections are renamed on open.

@@ -62,6 +62,32 @@ documents = sa.Table(
     sa.Column("chunks", sa.Integer, nullable=False),
     sa.Column("tokens", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.String, nullable=False),
+    sa.Column("attrs", sa.Text),  # v0004: metadata (JSON object), readers (JSON list of groups),
+    sa.Column("readers", sa.Text),  # a digest of what came with the bytes, the source that brought it
+    sa.Column("given", sa.String),
+    sa.Column("origin", sa.String),
+    sa.Index("ix_documents_origin", "collection", "origin"),
+)
+
+sources = sa.Table(  # v0005: see data/source_store.py
+    "sources",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("collection", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON, no secret (connectors/spec.py)
+    sa.Column("every_s", sa.Integer),  # NULL: synced on demand only
+    sa.Column("readers", sa.Text),
+    sa.Column("metadata", sa.Text),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("next_sync_at", sa.Float),  # POSIX time the next scheduled sync is due
+    sa.Column("last_sync_at", sa.String),
+    sa.Column("last_status", sa.String),
+    sa.Column("last_report", sa.Text),
+    sa.Column("last_error", sa.Text),
+    sa.Column("lease_owner", sa.String),  # the process syncing it now, until lease_until
+    sa.Column("lease_until", sa.Float),
+    sa.UniqueConstraint("collection", "name", name="uq_sources_collection_name"),
 )
 
 runs = sa.Table(

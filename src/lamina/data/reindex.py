@@ -16,7 +16,9 @@ from typing import Any
 
 from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.base import Embedder
+from lamina.data.metadata import VOLATILE, Given
 from lamina.data.progress import IngestReport, Progress
+from lamina.data.registry import DocumentRecord
 from lamina.data.types import Document
 from lamina.data.versions import BuildSpec, VersionInfo
 
@@ -103,8 +105,10 @@ def reindex(
 
 def _from_originals(live: Collection, target: Collection, progress: Progress | None) -> IngestReport:
     """Re-read the live version's sources into the target, then catch up with what changed meanwhile."""
-    sources = [d.source for d in live.documents()]
-    report = target.ingest(sources, progress=progress)
+    records = live.documents()
+    sources = [d.source for d in records]
+    given = {d.source: _given(d) for d in records}  # each document keeps its metadata and readers
+    report = target.ingest(sources, progress=progress, given_each=given)
     if report.status != "completed":
         return report
     now_live = {d.source: d.content_hash for d in live.documents()}
@@ -116,9 +120,15 @@ def _from_originals(live: Collection, target: Collection, progress: Progress | N
         report.deleted += len(gone)
     changed = [s for s, h in now_live.items() if built.get(s) != h and s not in failed]
     if changed:  # ingested into the live version while this build ran
-        again = target.ingest(changed)
+        again = target.ingest(changed, given_each={d.source: _given(d) for d in live.documents()})
         for key in ("ingested", "chunks_written", "chunks_embedded", "tokens_embedded", "failed"):
             setattr(report, key, getattr(report, key) + getattr(again, key))
         report.errors += again.errors
         report.status = again.status
     return report
+
+
+def _given(record: DocumentRecord) -> Given:
+    facts = {k: v for k, v in record.metadata.items() if k in VOLATILE}
+    kept = {k: v for k, v in record.metadata.items() if k not in VOLATILE}
+    return Given(facts=facts, metadata=kept, readers=record.reader_groups, origin=record.origin)

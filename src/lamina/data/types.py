@@ -18,6 +18,15 @@ def location(page: int | None, headings: list[str] | tuple[str, ...]) -> str:
     return f"p. {page}" if page else " > ".join(headings)
 
 
+def attrs_json(attrs: dict[str, Any]) -> str:
+    """Metadata as stored: compact, keys sorted, non-ASCII kept (a store compares the JSON text)."""
+    return json.dumps(attrs, ensure_ascii=False, sort_keys=True, separators=(",", ":")) if attrs else ""
+
+
+def attrs_of(text: str) -> dict[str, Any]:
+    return dict(json.loads(text)) if text else {}
+
+
 def doc_id_for(source: str) -> str:
     """A document's identity is its source: the same path or URL is the same document."""
     return sha256_hex(source)[:16]
@@ -40,6 +49,10 @@ class Document:
     size_bytes: int = 0
     meta: str = ""  # JSON object carried to every chunk (e.g. a few-shot example's output)
     coverage: float | None = None  # share of the page's visible text kept (HTML; None: not measured)
+    attrs: str = ""  # JSON object: the document's metadata, filterable (``Where.fields``)
+    readers: tuple[str, ...] = ()  # groups that may read it; none: everyone in the tenant
+    given: str = ""  # digest of what came with the bytes (``lamina.data.metadata.Given``)
+    origin: str | None = None  # the source that brought it
 
     @property
     def doc_id(self) -> str:
@@ -66,6 +79,8 @@ class Chunk:
     n_tokens: int
     ordinal: int
     meta: str = ""
+    attrs: str = ""  # the document's metadata (JSON object), on every chunk so filters run in the store
+    readers: tuple[str, ...] = ()
 
     @property
     def text_hash(self) -> str:
@@ -110,6 +125,7 @@ class Hit:
     end: int = 0
     text_hash: str = ""
     meta: str = ""
+    attrs: str = ""
     scores: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -123,6 +139,10 @@ class Hit:
             return False
         pages = json.loads(self.meta).get("ocr_pages") or []
         return self.page in pages if self.page is not None else bool(pages)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return attrs_of(self.attrs)
 
     @property
     def snippet(self) -> str:
@@ -142,4 +162,5 @@ class Hit:
             "end": self.end,
             "text": self.text,
             "ocr": self.ocr,
+            "metadata": self.metadata,
         }

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lamina.data.collection import Collection, Workspace
+from lamina.data.filters import parse_filter
 from lamina.data.sources import is_url
+from lamina.data.store.base import Where
 from lamina.data.types import Hit
 from lamina.engine.model import Models
 from lamina.errors import CollectionNotFound, LaminaError
-from lamina.mcp.tools import CollectionToolError, no_such_collection
+from lamina.mcp.tools import CollectionToolError, Filter, no_such_collection
 from lamina.rag.answer import Answerer
 from lamina.rag.types import Citation
 
@@ -49,16 +51,20 @@ class LocalTools:
         infos = await _run(self.workspace.collections)
         return [{"name": i.name, "documents": i.documents, "chunks": i.chunks} for i in infos]
 
-    async def search(self, collection: str, query: str, k: int) -> list[dict[str, Any]]:
+    async def search(
+        self, collection: str, query: str, k: int, filter: Filter = None
+    ) -> list[dict[str, Any]]:
         coll = await self._open(collection)
-        hits = await _run(lambda: coll.search(query, k, mode="hybrid"))
+        where = await _run(lambda: _where(filter))
+        hits = await _run(lambda: coll.search(query, k, mode="hybrid", where=where))
         return [_passage(h) for h in hits]
 
-    async def answer(self, collection: str, question: str) -> dict[str, Any]:
+    async def answer(self, collection: str, question: str, filter: Filter = None) -> dict[str, Any]:
         coll = await self._open(collection)
 
         def ask() -> dict[str, Any]:
-            found = Answerer(coll, self.models().get(), self.workspace.settings.rag).ask(question)
+            settings = self.workspace.settings.rag
+            found = Answerer(coll, self.models().get(), settings, where=_where(filter)).ask(question)
             return {
                 "answer": found.answer,
                 "sources": [_source(c) for c in found.citations],
@@ -85,8 +91,14 @@ async def _run(work: Callable[[], T]) -> T:
         raise CollectionToolError(str(exc)) from None
 
 
+def _where(filter: Filter) -> Where | None:
+    """The local workspace reads every document (as the library does): only the metadata filter."""
+    return Where(fields=parse_filter(filter)) if filter else None
+
+
 def _passage(h: Hit) -> dict[str, Any]:
-    return {"source": h.source, "title": h.title, "page": h.page, "score": h.score, "text": h.text}
+    keys = {"source": h.source, "title": h.title, "page": h.page, "score": h.score, "text": h.text}
+    return keys | {"metadata": h.metadata}
 
 
 def _source(c: Citation) -> dict[str, Any]:

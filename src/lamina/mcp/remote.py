@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from lamina.client import AsyncLamina, SearchHit
 from lamina.client import errors as client_errors
 from lamina.client.types import Citation
-from lamina.mcp.tools import CollectionToolError, no_such_collection
+from lamina.mcp.tools import CollectionToolError, Filter, no_such_collection
 
 __all__ = ["RemoteTools"]
 
@@ -31,12 +31,14 @@ class RemoteTools:
             {"name": c.name, "tenant": c.tenant, "documents": c.documents, "chunks": c.chunks} for c in found
         ]
 
-    async def search(self, collection: str, query: str, k: int) -> list[dict[str, Any]]:
-        hits = await _call(self.client.search(query, collection=collection, k=k), collection)
+    async def search(
+        self, collection: str, query: str, k: int, filter: Filter = None
+    ) -> list[dict[str, Any]]:
+        hits = await _call(self.client.search(query, collection=collection, k=k, filter=filter), collection)
         return [_passage(h) for h in hits]
 
-    async def answer(self, collection: str, question: str) -> dict[str, Any]:
-        found = await _call(self.client.answer(question, collection=collection), collection)
+    async def answer(self, collection: str, question: str, filter: Filter = None) -> dict[str, Any]:
+        found = await _call(self.client.answer(question, collection=collection, filter=filter), collection)
         return {
             "answer": found.text,
             "sources": [_source(c) for c in found.citations],
@@ -57,7 +59,8 @@ async def _call(call: Awaitable[T], collection: str | None = None) -> T:
 
 
 def _passage(h: SearchHit) -> dict[str, Any]:
-    return {"source": h.source, "title": h.title, "page": h.page, "score": h.score, "text": h.text}
+    keys = {"source": h.source, "title": h.title, "page": h.page, "score": h.score, "text": h.text}
+    return keys | {"metadata": h.metadata}
 
 
 def _source(c: Citation) -> dict[str, Any]:

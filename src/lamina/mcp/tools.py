@@ -40,6 +40,16 @@ class CollectionToolError(Exception):
     error result. Anything else a backend raises is a bug."""
 
 
+Filter = dict[str, Any] | None
+FilterArg = Annotated[
+    Filter,
+    Field(
+        description='Only documents whose metadata matches, e.g. {"team": "finance", "year": {"$gte": 2024}} '
+        "($eq, $in, $gt, $gte, $lt, $lte; dates as ISO text)."
+    ),
+]
+
+
 def no_such_collection(name: str) -> CollectionToolError:
     """The one message for a collection that is missing or not the caller's to see."""
     return CollectionToolError(f"collection {name!r} does not exist")
@@ -53,11 +63,14 @@ class CollectionTools(Protocol):
         """Each collection the caller sees: ``name``, ``documents``, ``chunks`` (and ``tenant``)."""
         ...
 
-    async def search(self, collection: str, query: str, k: int) -> list[dict[str, Any]]:
-        """The best passages first: ``source``, ``title``, ``page``, ``score``, ``text``."""
+    async def search(
+        self, collection: str, query: str, k: int, filter: Filter = None
+    ) -> list[dict[str, Any]]:
+        """The best passages first: ``source``, ``title``, ``page``, ``score``, ``text``,
+        ``metadata``; ``filter`` keeps documents whose metadata matches (``lamina.data.filters``)."""
         ...
 
-    async def answer(self, collection: str, question: str) -> dict[str, Any]:
+    async def answer(self, collection: str, question: str, filter: Filter = None) -> dict[str, Any]:
         """``answer`` (the text, citing ``[n]``), ``sources`` (``n``, ``source``, ``title``, ``page``,
         ``url``), ``grounded`` and ``model``."""
         ...
@@ -78,18 +91,22 @@ def build_mcp(tools: CollectionTools, *, name: str = "lamina") -> MCPServer:
         collection: Name,
         query: Annotated[Text, Field(description="What to look for.")],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="How many passages.")] = 5,
+        filter: FilterArg = None,
     ) -> dict[str, Any]:
-        """Search a collection: the passages that best match the query, each with its source, page and
-        score."""
-        return {"collection": collection, "passages": await _run(tools.search(collection, query, k))}
+        """Search a collection: the passages that best match the query, each with its source, page,
+        score and the document's metadata."""
+        passages = await _run(tools.search(collection, query, k, filter))
+        return {"collection": collection, "passages": passages}
 
     @server.tool()
     async def answer(
-        collection: Name, question: Annotated[Text, Field(description="The question to answer.")]
+        collection: Name,
+        question: Annotated[Text, Field(description="The question to answer.")],
+        filter: FilterArg = None,
     ) -> dict[str, Any]:
         """Answer a question from a collection's documents only. The answer cites its sources as [n];
         each source has its file, page and a link."""
-        return await _run(tools.answer(collection, question))
+        return await _run(tools.answer(collection, question, filter))
 
     return server
 

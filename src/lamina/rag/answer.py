@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
+from typing import Any
 
 from lamina.config import RagSettings
 from lamina.data.collection import Collection, Workspace
+from lamina.data.filters import parse_filter
+from lamina.data.store.base import Where
 from lamina.data.types import Hit
 from lamina.engine.model import Models
 from lamina.models.base import LLM, Model
@@ -35,8 +38,10 @@ class Answerer:
         settings: RagSettings,
         k: int | None = None,
         memory_turns: int = 0,
+        where: Where | None = None,
     ) -> None:
         self.collection = collection
+        self.where = where  # what the asker may read and asked to narrow to (metadata, readers)
         self.model = model
         self.settings = settings
         self.k = k or settings.k
@@ -73,7 +78,7 @@ class Answerer:
         with tracer.start_as_current_span(
             f"retrieval {name}", attributes={OPERATION: "retrieval", DATA_SOURCE: name}
         ) as span:
-            hits = self.collection.search(query, k=self.k, mode="hybrid")
+            hits = self.collection.search(query, k=self.k, mode="hybrid", where=self.where)
             best = best_similarity(hits)
             span.set_attribute("lamina.retrieval.hits", len(hits))
             span.set_attribute("lamina.retrieval.best_similarity", round(best, 4))
@@ -258,16 +263,19 @@ def answer(
     model: str | LLM | None = None,
     k: int | None = None,
     workspace: Workspace | None = None,
+    filter: Mapping[str, Any] | None = None,
 ) -> Answer:
     """One-call grounded answer: ``answer("How do refunds work?", collection="handbook")``.
 
     Names are resolved through ``workspace`` (default: the configuration in ``lamina.toml`` and
-    ``LAMINA_*``); a local model is loaded once per process and reused by later calls.
+    ``LAMINA_*``); a local model is loaded once per process and reused by later calls. ``filter``
+    keeps the documents whose metadata matches (``{"year": {"$gte": 2024}}``).
     """
     ws = workspace or (collection.workspace if isinstance(collection, Collection) else Workspace())
     coll = collection if isinstance(collection, Collection) else ws.collection(collection)
     llm = model if model is not None and not isinstance(model, str) else _models(ws).get(model)
-    return Answerer(coll, llm, ws.settings.rag, k=k).ask(question)
+    where = Where(fields=parse_filter(filter)) if filter else None
+    return Answerer(coll, llm, ws.settings.rag, k=k, where=where).ask(question)
 
 
 _MODELS: dict[int, tuple[object, Models]] = {}

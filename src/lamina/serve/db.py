@@ -32,6 +32,7 @@ api_keys = sa.Table(
     sa.Column("admin", sa.Boolean, nullable=False, default=False),
     sa.Column("models", sa.Text),  # JSON list of allowed model names; NULL = all
     sa.Column("limits", sa.Text),  # JSON LimitSettings; NULL = none
+    sa.Column("groups", sa.Text),  # v0006: JSON list of reader groups; NULL = none
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("revoked_at", sa.String),
 )

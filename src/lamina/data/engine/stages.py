@@ -8,18 +8,19 @@ writes the registry and the store.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lamina.data.chunking import Chunker
 from lamina.data.embed.base import Embedder, Vectors
 from lamina.data.extract import extract
+from lamina.data.metadata import Given
 from lamina.data.ocr.reader import OcrOptions
 from lamina.data.pdf import PageHook
 from lamina.data.progress import FileState
 from lamina.data.sources import SourceRef
-from lamina.data.types import Chunk, Document
+from lamina.data.types import Chunk, Document, attrs_json, attrs_of
 from lamina.errors import ExtractionFailed, IngestCancelled, UnsupportedDocument
 from lamina.telemetry import INPUT_TOKENS, OPERATION, REQUEST_MODEL, tracer
 
@@ -33,6 +34,7 @@ class Loaded:
     name: str
     mimetype: str = ""
     url: str | None = None
+    given: Given = field(default_factory=Given)
 
     @property
     def source(self) -> str:
@@ -66,7 +68,7 @@ class Preparer:
     def __call__(self, work: Work, on_page: PageHook | None = None) -> Prepared:
         source = work.source
         try:
-            doc = work if isinstance(work, Document) else self._extract(work, on_page)
+            doc = work if isinstance(work, Document) else with_given(self._extract(work, on_page), work.given)
         except IngestCancelled:
             raise
         except (UnsupportedDocument, ExtractionFailed) as exc:
@@ -94,6 +96,14 @@ class Preparer:
             )
             span.set_attribute("lamina.pages", len(doc.page_starts))
             return doc
+
+
+def with_given(doc: Document, given: Given) -> Document:
+    """An extracted document with what came with its bytes: metadata (over its front matter), readers."""
+    attrs = given.attrs(attrs_of(doc.attrs))
+    return replace(
+        doc, attrs=attrs_json(attrs), readers=given.readers, given=given.digest(), origin=given.origin
+    )
 
 
 def embed_counted(embedder: Embedder, texts: Sequence[str]) -> tuple[Vectors, int]:

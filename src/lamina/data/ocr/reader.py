@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from lamina.config.data import IngestSettings, OcrEngineName, OcrMode
 from lamina.data.layout import page_text
@@ -23,6 +23,10 @@ from lamina.data.ocr.factory import ocr_engine
 
 log = logging.getLogger(__name__)
 USABLE_CHARS = 16  # a text layer with fewer letters and digits than this is no text layer
+# Before the engine sees a page, a 3x3 median removes the specks of dust a scanner leaves: read as
+# characters they turned "30 days" into "30: days" and SKU-6678 into SKU-6675 on the bundled scans,
+# while on scans of prose it leaves the measured character accuracy as it was (docs/documents.md).
+DESPECKLE = "median3"
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class OcrOptions:
         if (missing := engine.available()) is not None:
             raise OcrUnavailable(missing)
         grey = image if image.mode == "L" else image.convert("L")
-        words = engine.words(grey, self.languages, self.page_timeout_s)
+        words = engine.words(despeckled(grey), self.languages, self.page_timeout_s)
         if cached is not None:
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,11 @@ class OcrOptions:
     def _cache_path(self, key: str, engine: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        recipe = json.dumps([key, engine, self.languages, self.dpi])
+        recipe = json.dumps([key, engine, DESPECKLE, self.languages, self.dpi])
         digest = hashlib.sha256(recipe.encode()).hexdigest()
         return Path(self.cache_dir) / digest[:2] / f"{digest}.txt"
+
+
+def despeckled(grey: Image.Image) -> Image.Image:
+    """``grey`` without isolated specks (see ``DESPECKLE``)."""
+    return grey.filter(ImageFilter.MedianFilter(3))

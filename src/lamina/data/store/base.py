@@ -9,24 +9,43 @@ from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from lamina.data.embed.base import Vectors
-from lamina.data.types import Chunk, Hit
+from lamina.data.filters import FieldFilter, matches_all
+from lamina.data.types import Chunk, Hit, attrs_of
 
 
 @dataclass(frozen=True)
 class Where:
-    """Metadata filter: a glob over ``source`` and/or one document (its id or its exact source)."""
+    """What a search may return: a glob over ``source``, one document (its id or its exact source),
+    metadata conditions (``fields``, all must hold) and the reader's groups.
+
+    ``readers`` is who asks: ``None`` reads everything (the library, an admin); a set of groups
+    reads the documents that name none of theirs only if they name no readers at all. Every store
+    pushes all of it into its query, so k rows come back whenever k rows pass.
+    """
 
     source_glob: str | None = None
     document: str | None = None
+    fields: tuple[FieldFilter, ...] = ()
+    readers: frozenset[str] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.source_glob or self.document)
+        return bool(self.source_glob or self.document or self.fields or self.readers is not None)
 
-    def matches(self, source: str, doc_id: str) -> bool:
+    def matches(self, source: str, doc_id: str, attrs: str = "", readers: Sequence[str] = ()) -> bool:
         """The filter applied in Python (stores that cannot push it down to a query language)."""
         if self.source_glob and not _glob(self.source_glob).search(source):
             return False
-        return not self.document or self.document in (doc_id, source)
+        if self.document and self.document not in (doc_id, source):
+            return False
+        if self.readers is not None and readers and not self.readers.intersection(readers):
+            return False
+        return not self.fields or matches_all(self.fields, attrs_of(attrs))
+
+    def key(self) -> str:
+        """A stable text of the whole filter, for cache keys (two equal filters, one key)."""
+        fields = ";".join(f.text() for f in sorted(self.fields, key=lambda f: (f.key, f.op)))
+        groups = "*" if self.readers is None else ",".join(sorted(self.readers))
+        return f"src={self.source_glob or ''}|doc={self.document or ''}|f={fields}|r={groups}"
 
 
 def glob_to_regex(pattern: str) -> str:

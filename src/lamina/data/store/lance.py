@@ -7,6 +7,7 @@ chunks and deletes every other chunk of those sources.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from lamina.data.embed.base import Vectors
+from lamina.data.filters import RANGES, FieldFilter, Scalar
 from lamina.data.store.base import Where, glob_to_regex
 from lamina.data.types import Chunk, Hit
 
@@ -37,7 +39,40 @@ def where_sql(where: Where | None) -> str | None:
         clauses.append(f"regexp_like(source, {_sql_str(glob_to_regex(where.source_glob))})")
     if where.document:
         clauses.append(f"(doc_id = {_sql_str(where.document)} OR source = {_sql_str(where.document)})")
-    return " AND ".join(clauses)
+    clauses += [_field_sql(f) for f in where.fields]
+    if where.readers is not None:
+        anyone = "(readers IS NULL OR cardinality(readers) = 0"
+        if where.readers:
+            groups = ", ".join(_sql_str(g) for g in sorted(where.readers))
+            anyone += f" OR array_has_any(readers, [{groups}])"
+        clauses.append(anyone + ")")
+    return " AND ".join(clauses) or None
+
+
+def _json_text(value: Scalar) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _field_sql(f: FieldFilter) -> str:
+    """One metadata condition over the JSON column, typed as ``lamina.data.filters`` says: numbers
+    through a cast that fails (NULL) on anything else, strings and booleans as their JSON text."""
+    # the key is a plain name (FieldFilter checks it), so it sits inside the JSONPath as written
+    value = f"json_extract(attrs, '$[\"{f.key}\"]')"
+    number = f"TRY_CAST({value} AS DOUBLE)"
+    if f.op in RANGES:
+        want = f.values[0]
+        sign = RANGES[f.op]
+        if isinstance(want, str):
+            return f"({value} LIKE '\"%' AND {value} {sign} {_sql_str(_json_text(want))})"
+        return f"{number} {sign} {float(want)!r}"
+    numbers = [float(v) for v in f.values if isinstance(v, int | float) and not isinstance(v, bool)]
+    texts = [_json_text(v) for v in f.values if isinstance(v, str | bool)]
+    parts = []
+    if numbers:
+        parts.append(f"{number} IN ({', '.join(repr(n) for n in numbers)})")
+    if texts:
+        parts.append(f"{value} IN ({', '.join(_sql_str(t) for t in texts)})")
+    return "(" + " OR ".join(parts) + ")"
 
 
 def _schema(dim: int) -> pa.Schema:
@@ -58,6 +93,8 @@ def _schema(dim: int) -> pa.Schema:
             pa.field("text", pa.string()),
             pa.field(FTS_COLUMN, pa.string()),
             pa.field("meta", pa.string()),
+            pa.field("attrs", pa.json_(pa.string())),
+            pa.field("readers", pa.list_(pa.string())),
             pa.field("vector", pa.list_(pa.float32(), dim)),
         ]
     )
@@ -75,7 +112,15 @@ _HIT_COLUMNS = [
     "text",
     "text_hash",
     "meta",
+    "attrs",
 ]
+
+
+def _attrs_text(value: Any) -> str:
+    """The stored metadata as JSON text (the JSON column reads back as text or as bytes)."""
+    if not value:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class LanceStore:
@@ -107,11 +152,15 @@ class LanceStore:
         return self._table
 
     def _upgrade(self, table: Any) -> None:
-        """Add columns that newer Lamina versions store (as empty strings) to tables written by older ones."""
+        """Add columns that newer Lamina versions store to tables written by older ones: text ones
+        as empty strings, typed ones (metadata, readers) as nulls of their type."""
         have = set(table.schema.names)
-        missing = {f.name: "CAST('' AS STRING)" for f in _schema(self._dim) if f.name not in have}
-        if missing:
-            table.add_columns(missing)
+        missing = [f for f in _schema(self._dim) if f.name not in have]
+        texts = {f.name: "CAST('' AS STRING)" for f in missing if f.type == pa.string()}
+        if texts:
+            table.add_columns(texts)
+        if typed := [f for f in missing if f.type != pa.string()]:
+            table.add_columns(typed)
 
     def _rows(self, chunks: Sequence[Chunk], vectors: Vectors) -> pa.Table:
         return pa.Table.from_pylist(
@@ -132,6 +181,8 @@ class LanceStore:
                     "text": c.text,
                     FTS_COLUMN: c.indexed_text,
                     "meta": c.meta,
+                    "attrs": c.attrs or None,
+                    "readers": list(c.readers),
                     "vector": v,
                 }
                 for c, v in zip(chunks, vectors.tolist(), strict=True)
@@ -179,6 +230,7 @@ class LanceStore:
             end=row["end"],
             text_hash=row["text_hash"] or "",
             meta=row["meta"] or "",
+            attrs=_attrs_text(row.get("attrs")),
         )
 
     def dense(self, vector: Vectors, k: int, where: Where | None = None) -> list[Hit]:

@@ -150,6 +150,7 @@ class MemoryStore:
             end=chunk.end,
             text_hash=chunk.text_hash,
             meta=chunk.meta,
+            attrs=chunk.attrs,
         )
 
     @staticmethod
@@ -157,7 +158,8 @@ class MemoryStore:
         allowed = [
             i
             for i, c in enumerate(snap.chunks)
-            if (not where or where.matches(c.source, c.doc_id)) and (not positive or scores[i] > 0)
+            if (not where or where.matches(c.source, c.doc_id, c.attrs, c.readers))
+            and (not positive or scores[i] > 0)
         ]
         allowed.sort(key=lambda i: -scores[i])  # stable: ties keep insertion order
         return [MemoryStore._hit(snap.chunks[i], float(scores[i])) for i in allowed[:k]]

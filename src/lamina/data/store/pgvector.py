@@ -27,9 +27,10 @@ import sqlalchemy as sa
 
 from lamina.config import schema_of
 from lamina.data.embed.base import Vectors
+from lamina.data.filters import RANGES, FieldFilter
 from lamina.data.store.base import Where, glob_to_regex
 from lamina.data.store.memory import BM25_B, BM25_K1, terms
-from lamina.data.types import Chunk, Hit
+from lamina.data.types import Chunk, Hit, attrs_json
 
 VERSIONS = "lamina_store_versions"  # per collection: its version and the totals BM25 averages over
 # candidates HNSW keeps per row asked for: on lamina bench search's 100k near-duplicate rows,
@@ -40,7 +41,7 @@ INDEX_BUILD_MEMORY = "512MB"  # HNSW builds fast while the graph fits in mainten
 # what a hit needs, from the chunks table aliased ``c``
 _HIT_COLUMNS = (
     "c.chunk_id, c.doc_id, c.source, c.title, c.headings, c.page, c.start_at, c.end_at, c.text, "
-    "c.text_hash, c.meta"
+    "c.text_hash, c.meta, c.attrs"
 )
 
 
@@ -50,6 +51,23 @@ def _quote(name: str) -> str:
 
 def _vector(row: np.ndarray) -> str:
     return "[" + ",".join(repr(float(x)) for x in row) + "]"
+
+
+def _field_sql(f: FieldFilter, name: str, params: dict[str, Any]) -> str:
+    """One metadata condition, typed as ``lamina.data.filters`` says: equality as jsonb containment
+    (the GIN index answers it; numbers compare as numbers), ranges on the value of the key's type."""
+    params[f"{name}k"] = f.key
+    if f.op in RANGES:
+        want = f.values[0]
+        params[name] = want
+        typed = f"jsonb_typeof(c.attrs -> %({name}k)s)"
+        if isinstance(want, str):
+            value = f"(CASE WHEN {typed} = 'string' THEN c.attrs ->> %({name}k)s END)"
+            return f'{value} COLLATE "C" {RANGES[f.op]} %({name})s'
+        value = f"(CASE WHEN {typed} = 'number' THEN (c.attrs ->> %({name}k)s)::float8 END)"
+        return f"{value} {RANGES[f.op]} %({name})s::float8"
+    params[name] = [json.dumps({f.key: v}) for v in f.values]
+    return f"c.attrs @> ANY(%({name})s::jsonb[])"
 
 
 class PgVectorStore:
@@ -94,6 +112,12 @@ class PgVectorStore:
                 n_tokens int, ordinal int NOT NULL, text_hash text NOT NULL, embed_hash text NOT NULL,
                 text text NOT NULL, meta text NOT NULL, body_len int NOT NULL, title_len int NOT NULL,
                 vector vector({self._dim}) NOT NULL)""",
+            # metadata and readers (added to tables made before them): GIN indexes answer containment
+            f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS attrs jsonb NOT NULL DEFAULT '{{}}'",
+            f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS readers text[] NOT NULL DEFAULT '{{}}'",
+            f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_attrs')} ON {t} "
+            "USING gin (attrs jsonb_path_ops)",
+            f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_readers')} ON {t} USING gin (readers)",
             f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_source')} ON {t} (source)",
             f"CREATE INDEX IF NOT EXISTS {_quote(f'lc_{self._name}_embed')} ON {t} (embed_hash)",
             f"""CREATE TABLE IF NOT EXISTS {p} (
@@ -109,6 +133,8 @@ class PgVectorStore:
         if self._ready:
             return True
         found = conn.exec_driver_sql("SELECT to_regclass(%s)", (self._chunks,)).scalar()
+        if found is not None:
+            self._ensure(conn)  # a table made by an older version gains the columns reads name
         return found is not None
 
     def _bump(self, conn: sa.Connection, delta: tuple[int, int, int]) -> None:
@@ -153,7 +179,7 @@ class PgVectorStore:
         body_sum = title_sum = 0
         columns = (
             "chunk_id, doc_id, source, title, headings, page, start_at, end_at, n_tokens, ordinal, "
-            "text_hash, embed_hash, text, meta, body_len, title_len, vector"
+            "text_hash, embed_hash, text, meta, attrs, readers, body_len, title_len, vector"
         )
         postings: list[tuple[str, str, int, int, str]] = []
         with cursor.copy(f"COPY {self._chunks} ({columns}) FROM STDIN") as copy:
@@ -166,7 +192,7 @@ class PgVectorStore:
                         chunk.chunk_id, chunk.doc_id, chunk.source, chunk.title or "",
                         json.dumps(list(chunk.headings)), chunk.page, chunk.start, chunk.end, chunk.n_tokens,
                         chunk.ordinal, chunk.text_hash, chunk.embed_hash, chunk.text, chunk.meta,
-                        blen, tlen, _vector(row),
+                        chunk.attrs or "{}", list(chunk.readers), blen, tlen, _vector(row),
                     )
                 )  # fmt: skip
                 postings += [("b", term, tf, blen, chunk.chunk_id) for term, tf in body.items()]
@@ -196,6 +222,11 @@ class PgVectorStore:
         if where and where.document:
             params["document"] = where.document
             clauses.append("(c.doc_id = %(document)s OR c.source = %(document)s)")
+        for i, f in enumerate(where.fields if where else ()):
+            clauses.append(_field_sql(f, f"f{i}", params))
+        if where and where.readers is not None:
+            params["readers"] = sorted(where.readers)
+            clauses.append("(c.readers = '{}' OR c.readers && %(readers)s::text[])")
         return (" AND " + " AND ".join(clauses)) if clauses else ""
 
     def _query(
@@ -234,6 +265,7 @@ class PgVectorStore:
             end=row.end_at or 0,
             text_hash=row.text_hash,
             meta=row.meta,
+            attrs=attrs_json(row.attrs or {}),
         )
 
     def dense(self, vector: Vectors, k: int, where: Where | None = None) -> list[Hit]:

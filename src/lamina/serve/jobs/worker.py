@@ -189,7 +189,9 @@ class JobWorker:
             result = reindex(ws, job.collection, ReindexOptions(**opts), progress=progress, switch=switch)
             return result.report, {"version": result.version.to_dict(), "switched": result.switched}
         coll = ws.collection(job.collection)
-        return coll.ingest([i.source for i in job.items], progress=progress), {}
+        sources = [i.source for i in job.items]
+        metadata, readers = job.options.get("metadata"), job.options.get("readers")
+        return coll.ingest(sources, progress=progress, metadata=metadata, readers=readers), {}
 
     def _release(self, job: Job) -> None:
         job.state = "queued"

@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from lamina.errors import LaminaError
-from lamina.mcp.tools import CollectionToolError, CollectionTools, no_such_collection
+from lamina.mcp.tools import CollectionToolError, CollectionTools, Filter, no_such_collection
 from lamina.serve.context import RequestContext
 from lamina.serve.errors import APIError, from_lamina
 from lamina.serve.openai.grounded import ground, grounded_answer
@@ -42,18 +42,22 @@ class ServerTools:
             for c in found
         ]
 
-    async def search(self, collection: str, query: str, k: int) -> list[dict[str, Any]]:
+    async def search(
+        self, collection: str, query: str, k: int, filter: Filter = None
+    ) -> list[dict[str, Any]]:
         self.ctx.tool_calls.append("search")
         service = self.state.services.collections
-        hits = await _call(service.search(self.principal, collection, query, k=k), collection)
-        return [{key: h.get(key) for key in ("source", "title", "page", "score", "text")} for h in hits]
+        hits = await _call(service.search(self.principal, collection, query, k=k, filter=filter), collection)
+        keys = ("source", "title", "page", "score", "text", "metadata")
+        return [{key: h.get(key) for key in keys} for h in hits]
 
-    async def answer(self, collection: str, question: str) -> dict[str, Any]:
+    async def answer(self, collection: str, question: str, filter: Filter = None) -> dict[str, Any]:
         self.ctx.tool_calls.append("answer")
         state, principal = self.state, self.principal
         coll = await _call(state.services.collections.open(principal, collection), collection)
         dep = await _call(deployment_for(state, principal, rag_model(state, coll.name)))
-        grounding = await _call(ground(state, principal, dep, coll, question, base_url=self.base_url))
+        found_sources = ground(state, principal, dep, coll, question, base_url=self.base_url, filter=filter)
+        grounding = await _call(found_sources)
         model, found = await _call(grounded_answer(state, principal, self.ctx, dep, grounding))
         sources = [
             {key: c.get(key) for key in ("n", "source", "title", "page", "url")}
@@ -90,8 +94,10 @@ class RequestTools:
     async def list_collections(self) -> list[dict[str, Any]]:
         return await self._tools().list_collections()
 
-    async def search(self, collection: str, query: str, k: int) -> list[dict[str, Any]]:
-        return await self._tools().search(collection, query, k)
+    async def search(
+        self, collection: str, query: str, k: int, filter: Filter = None
+    ) -> list[dict[str, Any]]:
+        return await self._tools().search(collection, query, k, filter)
 
-    async def answer(self, collection: str, question: str) -> dict[str, Any]:
-        return await self._tools().answer(collection, question)
+    async def answer(self, collection: str, question: str, filter: Filter = None) -> dict[str, Any]:
+        return await self._tools().answer(collection, question, filter)

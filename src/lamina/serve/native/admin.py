@@ -68,7 +68,13 @@ async def list_keys(state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
 @router.post("/keys", status_code=201, summary="Admins: create a key; the key is in this answer only")
 async def create_key(body: KeyCreate, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
     info, key = await state.services.keys.create(
-        principal, body.name, tenant=body.tenant, admin=body.admin, models=body.models, limits=body.limits
+        principal,
+        body.name,
+        tenant=body.tenant,
+        admin=body.admin,
+        models=body.models,
+        limits=body.limits,
+        groups=body.groups,
     )
     return info.to_dict() | {"key": key}
 

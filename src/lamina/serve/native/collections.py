@@ -6,11 +6,15 @@ tenant rules and validation live in the services (another tenant's collection is
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from lamina.data.filters import FilterError, check_groups, check_metadata
+from lamina.data.metadata import Given
+from lamina.serve.errors import bad_request
 from lamina.serve.http.deps import PrincipalDep, StateDep
 from lamina.serve.native.protocol import CollectionCreate, SearchRequest
 
@@ -98,6 +102,7 @@ async def search(
         mode=body.mode,
         source=body.source,
         document=body.document,
+        filter=body.filter,
         tenant=tenant,
     )
     return {"object": "list", "mode": body.mode, "data": hits}
@@ -112,7 +117,31 @@ async def upload(
     principal: PrincipalDep,
     files: Annotated[list[UploadFile], File(description="Files to ingest.")] = [],  # noqa: B006
     urls: Annotated[list[str], Form(description="URLs to fetch and ingest.")] = [],  # noqa: B006
+    metadata: Annotated[
+        str | None,
+        Form(description='Metadata for every document, a JSON object: {"team": "finance", "year": 2025}.'),
+    ] = None,
+    readers: Annotated[
+        list[str], Form(description="Groups that may read the documents (none: the whole tenant).")
+    ] = [],  # noqa: B006
     tenant: TenantQuery = None,
 ) -> dict[str, Any]:
-    job = await state.services.jobs.start_ingest(principal, name, files, urls, tenant)
+    given = Given(metadata=_metadata(metadata), readers=_readers(readers))
+    job = await state.services.jobs.start_ingest(principal, name, files, urls, tenant, given=given)
     return job.to_dict()
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        return check_metadata(json.loads(text))
+    except (ValueError, FilterError) as exc:
+        raise bad_request(f"metadata: {exc}", param="metadata") from None
+
+
+def _readers(groups: list[str]) -> tuple[str, ...]:
+    try:
+        return check_groups(groups)
+    except FilterError as exc:
+        raise bad_request(str(exc), param="readers") from None

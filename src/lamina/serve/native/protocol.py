@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,12 @@ class SearchRequest(_Closed):
     mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
     source: str | None = Field(None, max_length=500, description="Glob over document sources.")
     document: str | None = Field(None, max_length=500, description="One document: its id or source.")
+    filter: dict[str, Any] | None = Field(
+        None,
+        description='Metadata conditions, all of which must hold: {"team": "finance", '
+        '"year": {"$gte": 2024}, "kind": {"$in": ["policy", "memo"]}} ($eq, $in, $gt, $gte, $lt, $lte; '
+        "dates as ISO text).",
+    )
 
 
 class ReindexRequest(_Closed):
@@ -45,3 +51,6 @@ class KeyCreate(_Closed):
     admin: bool = False
     models: list[str] | None = Field(None, description="Models the key may use; all when absent.")
     limits: LimitSettings | None = Field(None, description="Budget (USD per period) and rpm/tpm limits.")
+    groups: list[str] | None = Field(
+        None, description="Reader groups: the key reads documents naming one of them, and those naming none."
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ from lamina.serve.openai.serving import (
     upstream_error,
 )
 from lamina.serve.policy.keys import Principal
+from lamina.serve.services.access import where_for
 from lamina.serve.state import ServerState
 
 MEMORY_TURNS = 3
@@ -133,15 +134,18 @@ async def ground(
     history: list[tuple[str, str]] | None = None,
     k: int | None = None,
     asked: GenerationRequest | None = None,
+    filter: Mapping[str, Any] | None = None,
 ) -> Grounding:
-    """Find the sources of ``question``; the generation that will answer it takes the sampling
-    parameters a client ``asked`` for over the collection's defaults."""
+    """Find the sources of ``question`` among the documents the key may read (and ``filter``
+    keeps); the generation that will answer it takes the sampling parameters a client ``asked``
+    for over the collection's defaults."""
+    where = where_for(principal, filter=filter)
     coll = (
         collection
         if isinstance(collection, Collection)
         else await open_collection(state, principal, collection)
     )
-    answerer = Answerer(coll, dep.llm, state.settings.rag, k=k, memory_turns=MEMORY_TURNS)
+    answerer = Answerer(coll, dep.llm, state.settings.rag, k=k, memory_turns=MEMORY_TURNS, where=where)
     answerer.history = history or []
     sources, request = await asyncio.to_thread(answerer.prepare, question)
     if request is not None and asked is not None:

@@ -148,6 +148,11 @@ class ChatCompletionRequest(_Sampling):
         None, description="Lamina: answer from this collection, citing its documents.", max_length=64
     )
     k: int | None = Field(None, ge=1, le=100, description="Lamina: chunks to retrieve.")
+    filter: dict[str, Any] | None = Field(
+        None,
+        description="Lamina: answer only from documents whose metadata matches, "
+        'e.g. {"year": {"$gte": 2024}}.',
+    )
 
     @field_validator("tools")
     @classmethod

@@ -1,10 +1,10 @@
 """Where a grounded answer can come from without calling the model: the exact-match cache, then
 (when ``serve.semantic_cache`` is on) an earlier answer to a question of the same meaning.
 
-Both are keyed on the tenant, the model, the sampling parameters, the collection and its store
-version, so neither ever serves another tenant's answer or one about documents that have since
-changed. Only first questions use the semantic cache: a follow-up's meaning depends on the turns
-before it.
+Both are keyed on the tenant, the reader's groups and the metadata filter, the model, the sampling
+parameters, the collection and its store version, so neither ever serves another tenant's or
+another reader's answer, or one about documents that have since changed. Only first questions
+use the semantic cache: a follow-up's meaning depends on the turns before it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from lamina.serve.openai.protocol import ChatCompletionRequest
 from lamina.serve.openai.streaming import CACHE_HEADER
 from lamina.serve.policy.cache import cache_key
 from lamina.serve.policy.keys import Principal
+from lamina.serve.services.access import where_for
 from lamina.serve.state import ServerState
 
 SIMILARITY_HEADER = "x-lamina-cache-similarity"
@@ -59,6 +60,7 @@ async def lookup(
     # every write bumps the store's version, and a switch changes the build: no stale answers
     version = f"{coll.key}@{await asyncio.to_thread(coll.store.version)}"
     params = _cache_params(body)
+    readable = where_for(principal, filter=body.filter).key()  # groups and filter: what was searched
 
     def key_of(kind: str, p: dict[str, Any]) -> str | None:
         return cache_key(
@@ -70,6 +72,7 @@ async def lookup(
             collection=coll.name,
             k=body.k,
             version=version,
+            readable=readable,
         )
 
     found = CachedAnswer(headers={})

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from lamina.serve.errors import bad_request
 from lamina.serve.http.deps import (
     ContextDep,
     PrincipalDep,
@@ -77,6 +78,8 @@ async def chat_completions(
     if model.startswith(RAG_PREFIX):
         collection = collection or model.removeprefix(RAG_PREFIX)
         model = rag_model(state, collection)
+    if body.filter is not None and not collection:
+        raise bad_request("filter narrows a collection's documents: send it with collection", param="filter")
     dep = await deployment_for(state, principal, model)
     if collection:
         return await grounded_chat(request, ctx, state, principal, dep, body, collection)

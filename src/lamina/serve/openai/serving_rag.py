@@ -66,6 +66,7 @@ async def grounded_chat(
         history=history,
         k=body.k,
         asked=body.generation_request(),
+        filter=body.filter,
     )
     links = grounding.links
     if grounding.request is None:  # nothing relevant, or an answer chosen among the sources: no model call

@@ -11,12 +11,13 @@ import hmac
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from lamina.config import LimitSettings
+from lamina.data.filters import check_groups
 from lamina.data.registry import now
 from lamina.errors import LaminaError
 from lamina.serve.db import api_keys
@@ -49,9 +50,16 @@ class Principal:
     admin: bool = False
     models: tuple[str, ...] | None = None  # None: every model
     limits: LimitSettings | None = None
+    groups: tuple[str, ...] = ()  # reader groups: documents naming one of them are readable
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
+
+    @property
+    def readers(self) -> frozenset[str] | None:
+        """What this key reads, for ``Where.readers``: an admin key reads every document of the
+        tenants it acts for; any other key those naming no readers or one of its groups."""
+        return None if self.admin else frozenset(self.groups)
 
 
 @dataclass
@@ -64,6 +72,7 @@ class KeyInfo:
     created_at: str
     revoked_at: str | None
     limits: LimitSettings | None = None
+    groups: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "limits": self.limits.model_dump(exclude_none=True) if self.limits else None}
@@ -79,6 +88,7 @@ def _info(row: Any) -> KeyInfo:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         limits=_limits(row.limits),
+        groups=json.loads(row.groups) if row.groups else [],
     )
 
 
@@ -100,10 +110,12 @@ class KeyStore:
         admin: bool = False,
         models: list[str] | None = None,
         limits: LimitSettings | None = None,
+        groups: list[str] | None = None,
     ) -> tuple[KeyInfo, str]:
         if not NAME_RE.match(name):
             raise LaminaError(f"invalid key name {name!r}: use letters, digits, '_', '-' or '.'")
         check_tenant(tenant)
+        member_of = check_groups(groups, "groups")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             taken = conn.execute(sa.select(api_keys.c.name).where(api_keys.c.name == name)).first()
@@ -118,6 +130,7 @@ class KeyStore:
                     admin=admin,
                     models=json.dumps(models) if models else None,
                     limits=limits.model_dump_json(exclude_none=True) if limits and not limits.empty else None,
+                    groups=json.dumps(list(member_of)) if member_of else None,
                     created_at=now(),
                 )
             )
@@ -167,4 +180,5 @@ class KeyStore:
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
         models = tuple(json.loads(row.models)) if row.models else None
-        return Principal(row.name, row.tenant, bool(row.admin), models, _limits(row.limits))
+        groups = tuple(json.loads(row.groups)) if row.groups else ()
+        return Principal(row.name, row.tenant, bool(row.admin), models, _limits(row.limits), groups)

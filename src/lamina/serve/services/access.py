@@ -7,12 +7,33 @@ another tenant explicitly (``?tenant=``) without admin rights is a 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from lamina.serve.errors import APIError
+from lamina.data.filters import FilterError, parse_filter
+from lamina.data.store.base import Where
+from lamina.serve.errors import APIError, bad_request
 from lamina.serve.policy.keys import Principal
 
-__all__ = ["may_see", "require_admin", "tenant_filter", "tenant_for", "visible_tenants"]
+__all__ = ["may_see", "require_admin", "tenant_filter", "tenant_for", "visible_tenants", "where_for"]
+
+
+def where_for(
+    principal: Principal,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    source: str | None = None,
+    document: str | None = None,
+    param: str = "filter",
+) -> Where:
+    """What a search or an answer of this key may read: the request's conditions, and always the
+    key's reader groups (a request can narrow what it sees, never widen it). A filter that cannot
+    be read is a 400 naming ``param``."""
+    try:
+        fields = parse_filter(filter)
+    except FilterError as exc:
+        raise bad_request(str(exc), param=param) from None
+    return Where(source_glob=source, document=document, fields=fields, readers=principal.readers)
 
 
 def require_admin(principal: Principal) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import mimetypes
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,12 @@ from typing import Any
 from lamina.data.collection import Collection, SearchMode
 from lamina.data.registry import CollectionInfo, DocumentRecord
 from lamina.data.sources import is_url
-from lamina.data.store.base import Where
 from lamina.errors import CollectionNotFound, LaminaError
 from lamina.serve.errors import APIError, not_found
 from lamina.serve.jobs.uploads import content_url, public_source
 from lamina.serve.policy.keys import Principal
 from lamina.serve.policy.tenants import Tenants
-from lamina.serve.services.access import tenant_for, visible_tenants
+from lamina.serve.services.access import tenant_for, visible_tenants, where_for
 
 __all__ = ["INLINE_SAFE", "CollectionService", "Original"]
 
@@ -100,13 +100,14 @@ class CollectionService:
         coll = await self.open(principal, name, tenant)
         docs = await asyncio.to_thread(coll.documents)
         uploads = self.uploads_dir(principal, name, tenant)
-        return [_document(d, name, uploads, base_url) for d in docs], coll.info.last_run
+        readable = [d for d in docs if d.readable_by(principal.readers)]
+        return [_document(d, name, uploads, base_url) for d in readable], coll.info.last_run
 
     async def delete_document(
         self, principal: Principal, name: str, doc_id: str, tenant: str | None = None
     ) -> None:
         coll = await self.open(principal, name, tenant)
-        doc = await _find_document(coll, doc_id)
+        doc = await _find_document(coll, doc_id, principal)
         await asyncio.to_thread(coll.delete_documents, [doc.source])
         path = Path(doc.source)
         if path.parent == self.uploads_dir(principal, name, tenant).resolve():
@@ -117,7 +118,7 @@ class CollectionService:
     ) -> Original:
         """Where a document's original is; 410 when its file is no longer on the server."""
         coll = await self.open(principal, name, tenant)
-        doc = await _find_document(coll, doc_id)
+        doc = await _find_document(coll, doc_id, principal)
         if is_url(doc.source):
             return Original(url=doc.source)
         path = Path(doc.source)
@@ -140,11 +141,13 @@ class CollectionService:
         mode: SearchMode = "hybrid",
         source: str | None = None,
         document: str | None = None,
+        filter: Mapping[str, Any] | None = None,
         tenant: str | None = None,
     ) -> builtins.list[dict[str, Any]]:
-        """Hits as ``lamina search --json`` gives them, with uploads named by their file name."""
+        """Hits as ``lamina search --json`` gives them, with uploads named by their file name; only
+        documents the key may read (``where_for``)."""
+        where = where_for(principal, filter=filter, source=source, document=document)
         coll = await self.open(principal, name, tenant)
-        where = Where(source_glob=source, document=document)
         hits = await asyncio.to_thread(coll.search, query, k, mode=mode, where=where)
         uploads = self.uploads_dir(principal, name, tenant)
         extra = {"version": coll.info.version}  # the build the hits came from (see ``lamina versions``)
@@ -166,13 +169,17 @@ def _document(d: DocumentRecord, coll: str, uploads: Path, base: str) -> dict[st
         "size_bytes": d.size_bytes,
         "coverage": d.coverage,
         "updated_at": d.updated_at,
+        "metadata": d.metadata,
+        "readers": list(d.reader_groups),
+        "origin": d.origin,
         "content_url": content_url(base, coll, d.doc_id),
     }
 
 
-async def _find_document(coll: Collection, doc_id: str) -> DocumentRecord:
+async def _find_document(coll: Collection, doc_id: str, principal: Principal) -> DocumentRecord:
+    """The document, if this key may read it: another reader's document is a 404, as a missing one."""
     docs = await asyncio.to_thread(coll.documents)
     for d in docs:
-        if d.doc_id == doc_id:
+        if d.doc_id == doc_id and d.readable_by(principal.readers):
             return d
     raise not_found("document", doc_id, param="id")

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from lamina.data.metadata import Given
 from lamina.data.sources import is_url
 from lamina.errors import LaminaError
 from lamina.serve.errors import APIError, bad_request, not_found
@@ -78,8 +79,10 @@ class JobService:
         files: Sequence[IncomingFile] = (),
         urls: Sequence[str] = (),
         tenant: str | None = None,
+        given: Given | None = None,
     ) -> Job:
-        """Save the files in the collection's upload folder and queue one job for them and the URLs."""
+        """Save the files in the collection's upload folder and queue one job for them and the URLs
+        (``given``: the metadata and readers of every document)."""
         t = tenant_for(principal, tenant)
         await self.collections.open(principal, name, t)
         if not files and not urls:
@@ -103,7 +106,8 @@ class JobService:
             items.append(Item(str(path), path.name))
         items += [Item(url, url) for url in urls]
         items = list({i.source: i for i in items}.values())  # the same name twice is one document
-        return await asyncio.to_thread(self.manager.submit, t, name, items)
+        options = {"metadata": dict(given.metadata), "readers": list(given.readers)} if given else {}
+        return await asyncio.to_thread(self.manager.submit, t, name, items, "ingest", options)
 
     async def watch(
         self, job: Job, disconnected: Callable[[], Awaitable[bool]]

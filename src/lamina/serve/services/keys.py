@@ -40,12 +40,19 @@ class KeyService:
         admin: bool = False,
         models: builtins.list[str] | None = None,
         limits: LimitSettings | None = None,
+        groups: builtins.list[str] | None = None,
     ) -> tuple[KeyInfo, str]:
         """(the key's record, the key itself: shown this once)."""
         require_admin(principal)
         try:
             return await asyncio.to_thread(
-                self.store.create, name, tenant=tenant, admin=admin, models=models, limits=limits
+                self.store.create,
+                name,
+                tenant=tenant,
+                admin=admin,
+                models=models,
+                limits=limits,
+                groups=groups,
             )
         except LaminaError as exc:
             raise bad_request(str(exc), param="name") from None
