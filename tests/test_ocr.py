@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ from lamina.config import OCR_ENGINES
 from lamina.data.collection import Workspace
 from lamina.data.extract import extract
 from lamina.data.layout import lines_of
+from lamina.data.ocr.base import OcrFailed
 from lamina.data.ocr.factory import ocr_engine
 from lamina.data.ocr.reader import OcrOptions
 from lamina.data.ocr.tesseract import TesseractOcr
 from lamina.errors import ExtractionFailed, IngestCancelled, UnsupportedDocument
+from lamina.evals.scans import scanned_copies
 from lamina.testing.scans import Page, render, save, scanned
 
 from .cli_runner import lamina
@@ -196,9 +199,8 @@ class _Pages:
 def test_scans_ingest_search_and_answer_with_their_pages(workspace: Workspace, tmp_path: Path) -> None:
     folder = tmp_path / "inbox"
     folder.mkdir()
-    (folder / "invoice-scan.pdf").write_bytes(
-        save([scanned(render(LETTER)), scanned(render(INVOICE))], "pdf")
-    )
+    cover = Page(lines=["Cover sheet: the March delivery of ACME Marine Supply.", "Two pages follow."])
+    (folder / "invoice-scan.pdf").write_bytes(save([scanned(render(cover)), scanned(render(INVOICE))], "pdf"))
     (folder / "letter-photo.jpg").write_bytes(save([scanned(render(LETTER), skew=-1.2)], "jpeg"))
     progress = _Pages()
     coll = workspace.collection("inbox", create=True)
@@ -208,8 +210,8 @@ def test_scans_ingest_search_and_answer_with_their_pages(workspace: Workspace, t
     hits = coll.search("ZX7731", k=3, mode="bm25")  # a code only the scan holds
     assert hits and hits[0].source.endswith("invoice-scan.pdf") and hits[0].page == 2
     assert json.loads(hits[0].meta) == {"ocr_pages": [1, 2]}
-    photo = coll.search("surveyor reference QV-5512", k=5)
-    assert any(h.source.endswith("letter-photo.jpg") and h.page == 1 for h in photo)
+    photo = coll.search("surveyor reference QV-5512", k=5)  # a code only the photo holds
+    assert photo[0].source.endswith("letter-photo.jpg") and photo[0].page == 1
     out = json.loads(
         lamina("ask", "What is the unit price of the bilge pump?", "-c", "inbox", "--json").stdout
     )
@@ -241,3 +243,23 @@ def test_a_cancelled_scan_resumes_without_reading_its_pages_again(
     report = coll.ingest([str(folder)])
     assert report.ingested == 1 and len(read) == 4  # pages 1 and 2 came from the OCR cache
     assert "LS-0004" in coll.search("LS-0004", k=1, mode="bm25")[0].text
+
+
+@pytest.mark.parametrize("engine", OCR_ENGINES)
+def test_a_page_over_its_time_limit_fails_on_every_engine(engine: str) -> None:
+    ocr = ocr_engine(engine)  # type: ignore[arg-type]
+    if ocr.available() is not None:
+        pytest.skip(f"{engine} is not installed here")
+    image = scanned(render(Page(lines=["A page that takes longer than its limit."], size=(800, 300))))
+    with pytest.raises(OcrFailed, match="longer than"):
+        ocr.words(image.convert("L"), ("eng",), 0.001)
+
+
+def test_specks_are_not_read_as_punctuation(tmp_path: Path) -> None:
+    """A photographed receipt's dust once read "30 days" as "30: days" (and SKU-6678 as 6675 on a
+    scanned invoice): pages are despeckled, and a PDF's scan read at its own resolution."""
+    (tmp_path / "in").mkdir()
+    shutil.copy(DOCS / "RECEIPT-2024-TXN-98765_retail_purchase.pdf", tmp_path / "in")
+    photo = next(scanned_copies([tmp_path / "in"], tmp_path / "out")[0].glob("*.jpg"))
+    doc = extract(photo.read_bytes(), source=str(photo), name=photo.name, ocr=OcrOptions())
+    assert "Returns within 30 days" in doc.text

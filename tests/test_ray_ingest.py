@@ -33,7 +33,7 @@ from .test_serve_tenants import _wait_job
 
 ABSTRACTS = 24
 REAL_DOCS = ("test.pdf", "test.docx", "test_wikipedia.html", "test.pptx")
-SCANS = 1  # scanned-note.png
+SCANS = 2  # scanned-note.png, scanned-pages.tiff
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(DOCS / name, root / name)
     scan = Page(lines=["A scanned note: the Ray engine reads it by OCR too.", "Reference RY-2024-77."])
     (root / "scanned-note.png").write_bytes(save([scanned(render(scan))], "png"))  # OCR on the workers
+    pages = [Page(lines=[f"Page {n} of the Ray scan."], size=(600, 200)) for n in (1, 2)]
+    (root / "scanned-pages.tiff").write_bytes(save([scanned(render(p)) for p in pages], "tiff"))
     return root
 
 
@@ -116,6 +118,7 @@ class _Recorder:
 
     def __init__(self, on_event: Any = None) -> None:
         self.events: list[tuple[str, str]] = []
+        self.details: list[tuple[str, str]] = []
         self.on_event = on_event
         self.documents = self.chunks = 0
 
@@ -128,6 +131,7 @@ class _Recorder:
 
     def file(self, source: str, state: str, detail: str = "") -> None:
         self.events.append((Path(source).name, state))
+        self.details.append((Path(source).name, detail))
         if self.on_event is not None:
             self.on_event(source, state)
 
@@ -152,9 +156,11 @@ def test_ray_ends_where_the_local_engine_does(
     names = {p.name for p in corpus.iterdir()}
     assert {n for n, s in progress.events if s == "done"} == names
     for name in names:
-        states = [s for n, s in progress.events if n == name]
+        told = [s for n, s in progress.events if n == name]
+        states = [s for i, s in enumerate(told) if i == 0 or s != told[i - 1]]  # pages: one state
         assert states == ["extracting", "embedding", "done"], (name, states)
     assert progress.documents == len(names) and progress.total == len(names)
+    assert ("scanned-pages.tiff", "page 2/2") in progress.details  # pages read on the workers
 
     again = coll.ingest([str(corpus)])  # unchanged documents cost a read on the driver, nothing on Ray
     assert again.unchanged == len(names) and again.ingested == 0 and again.chunks_embedded == 0

@@ -362,6 +362,29 @@ def test_file_search_answers_from_a_collection_with_file_citations(
         served.client("bob").responses.create(model="gemma-3-270m", input=question, tools=[tool])
 
 
+def test_file_search_filters_are_openais_attribute_filters(served: RunningServer, handbook: str) -> None:
+    """OpenAI's attribute filters narrow the collection's documents by their metadata; what Lamina
+    cannot honour is refused, never dropped."""
+    question = "What happens if an ingestion is interrupted?"
+    client = served.client("alice")
+
+    def ask(filters: dict[str, Any]) -> Any:
+        tool: Any = {"type": "file_search", "vector_store_ids": [handbook], "filters": filters}
+        return client.responses.create(
+            model="gemma-3-270m", input=question, tools=[tool], include=["file_search_call.results"]
+        )
+
+    only_csv = {"type": "and", "filters": [{"type": "eq", "key": "format", "value": "csv"}]}
+    none = ask({"type": "eq", "key": "no-such-key", "value": "x"})
+    assert none.output[0].results == []  # nothing passes: nothing relevant, no other document
+    assert ask(only_csv).output[0].results == []  # "format" is not metadata: nothing matches
+    recent = ask({"type": "gte", "key": "modified", "value": "2000-01-01"})
+    assert recent.output[0].results  # every upload's modified time is later
+    for unsupported in ({"type": "ne", "key": "a", "value": 1}, {"type": "or", "filters": []}):
+        with pytest.raises(openai.BadRequestError):
+            ask(unsupported)
+
+
 def test_file_search_streams_the_answer_a_chat_model_writes(agentic: Served) -> None:
     """A chat model writes grounded answers (answer_mode auto): the stream says what the whole says."""
     headers = {"Authorization": f"Bearer {agentic.keys['alice']}"}

@@ -169,3 +169,32 @@ def test_due_sources_sync_on_their_schedule(settings: Settings, workspace: Works
     listed = {r.name: r.to_dict() for r in store.list("kb")}
     assert listed["watched"]["next_sync_at"] and listed["watched"]["last_status"] == "completed"
     assert listed["manual"]["next_sync_at"] is None and listed["manual"]["last_status"] is None
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_the_lease_holds_on_sqlite_and_postgres(
+    request: pytest.FixtureRequest, tmp_path: Path, database: str
+) -> None:
+    """One conditional UPDATE decides who syncs: the second claimant loses until the lease runs out;
+    a worker that lost its lease can neither renew it nor record a result."""
+    import uuid
+
+    from lamina.config import with_schema
+    from lamina.data.registry import Registry
+
+    if database == "postgres":
+        url = with_schema(str(request.getfixturevalue("postgres_url")), f"reg_{uuid.uuid4().hex[:10]}")
+    else:
+        url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = SourceStore(Registry(url).engine)
+    record = store.put("kb", "docs", parse_spec({"kind": "folder", "path": str(tmp_path)}), every_s=60)
+    assert store.claim(record.id, "a", 0.5) and not store.claim(record.id, "b", 0.5)
+    assert store.claim(record.id, "a", 0.5)  # its own lease: taken again (a restarted loop)
+    assert [r.name for r in store.due(record.next_sync_at)] == []  # leased: not due for anyone else
+    threading.Event().wait(0.6)
+    assert store.claim(record.id, "b", 30) and not store.renew(record.id, "a", 30)
+    store.finish(record, "a", "completed", {"ingested": 1}, None)  # a's late result is not recorded
+    assert store.get("kb", "docs").last_status is None and store.get("kb", "docs").lease_owner == "b"
+    store.finish(record, "b", "completed", {"ingested": 1}, None)
+    done = store.get("kb", "docs")
+    assert done.last_status == "completed" and done.lease_owner is None and done.next_sync_at

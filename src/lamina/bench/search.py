@@ -5,15 +5,20 @@ so a later run reuses it), grown to each size with generated variants: a variant
 tenth of its words and moves its vector a little (cosine about 0.97 to the original), so the index
 holds clusters of near-duplicates, as a real corpus of revisions does. Every chunk's source puts it
 in one of 10 "tenants" and one of 10 groups within, so a tenant filter selects 10% of the rows and
-a tenant-and-group filter 1%.
+a tenant-and-group filter 1%. Every chunk also carries metadata (``{"group": i % 100}``: the
+metadata filter ``{"group": 7}`` keeps 1% of the rows) and readers, as a synced source gives them:
+9% of the rows name no readers (anyone may read them) and each other row is readable by one of 91
+teams (``r0`` .. ``r90``) and by ``auditors``; a reader in team ``r7`` may read 10% of the rows, its
+team's 1% and the 9% everyone may.
 
 Per store and size: load time (one transaction per batch, as ingestion writes), index build time,
 size on disk; p50/p99 of ``Collection.search`` (hybrid, including the query's embedding; its BM25
 leg runs beside the embedding and the dense leg), next to the baseline of the same three steps one
-after the other, with no filter, the tenant filter and the 1% filter; ANN recall@10 of dense
-search against exact search over the same rows (filtered: exact over the filtered rows), taken
-from the candidates a search asks each leg for (``search.candidates``, 100: what
-``Collection.search`` gets); and how many of those candidates a filtered query returned.
+after the other, with no filter, the tenant filter, the 1% filter, the 1% metadata filter and the
+permission filter of a reader in team ``r7``; ANN recall@10 of dense search against exact search
+over the same rows (filtered: exact over the filtered rows), taken from the candidates a search
+asks each leg for (``search.candidates``, 100: what ``Collection.search`` gets); and how many of
+those candidates a filtered query returned.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ from lamina.bench.hardware import machine
 from lamina.config import Settings
 from lamina.data.chunking import Chunker
 from lamina.data.collection import Collection, Workspace
+from lamina.data.filters import parse_filter
 from lamina.data.store import ChunkStore, Where
-from lamina.data.types import Chunk
+from lamina.data.types import Chunk, attrs_json
 from lamina.evals.beir import BeirDataset
 
 SIZES = (10_000, 100_000, 300_000)
@@ -42,16 +48,33 @@ STORES = ("lancedb", "pgvector")
 K = 10
 BATCH = 2_000
 NOISE = 0.25  # norm of the random move that makes a variant's vector
+PUBLIC = 91  # rows with i % 100 at or past this name no readers: 9% of the rows, readable by anyone
 FILTERS: dict[str, Where | None] = {
     "none": None,
     "tenant (10%)": Where(source_glob="/t3/*"),
     "1%": Where(source_glob="/t3/g7/*"),
+    "metadata (1%)": Where(fields=parse_filter({"group": 7})),
+    "readers r7 (10%: 1% + 9% public)": Where(readers=frozenset({"r7"})),
+}
+# the rows each filter keeps, from the layout ``grow`` makes (not by asking the store)
+KEEPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "none": lambda i: np.ones(len(i), dtype=bool),
+    "tenant (10%)": lambda i: (i % 100) // 10 == 3,
+    "1%": lambda i: ((i % 100) // 10 == 3) & (i % 10 == 7),
+    "metadata (1%)": lambda i: i % 100 == 7,
+    "readers r7 (10%: 1% + 9% public)": lambda i: (i % 100 == 7) | (i % 100 >= PUBLIC),
 }
 
 
 def _group(i: int) -> tuple[int, int]:
     """(tenant, group) of generated row ``i``: each of 100 combinations gets 1% of the rows."""
     return (i % 100) // 10, i % 10
+
+
+def _readers(i: int) -> tuple[str, ...]:
+    """Who may read row ``i``: no one named (anyone) for 9% of the rows, else its team and the auditors."""
+    team = i % 100
+    return () if team >= PUBLIC else (f"r{team}", "auditors")
 
 
 def base_corpus(
@@ -83,7 +106,8 @@ def base_corpus(
 def grow(
     chunks: list[Chunk], vectors: np.ndarray, size: int, seed: int = 7
 ) -> tuple[list[Chunk], np.ndarray]:
-    """``size`` rows: the base chunks, then variants of them, each placed in a tenant and a group."""
+    """``size`` rows: the base chunks, then variants of them, each placed in a tenant and a group,
+    with metadata and readers."""
     rng = np.random.default_rng(seed)
     out: list[Chunk] = []
     rows = np.empty((size, vectors.shape[1]), dtype=np.float32)
@@ -102,19 +126,23 @@ def grow(
         else:
             rows[i] = vectors[b]
         source = f"/t{tenant}/g{group}/{base.source.split(':', 1)[-1]}~{variant}"
-        out.append(dataclasses.replace(base, source=source, doc_id=source, text=text))
+        out.append(
+            dataclasses.replace(
+                base,
+                source=source,
+                doc_id=source,
+                text=text,
+                attrs=attrs_json({"group": i % 100}),
+                readers=_readers(i),
+            )
+        )
     return out, rows
 
 
-def _selected(size: int, where: Where | None) -> np.ndarray:
-    """Row indexes a filter keeps (computed from the layout, not by asking the store)."""
-    groups = np.arange(size)
-    if where is None:
-        return groups
-    mask = (groups % 100) // 10 == 3
-    if where.source_glob == "/t3/g7/*":
-        mask &= groups % 10 == 7
-    return np.asarray(groups[mask])
+def _selected(size: int, label: str) -> np.ndarray:
+    """Row indexes the filter ``label`` keeps (computed from the layout, not by asking the store)."""
+    rows = np.arange(size)
+    return np.asarray(rows[KEEPS[label](rows)])
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -171,7 +199,7 @@ def measure(
             t0 = time.perf_counter()
             coll.search(q, K, mode="hybrid", where=where)
             latencies.append((time.perf_counter() - t0) * 1000)
-        keep = _selected(len(chunks), where)
+        keep = _selected(len(chunks), label)
         recall, returned, lexical_returned = [], [], []
         legs: dict[str, list[float]] = {"dense": [], "bm25": [], "in_sequence": []}
         n = coll.settings.search.candidates  # what every search asks each leg for (k is at most n)

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from lamina import __version__
-from lamina.cli import bench, data, demo, evals, mcp, models, serve, up, versions, worker
+from lamina.cli import bench, data, demo, evals, mcp, models, serve, sources, up, versions, worker
 from lamina.cli.context import state
 from lamina.cli.output import err_console
 from lamina.errors import LaminaError
@@ -66,6 +66,7 @@ app.command()(up.up)
 app.command()(worker.worker)
 app.command()(mcp.mcp)
 app.add_typer(serve.keys_app, name="keys")
+app.add_typer(sources.sources_app, name="sources")
 app.command()(serve.logs)
 app.command()(serve.usage)
 app.add_typer(evals.eval_app, name="eval")

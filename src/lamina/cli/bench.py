@@ -1,6 +1,6 @@
-"""``lamina bench ingest|generate|gateway|search|ocr``: performance benchmarks (from ``lamina.bench``),
-each next to a baseline measured in the same run where there is one. ``bench_engines`` adds the
-commands about where ingestion runs."""
+"""``lamina bench ingest|generate|gateway|search|sources|ocr``: performance benchmarks (from
+``lamina.bench``), each next to a baseline measured in the same run where there is one.
+``bench_engines`` adds the commands about where ingestion runs."""
 
 from __future__ import annotations
 
@@ -291,7 +291,8 @@ def bench_search_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid query p50/p99 (with the query's embedding), ANN recall@10 against exact search, and rows
-    returned under a 10% and a 1% filter, per store and corpus size; load and index build times.
+    returned under a 10% and a 1% source filter, a 1% metadata filter and a reader's permissions (10%
+    of the rows), per store and corpus size; load and index build times.
 
     The corpus is the dataset's chunks (embedded once, kept under the data directory) plus generated
     variants up to each size.
@@ -329,6 +330,67 @@ def bench_search_command(
     table = Table(
         "store", "chunks", "filter", "hybrid p50 / p99 ms", "in sequence p50 ms", "p50 dense · bm25 ms",
         "recall@10", "rows returned (dense · bm25)", "load + index s", "on disk MiB",
+    )  # fmt: skip
+    for row in table_rows(result):
+        table.add_row(*row)
+    console.print(table)
+
+
+@bench_app.command("sources")
+def bench_sources_command(
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            exists=True,
+            file_okay=False,
+            help="Folder in BEIR layout whose first documents fill the sources (default: paragraphs "
+            "made from the bundled samples).",
+        ),
+    ] = None,
+    docs: Annotated[int, typer.Option("--docs", min=2, max=5000, help="Documents in each source.")] = 50,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="Source kinds to measure: folder, web, git, s3, webdav (default all)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sync time of each source kind against a real local server (folder, web site, git, S3, WebDAV)
+    filled with N documents: the first sync, a re-sync with nothing changed, and a re-sync after one
+    document changed and another was deleted."""
+    from lamina.bench.sources import bench_sources, dataset_texts, sample_texts, table_rows
+    from lamina.data.connectors import SOURCE_KINDS
+
+    kinds = kind or list(SOURCE_KINDS)
+    if unknown := sorted(set(kinds) - set(SOURCE_KINDS)):
+        raise typer.BadParameter(f"unknown kind {unknown}; choose from {', '.join(SOURCE_KINDS)}")
+    if dataset is not None:
+        data = load_beir(dataset, limit_docs=docs)
+        texts, text_source = dataset_texts(data.corpus, docs), data.name
+        if len(texts) < docs:
+            raise typer.BadParameter(f"{dataset} has only {len(texts)} documents; --docs {docs} needs more")
+    else:
+        texts, text_source = sample_texts(docs), "samples"
+    result = bench_sources(
+        state.settings,
+        texts,
+        kinds=kinds,
+        text_source=text_source,
+        progress=lambda msg: err_console.print(msg, highlight=False),
+    )
+    if as_json:
+        print_json(result)
+        return
+    m = result["machine"]
+    console.print(
+        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['vector'])}); {result['documents']} documents "
+        f"({result['texts']}) per source, store {result['store']}, {result['embedding_model']}",
+        highlight=False,
+    )
+    table = Table(
+        "kind", "listed", "first sync s", "docs/s", "unchanged re-sync s", "change + delete re-sync s",
+        "ingested · unchanged · deleted",
     )  # fmt: skip
     for row in table_rows(result):
         table.add_row(*row)

@@ -15,6 +15,7 @@ from lamina.config import ENGINE_NAMES, IngestEngineName
 from lamina.data.collection import SearchMode
 from lamina.data.filters import cli_value, parse_cli_filters
 from lamina.data.progress import IngestReport
+from lamina.data.registry import DocumentRecord
 from lamina.data.store.base import Where
 from lamina.errors import LaminaError
 
@@ -187,19 +188,32 @@ def documents(collection: CollectionOpt, as_json: JsonOpt = False) -> None:
     docs = coll.documents()
     info = coll.info
     if as_json:
-        print_json(
-            {"collection": collection, "documents": [d.to_dict() for d in docs], "last_run": info.last_run}
-        )
+        shown = [_shown(d) for d in docs]
+        print_json({"collection": collection, "documents": shown, "last_run": info.last_run})
         return
-    table = Table("source", "title", "format", "chunks", "tokens", "text kept", "updated")
+    table = Table("source", "title", "format", "chunks", "tokens", "text kept", "readers", "updated")
     for d in docs:
         kept = f"{d.coverage:.0%}" if d.coverage is not None else ""
+        readers = ", ".join(d.reader_groups)
         table.add_row(
-            d.source, (d.title or "")[:50], d.format or "", str(d.chunks), str(d.tokens), kept, d.updated_at
+            d.source,
+            (d.title or "")[:50],
+            d.format or "",
+            str(d.chunks),
+            str(d.tokens),
+            kept,
+            readers,
+            d.updated_at,
         )
     console.print(table)
     for err in (info.last_run or {}).get("errors", []):
         console.print(f"[yellow]{err['kind']}[/] {err['source']}: {err['reason']}")
+
+
+def _shown(d: DocumentRecord) -> dict[str, Any]:
+    """A document as ``--json`` shows it: metadata and readers as JSON, not as their stored text."""
+    fields = {k: v for k, v in d.to_dict().items() if k not in ("attrs", "readers", "given")}
+    return fields | {"metadata": d.metadata, "readers": list(d.reader_groups)}
 
 
 def drop(

@@ -23,7 +23,8 @@ def worker(
         str | None, typer.Option(help="How this worker is named in job leases and logs (host:pid:…).")
     ] = None,
 ) -> None:
-    """Run queued ingest jobs until Ctrl-C or SIGTERM; any number of workers share the job table.
+    """Run queued ingest jobs, and sync the sources that are due, until Ctrl-C or SIGTERM; any
+    number of workers share the job table (and a source's lease: one sync of it at a time).
 
     A stopped worker puts its job back in the queue; a killed one loses the job when its lease runs
     out (serve.job_lease_s), and another worker finishes it. Point every worker and server at the
@@ -36,7 +37,11 @@ def worker(
     tenants = Tenants(settings)
     engine = db.connect(settings.gateway_url)
     runner = JobWorker(
-        JobStore(engine, settings.serve.job_lease_s), tenants, poll_s=settings.serve.job_poll_s, name=name
+        JobStore(engine, settings.serve.job_lease_s),
+        tenants,
+        poll_s=settings.serve.job_poll_s,
+        name=name,
+        source_poll_s=settings.serve.source_poll_s,
     )
 
     def stop(signum: int, _frame: object) -> None:

@@ -32,6 +32,7 @@ from lamina.config.data import (
     OcrEngineName,
     RerankSettings,
     SearchSettings,
+    SourceSettings,
     StoreSettings,
 )
 from lamina.config.models import DEFAULT_MODEL, EndpointSettings, ModelSettings, RagSettings, builtin_models
@@ -56,6 +57,7 @@ __all__ = [
     "SearchSettings",
     "ServeSettings",
     "Settings",
+    "SourceSettings",
     "StoreSettings",
     "load_settings",
     "schema_of",
@@ -109,6 +111,9 @@ class Settings(BaseSettings):
     default_model: str = DEFAULT_MODEL
     rag: RagSettings = Field(default_factory=RagSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    sources: list[SourceSettings] = Field(
+        default_factory=list, description="Sources collections stay in sync with ([[sources]])."
+    )
 
     @model_validator(mode="after")
     def _with_builtin_models(self) -> Settings:

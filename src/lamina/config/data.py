@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import re
+from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -194,3 +195,38 @@ class StoreSettings(Section):
             "0 checks on every read, unset never (one process only)."
         ),
     )
+
+
+_EVERY = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def every_seconds(every: str | int | None) -> int | None:
+    """``"15m"``, ``"2h"``, ``"1d"``, ``"90s"`` or seconds as a number; None: on demand only."""
+    if every is None or every == "":
+        return None
+    if isinstance(every, int):
+        return every
+    match = _EVERY.match(every)
+    if match is None:
+        raise ValueError(f"every {every!r}: write a number with s, m, h or d (15m, 2h, 1d)")
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+class SourceSettings(Section):
+    """One ``[[sources]]`` entry: a source a collection stays in sync with (``lamina sources``)."""
+
+    collection: str
+    name: str
+    spec: dict[str, Any] = Field(
+        description='What to sync from: {kind = "folder", path = "..."}, or kind web, git, s3, webdav '
+        "(docs/sources.md); credentials only as environment variable names or a secrets file."
+    )
+    every: str | int | None = Field(None, description="How often: 15m, 2h, 1d; unset: on demand only.")
+    readers: list[str] = Field(default_factory=list, description="Groups that may read its documents.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Metadata for all its documents.")
+
+    @model_validator(mode="after")
+    def _every(self) -> SourceSettings:
+        every_seconds(self.every)
+        return self

@@ -98,3 +98,9 @@ class ServeSettings(Section):
         30.0, ge=1, description="A job's lease: a worker silent this long loses the job to another."
     )
     job_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for queued jobs.")
+    source_poll_s: float = Field(
+        15.0, gt=0, description="How often an idle worker looks for sources due to sync (lamina sources)."
+    )
+    source_lease_s: float = Field(
+        60.0, ge=1, description="A sync's lease: a worker silent this long loses the source to another."
+    )

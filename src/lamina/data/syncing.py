@@ -16,10 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lamina.config.data import every_seconds
 from lamina.data.collection import Workspace
-from lamina.data.connectors import SourceError, make_connector
+from lamina.data.connectors import SourceError, make_connector, parse_spec
+from lamina.data.filters import check_groups, check_metadata
 from lamina.data.metadata import Given
 from lamina.data.progress import IngestReport, Progress
+from lamina.data.registry import check_name
 from lamina.data.source_store import SourceRecord, SourceStore
 from lamina.errors import LaminaError
 
@@ -129,6 +132,36 @@ def _run(ws: Workspace, record: SourceRecord, progress: Progress | None, allow_p
     return SyncResult(record.name, report.status, report, error, listed=len(entries))
 
 
+def configured(ws: Workspace) -> list[SourceRecord]:
+    """The ``[[sources]]`` of the configuration, put in the registry (added, or changed in place)."""
+    store = SourceStore(ws.registry.engine)
+    out = []
+    for entry in ws.settings.sources:
+        check_name(entry.collection)
+        out.append(
+            store.put(
+                entry.collection,
+                entry.name,
+                parse_spec(entry.spec),
+                every_s=every_seconds(entry.every),
+                readers=check_groups(entry.readers),
+                metadata=check_metadata(entry.metadata),
+            )
+        )
+    return out
+
+
+def remove_source(ws: Workspace, collection: str, name: str, *, keep_documents: bool = False) -> int:
+    """Forget a source and (unless kept) delete the documents it brought; how many were deleted."""
+    record = SourceStore(ws.registry.engine).remove(collection, name)
+    if keep_documents or ws.registry.get_collection(collection) is None:
+        return 0
+    coll = ws.collection(collection)
+    brought = [d.source for d in coll.documents() if d.origin == record.id]
+    coll.delete_documents(brought)
+    return len(brought)
+
+
 def sync_due(workspaces: list[Workspace], owner: str, lease_s: float = LEASE_S) -> list[SyncResult]:
     """Every scheduled source whose time has come, in each workspace (a tenant's each), once."""
     results = []
@@ -141,4 +174,4 @@ def sync_due(workspaces: list[Workspace], owner: str, lease_s: float = LEASE_S) 
     return results
 
 
-__all__ = ["LEASE_S", "SourceError", "SyncResult", "sync_due", "sync_source"]
+__all__ = ["LEASE_S", "SourceError", "SyncResult", "configured", "remove_source", "sync_due", "sync_source"]

@@ -71,6 +71,7 @@ class ServerState:
                 tenants,
                 poll_s=settings.serve.job_poll_s,
                 on_finished=lambda job, report: metrics.observe_job(job.tenant, report),
+                source_poll_s=settings.serve.source_poll_s,
             )
             if settings.serve.worker
             else None

@@ -2,8 +2,8 @@
 
 ``install`` adds the UI's routes to the server's app; ``lamina serve`` passes it to the server, so
 the deployment layer never imports the interface layer. Pages are split by what they show:
-``routes/auth`` (sign in and out), ``routes/chat``, ``routes/collections``, ``routes/usage`` and
-``routes/keys``; templates and static files sit next to them.
+``routes/auth`` (sign in and out), ``routes/chat``, ``routes/collections`` (and its ``routes/sources``),
+``routes/usage`` and ``routes/keys``; templates and static files sit next to them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from lamina.ui.assets import Assets
 from lamina.ui.context import UI
 from lamina.ui.csrf import Csrf, CsrfError
 from lamina.ui.pages import Pages, is_htmx
-from lamina.ui.routes import auth, chat, collections, keys, usage
+from lamina.ui.routes import auth, chat, collections, keys, sources, usage
 from lamina.ui.session import LoginRequired
 from lamina.ui.store import ConversationStore
 from lamina.ui.traces import spans_for, waterfall
@@ -53,5 +53,5 @@ def install(app: FastAPI, state: ServerState) -> None:
     async def static(request: Request, name: str) -> Response:
         return assets.response(request, name)
 
-    for router in (auth.router, chat.router, collections.router, usage.router, keys.router):
+    for router in (auth.router, chat.router, collections.router, sources.router, usage.router, keys.router):
         app.include_router(router)

@@ -18,6 +18,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from lamina import __version__
 from lamina.serve.jobs.manager import TERMINAL
 from lamina.ui.assets import Assets
+from lamina.ui.metadata import meta
+from lamina.ui.sources import every, target
 
 TEMPLATES = Path(__file__).with_name("templates")
 CSP = (
@@ -81,7 +83,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(when=when, num=num, usd=usd, ms=ms)
+        self.env.filters.update(when=when, num=num, usd=usd, ms=ms, meta=meta, target=target, every=every)
         self.env.globals.update(asset=assets.url, version=__version__, terminal=TERMINAL)
 
     def html(self, template: str, /, **context: Any) -> str:

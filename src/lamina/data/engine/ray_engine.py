@@ -34,6 +34,7 @@ from lamina.errors import ConfigError, ExtractionFailed
 logger = logging.getLogger(__name__)
 
 MISSING_EXTRA = "the Ray engine needs Ray: pip install 'lamina[ray]'"
+PAGE_LOOK_S = 1.0  # how often the driver shows the pages a long document has reached
 EMBED_PART_MIN = 16  # texts per actor call, at least: smaller calls cost more than they spread
 
 
@@ -146,6 +147,7 @@ class _RayRun:
             for _ in range(count)
         ]
         self.prepare_many = tasks.prepare_many
+        self.board = tasks.PageBoard.remote()  # pages read on the workers, for per-page progress
         self._next_actor = 0
         per_batch = math.ceil(settings.batch_documents / settings.ray_docs_per_task)
         self.extract_ahead = max(2, math.ceil(2 * cpus / per_batch))  # tasks queued for every CPU
@@ -179,7 +181,8 @@ class _RayRun:
                     self.stages.event(w.source, FileState.EXTRACTING, "")
             # a group is retried once (its worker may have been lost for any reason); a single
             # source is tried once more on its own, so a crashing one costs two workers, not six
-            ref = self.prepare_many.options(max_retries=0 if single else 1).remote(self.preparer, works)
+            task = self.prepare_many.options(max_retries=0 if single else 1)
+            ref = task.remote(self.preparer, works, self.board)
             groups.append(_Group(works, ref, single))
         return _Extracting(groups)
 
@@ -187,8 +190,7 @@ class _RayRun:
         """Each group's results in order; a group that failed or overran is redone one by one."""
         out: list[Prepared] = []
         for group in extracting.groups:
-            ready, _ = self.ray.wait([group.ref], timeout=self.settings.document_timeout_s)
-            self.stages.check()
+            ready = self._wait(group.ref)
             if ready:
                 try:
                     out.extend(self.ray.get(group.ref))
@@ -204,6 +206,26 @@ class _RayRun:
             else:
                 out.extend(self._collect(self._submit(group.works, single=True)))
         return out
+
+    def _wait(self, ref: Any) -> bool:
+        """Wait for one task up to the document time limit, showing the pages its workers read
+        meanwhile (``page 3/300``); a cancel or Ctrl-C stops the wait between two looks."""
+        deadline = time.monotonic() + self.settings.document_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            ready, _ = self.ray.wait([ref], timeout=max(0.0, min(PAGE_LOOK_S, left)))
+            self._show_pages()
+            self.stages.check()
+            if ready or left <= PAGE_LOOK_S:
+                return bool(ready)
+
+    def _show_pages(self) -> None:
+        try:
+            pages = self.ray.get(self.board.drain.remote(), timeout=10)
+        except Exception:  # progress only: a lost board costs the page counts, never the run
+            return
+        for source, (done, total) in pages.items():
+            self.stages.event(source, FileState.EXTRACTING, f"page {done}/{total}")
 
     # embedding -------------------------------------------------------------------------------
     def _embed(self, prepared: list[Prepared]) -> _Embedding:
@@ -251,6 +273,6 @@ class _RayRun:
             for _, ref in embedding.parts:
                 with contextlib.suppress(Exception):  # already running or done: the kill ends it
                     self.ray.cancel(ref)
-        for actor in self.actors:
+        for actor in [*self.actors, self.board]:
             self.ray.kill(actor)
         logger.debug("released the Ray run in %.2f s", time.perf_counter() - started)

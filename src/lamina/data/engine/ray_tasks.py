@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
@@ -14,9 +14,36 @@ from lamina.data.engine.stages import Prepared, Preparer, Work, embed_counted
 
 
 @ray.remote
-def prepare_many(preparer: Preparer, works: Sequence[Work]) -> list[Prepared]:
-    """Extract and chunk a few sources; a task, so a lost worker's share is simply run again."""
-    return [preparer(w) for w in works]
+def prepare_many(preparer: Preparer, works: Sequence[Work], board: Any = None) -> list[Prepared]:
+    """Extract and chunk a few sources; a task, so a lost worker's share is simply run again.
+    A long document's pages go to ``board`` (a ``PageBoard``) as they are read."""
+    posted: list[Any] = []
+    out = [preparer(w, _pages(board, w.source, posted) if board is not None else None) for w in works]
+    ray.get(posted)  # every page posted before the result: the driver shows the last page first
+    return out
+
+
+def _pages(board: Any, source: str, posted: list[Any]) -> Callable[[int, int], None]:
+    def on_page(done: int, total: int) -> None:
+        if total > 1:  # not waited for here: progress never slows the reading
+            posted.append(board.page.remote(source, done, total))
+
+    return on_page
+
+
+@ray.remote(num_cpus=0)
+class PageBoard:
+    """Where the workers post each long document's latest page, for the driver's progress."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[int, int]] = {}
+
+    def page(self, source: str, done: int, total: int) -> None:
+        self.pages[source] = (done, total)
+
+    def drain(self) -> dict[str, tuple[int, int]]:
+        pages, self.pages = self.pages, {}
+        return pages
 
 
 @ray.remote

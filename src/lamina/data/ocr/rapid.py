@@ -5,13 +5,14 @@ get boxes split in proportion to their characters, which is as much as the layou
 from __future__ import annotations
 
 import threading
+import time
 from functools import cache
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from lamina.data.ocr.base import OcrUnavailable, Word
+from lamina.data.ocr.base import OcrFailed, OcrUnavailable, Word
 
 INSTALL = "pip install 'lamina[rapidocr]'"
 
@@ -38,9 +39,15 @@ class RapidOcr:
         return None
 
     def words(self, image: Image.Image, languages: tuple[str, ...], timeout_s: float) -> list[Word]:
+        """In this process, so the time limit is checked when the page is done, not enforced while
+        it runs (an ONNX call cannot be interrupted): a slow page fails as tesseract's would, and a
+        document that hangs is stopped by ``ingest.document_timeout_s`` (on Ray, its task is killed)."""
         engine = _engine()
+        started = time.monotonic()
         with self._lock:
             found, _ = engine(np.asarray(image.convert("RGB")))
+        if time.monotonic() - started > timeout_s:
+            raise OcrFailed(f"RapidOCR took longer than {timeout_s:g} s on one page")
         words: list[Word] = []
         for box, text, score in found or []:
             xs, ys = [p[0] for p in box], [p[1] for p in box]

@@ -19,7 +19,7 @@ from lamina.serve.context import RequestContext
 from lamina.serve.http import errors
 from lamina.serve.http.middleware import GatewayMiddleware
 from lamina.serve.mcp.http import McpEndpoint
-from lamina.serve.native import admin, collections, versions
+from lamina.serve.native import admin, collections, sources, versions
 from lamina.serve.observe.requestlog import LogRecord
 from lamina.serve.openai import routes as openai_routes
 from lamina.serve.openai.serving_embedding import embedding_names
@@ -67,6 +67,7 @@ def build_app(state: ServerState, extend: Extension | None = None) -> FastAPI:
     app.include_router(anthropic_routes.router)
     app.include_router(collections.router)
     app.include_router(versions.router)
+    app.include_router(sources.router)
     app.include_router(admin.router)
     mcp_endpoint = McpEndpoint.mount(app, state)
     serve = state.settings.serve

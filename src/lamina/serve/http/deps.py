@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from lamina.serve.context import RequestContext
 from lamina.serve.http.middleware import context_of
@@ -36,3 +36,4 @@ async def authenticated(request: Request) -> Principal:
 StateDep = Annotated[ServerState, Depends(server_state)]
 PrincipalDep = Annotated[Principal, Depends(authenticated)]
 ContextDep = Annotated[RequestContext, Depends(request_context)]
+TenantQuery = Annotated[str | None, Query(description="Admins: act for this tenant.")]

@@ -46,6 +46,11 @@ class JobManager:
         self._wake()
         return job
 
+    def sources_now(self) -> None:
+        """A source was added or asked to sync: the embedded worker looks for due sources now."""
+        if self.worker is not None:
+            self.worker.sources_now()
+
     def get(self, job_id: str, tenant: str | None) -> Job | None:
         """The job, if it belongs to ``tenant`` (``None``: any tenant, for admins)."""
         return self.store.get(job_id, tenant)

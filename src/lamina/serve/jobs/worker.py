@@ -18,6 +18,7 @@ from typing import Any
 
 from lamina.data.progress import FileState, IngestReport
 from lamina.data.reindex import ReindexOptions, reindex
+from lamina.data.syncing import configured, sync_due
 from lamina.errors import IngestCancelled, LaminaError
 from lamina.serve.jobs.model import QUEUED, UNFINISHED, Job
 from lamina.serve.jobs.store import JobStore
@@ -69,10 +70,14 @@ class JobWorker:
         poll_s: float = 1.0,
         name: str | None = None,
         on_finished: Callable[[Job, IngestReport | None], None] | None = None,
+        source_poll_s: float | None = None,
     ) -> None:
         self.store = store
         self.tenants = tenants
         self.poll_s = poll_s
+        # sources due to sync are looked for this often, between jobs (None: this worker syncs none)
+        self.source_poll_s = source_poll_s
+        self._sources_at = 0.0
         self.name = name or process_name()
         self.on_finished = on_finished
         self.current: Job | None = None
@@ -87,6 +92,11 @@ class JobWorker:
 
     def wake(self) -> None:
         """Look for work now (a job was just queued in this process)."""
+        self._wake.set()
+
+    def sources_now(self) -> None:
+        """Look for sources due to sync now, not at the next poll."""
+        self._sources_at = 0.0
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -121,6 +131,7 @@ class JobWorker:
                     log.info("worker %s: the job table answers again", self.name)
                 failing = False
             if job is None:
+                self._sync_sources()
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
@@ -136,6 +147,20 @@ class JobWorker:
             finally:
                 self.current = None
                 beat.join()
+
+    def _sync_sources(self) -> None:
+        """The sources due to sync, of every tenant, each under its lease (lamina.data.syncing)."""
+        if self.source_poll_s is None or time.monotonic() - self._sources_at < self.source_poll_s:
+            return
+        self._sources_at = time.monotonic()
+        settings = self.tenants.settings
+        try:
+            workspaces = [self.tenants.workspace(t) for t in self.tenants.known()]
+            configured(self.tenants.workspace(settings.tenant))
+            for result in sync_due(workspaces, self.name, settings.serve.source_lease_s):
+                log.info("worker %s: source %s synced: %s", self.name, result.source, result.status)
+        except Exception as exc:  # the registry is away, or a source is misconfigured: next time
+            log.warning("worker %s: could not sync sources (%s)", self.name, exc)
 
     def _beat(self, job: Job) -> None:
         every = min(1.0, self.store.lease_s / 3)

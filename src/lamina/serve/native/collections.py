@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from lamina.data.filters import FilterError, check_groups, check_metadata
 from lamina.data.metadata import Given
 from lamina.serve.errors import bad_request
-from lamina.serve.http.deps import PrincipalDep, StateDep
+from lamina.serve.http.deps import PrincipalDep, StateDep, TenantQuery
 from lamina.serve.native.protocol import CollectionCreate, SearchRequest
 
 router = APIRouter(prefix="/v1", tags=["Collections"])
-TenantQuery = Annotated[str | None, Query(description="Admins: act for this tenant.")]
 
 
 @router.get("/collections", summary="Collections of the key's tenant (admins: every tenant's)")

@@ -54,3 +54,14 @@ class KeyCreate(_Closed):
     groups: list[str] | None = Field(
         None, description="Reader groups: the key reads documents naming one of them, and those naming none."
     )
+
+
+class SourceCreate(_Closed):
+    name: str = Field(min_length=1, max_length=64, description="Unique in the collection.")
+    spec: dict[str, Any] = Field(
+        description='What to sync: {"kind": "folder", "path": …}, or web, git, s3, webdav (docs/sources.md); '
+        "credentials only as environment variable names or a secrets file."
+    )
+    every_s: int | None = Field(None, ge=60, description="Sync every this many seconds; unset: on demand.")
+    readers: list[str] | None = Field(None, description="Groups that may read its documents.")
+    metadata: dict[str, Any] | None = Field(None, description="Metadata for all its documents.")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from lamina.serve.http.deps import PrincipalDep, StateDep
+from lamina.serve.http.deps import PrincipalDep, StateDep, TenantQuery
 from lamina.serve.native.protocol import ReindexRequest, SwitchRequest
 
 router = APIRouter(prefix="/v1/collections/{name}", tags=["Collection versions"])
-TenantQuery = Annotated[str | None, Query(description="Act for this tenant.")]
 
 
 @router.get("/versions", summary="A collection's versions: settings, size, which is live")

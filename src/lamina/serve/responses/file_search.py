@@ -36,6 +36,44 @@ def collection_of(body: ResponsesRequest) -> str | None:
     return str(stores[0])
 
 
+SUPPORTED = ("eq", "in", "gt", "gte", "lt", "lte")
+
+
+def filter_of(body: ResponsesRequest) -> dict[str, Any] | None:
+    """The tool's ``filters`` (OpenAI's attribute filters: a comparison, or an ``and`` of them) as
+    Lamina's metadata filter; what Lamina cannot honour (``ne``, ``nin``, ``or``) is refused."""
+    tool = body.file_search or {}
+    spec = tool.get("filters")
+    if not spec:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for condition in _conditions(spec):
+        kind, key = condition.get("type"), condition.get("key")
+        if kind not in SUPPORTED or not isinstance(key, str):
+            raise ItemError(
+                f"file_search filters: {kind!r} is not supported; use eq, in, gt, gte, lt, lte and 'and'",
+                "tools",
+            )
+        ops = out.setdefault(key, {})
+        if f"${kind}" in ops:
+            raise ItemError(f"file_search filters: {key} {kind} given twice", "tools")
+        ops[f"${kind}"] = condition.get("value")
+    return out
+
+
+def _conditions(spec: Any) -> list[dict[str, Any]]:
+    if not isinstance(spec, dict):
+        raise ItemError("file_search filters must be an object", "tools")
+    if spec.get("type") == "and":
+        found: list[dict[str, Any]] = []
+        for part in spec.get("filters") or []:
+            found += _conditions(part)
+        return found
+    if spec.get("type") == "or":
+        raise ItemError("file_search filters: 'or' is not supported; use 'and' (or $in on one key)", "tools")
+    return [spec]
+
+
 def question_of(history: list[Message]) -> tuple[str, list[tuple[str, str]]]:
     """The query (the last message, the user's) and earlier (question, answer) turns."""
     found = question_and_turns(history)

@@ -149,6 +149,7 @@ async def _searched(
     """``file_search``: the collection searched, then the grounded answer with its citations."""
     try:
         question, turns = file_search.question_of(turn.history)
+        narrowed = file_search.filter_of(turn.body)
     except ItemError as exc:
         raise bad_request(str(exc), param=exc.param) from None
     asked = turn.body.generation_request(turn.history)
@@ -161,6 +162,7 @@ async def _searched(
         base_url=str(request.base_url),
         history=turns,
         asked=asked,
+        filter=narrowed,
     )
     searched = file_search.search_item(question, grounding.sources, grounding.links, turn.body)
     if not turn.body.stream or grounding.request is None:

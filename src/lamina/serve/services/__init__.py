@@ -22,10 +22,11 @@ from lamina.serve.policy.tenants import Tenants
 from lamina.serve.services.collections import CollectionService
 from lamina.serve.services.jobs import JobService
 from lamina.serve.services.keys import KeyService
+from lamina.serve.services.sources import SourceService
 from lamina.serve.services.usage import UsageService
 from lamina.serve.services.versions import VersionService
 
-__all__ = ["CollectionService", "JobService", "KeyService", "Services", "UsageService"]
+__all__ = ["CollectionService", "JobService", "KeyService", "Services", "SourceService", "UsageService"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Services:
     collections: CollectionService
     jobs: JobService
     keys: KeyService
+    sources: SourceService
     usage: UsageService
     versions: VersionService
 
@@ -54,6 +56,7 @@ class Services:
             collections=collections,
             jobs=JobService(jobs, collections, max_upload_mb=max_upload_mb),
             keys=KeyService(keys, limiter, forget_keys),
+            sources=SourceService(collections, jobs),
             usage=UsageService(engine, request_log),
             versions=VersionService(collections, jobs),
         )

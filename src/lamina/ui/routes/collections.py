@@ -23,6 +23,7 @@ from lamina.ui import sse
 from lamina.ui.pages import is_htmx
 from lamina.ui.problems import problem
 from lamina.ui.session import CheckedDep, Session, SessionDep, UIDep
+from lamina.ui.sources import section
 
 router = APIRouter(include_in_schema=False)
 TenantQuery = Annotated[str | None, Query()]
@@ -82,11 +83,13 @@ async def create(
 
 
 async def _collection_context(
-    request: Request, ui: UIDep, session: Session, name: str, tenant: str | None
+    request: Request, ui: UIDep, session: Session, name: str, tenant: str | None, **watching: Any
 ) -> dict[str, Any]:
+    """Everything the page shows; ``watching``: the sync its sources section waits for (see ui.sources)."""
     collections = ui.state.services.collections
     info = await collections.describe(session.principal, name, tenant)
     docs, last_run = await collections.documents(session.principal, name, tenant)
+    sources = await ui.state.services.sources.list(session.principal, name, tenant)
     for d in docs:
         d["content_url"] = content_url("", name, d["id"]) + _where(tenant)
     return {
@@ -96,6 +99,7 @@ async def _collection_context(
         "last_run": last_run,
         "tenant": tenant,
         "jobs": _jobs(ui, session, name, tenant),
+        "section": section(sources, name, tenant, **watching),
         "base": collection_url(name, tenant),
         "links": {
             "upload": collection_url(name, tenant, "/documents"),
@@ -113,11 +117,12 @@ async def _collection_page(
     name: str,
     tenant: str | None,
     template: str,
+    watching: dict[str, Any] | None = None,
     **extra: Any,
 ) -> Response:
     """A full page about one collection, or the error page when the key may not see it."""
     try:
-        context = await _collection_context(request, ui, session, name, tenant)
+        context = await _collection_context(request, ui, session, name, tenant, **(watching or {}))
     except APIError as exc:
         return ui.pages.render(request, "error.html", status=exc.status, session=session, message=exc.message)
     return ui.pages.render(request, template, session=session, page="collections", **extra, **context)
@@ -125,9 +130,18 @@ async def _collection_page(
 
 @router.get("/collections/{name}")
 async def collection_page(
-    request: Request, name: str, ui: UIDep, session: SessionDep, tenant: TenantQuery = None
+    request: Request,
+    name: str,
+    ui: UIDep,
+    session: SessionDep,
+    tenant: TenantQuery = None,
+    wait: str = "",
+    since: str = "",
+    asked: bool = False,
 ) -> Response:
-    return await _collection_page(request, ui, session, name, tenant, "collection.html")
+    """The page; ``wait``, ``since`` and ``asked`` come from "Sync now" without htmx (routes/sources)."""
+    watching = {"wait": wait, "since": since, "asked": asked}
+    return await _collection_page(request, ui, session, name, tenant, "collection.html", watching)
 
 
 @router.get("/collections/{name}/documents-table")

@@ -55,6 +55,10 @@
       if (form && question && e.detail.xhr && e.detail.xhr.status < 300) { question.value = ""; question.focus(); }
       document.getElementById("ask-error").textContent = "";
     }
+    if (target && target.id === "sources" && e.detail.requestConfig && e.detail.requestConfig.verb === "post") {
+      var refused = document.getElementById("sources-error");
+      if (refused) refused.textContent = "";
+    }
     if (target && target.id === "jobs") {
       var upload = document.getElementById("upload-form");
       if (upload) upload.reset();
