@@ -397,7 +397,8 @@ def test_file_search_streams_the_answer_a_chat_model_writes(agentic: Served) -> 
     question = "Which database stores the vectors?"
     whole = agentic.client().responses.create(model="agent", input=question, tools=[tool], temperature=0)
     assert whole.usage is not None and whole.usage.output_tokens > 0  # the model wrote it
-    assert '<source id="1"' in agentic.last()["messages"][-1]["content"]  # the collection's passages
+    sent = agentic.last()["messages"]  # instructions and the collection's passages first, the question last
+    assert '<source id="1"' in sent[0]["content"] and sent[-1]["content"] == f"Question: {question}"
     events = list(
         agentic.client().responses.create(
             model="agent", input=question, tools=[tool], temperature=0, stream=True

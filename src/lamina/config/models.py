@@ -58,6 +58,34 @@ class ModelSettings(Section):
     fallbacks: list[str] = Field(
         default_factory=list, description="Models to try, in order, when this one's endpoints all fail."
     )
+    prompt_cache: bool | None = Field(
+        None,
+        description="Reuse the server's cache of processed prompts (llama.cpp's cache_prompt). Unset: "
+        "on, except at temperature 0 on a local llama.cpp model, where reuse changes greedy output "
+        "(measured: docs/routing.md); true: always (faster, output may differ from an uncached run); "
+        "false: never.",
+    )
+    routing: Literal["weighted", "least_loaded", "session", "prefix"] = Field(
+        "weighted",
+        description="How a request picks among the endpoints: by weight; the least loaded; one endpoint "
+        "per conversation (x-session-id, user, or its start); or the endpoint whose prompt cache holds "
+        "the longest prefix of the request (shared by replicas through redis_url).",
+    )
+    route_load_bound: int = Field(
+        4,
+        ge=1,
+        description="session/prefix routing: an endpoint with more requests than this in flight or "
+        "queued gives way to the least loaded one.",
+    )
+    prefix_block_chars: int = Field(
+        512, ge=64, description="prefix routing: the size of the blocks a prompt is hashed in (characters)."
+    )
+    server_load: Literal["none", "llamacpp", "vllm"] = Field(
+        "none",
+        description="Ask each endpoint what it runs and queues (llama.cpp's /slots, vLLM's /metrics) "
+        "every load_poll_s, so load routing sees traffic that does not come through Lamina.",
+    )
+    load_poll_s: float = Field(1.0, gt=0, description="How often the server_load is asked.")
     breaker_failures: int = Field(5, ge=1, description="Failures in a row that open an endpoint's breaker.")
     breaker_cooldown_s: float = Field(30.0, gt=0, description="How long an open breaker sends no traffic.")
     capabilities: list[Capability] | None = Field(

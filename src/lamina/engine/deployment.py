@@ -9,8 +9,10 @@ completion gets the conversation as a plain transcript, so every model answers b
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractContextManager, aclosing
 from typing import Any, TypeVar
@@ -20,9 +22,10 @@ from opentelemetry import trace
 
 from lamina.config import ModelSettings
 from lamina.engine.admission import FairQueue, Ticket
+from lamina.engine.affinity import MemoryPrefixIndex, PrefixIndex, prefix_blocks, session_key
 from lamina.engine.events import Piece, Result, choice_of, pieces_of, usage_of
 from lamina.engine.meter import Meter
-from lamina.engine.routing import Endpoint, backoff, pick, retryable
+from lamina.engine.routing import Endpoint, Route, backoff, pick, retryable
 from lamina.engine.upstream import UpstreamError
 from lamina.errors import Unsupported
 from lamina.models.base import Model
@@ -31,6 +34,7 @@ from lamina.models.types import GenerationRequest
 from lamina.telemetry import tracer
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Slot:
@@ -60,20 +64,50 @@ class Deployment:
         self.endpoints = endpoints
         self.queue = queue
         self.can = spec.can  # until ``ModelGateway.get`` asks the loaded model
+        self.index: PrefixIndex = MemoryPrefixIndex()  # the gateway's shared one, once it is made
+        self.routed: Counter[str] = Counter()  # routing decisions by reason (a metric)
         self._rng = random.Random()
 
     @property
     def first_token_timeout(self) -> float:
         return self.spec.first_token_timeout_s or self.spec.timeout_s
 
-    async def _attempts(self, call: Callable[[Endpoint], Awaitable[T]]) -> T:
+    async def route(self, request: GenerationRequest) -> Route:
+        """What ``request`` is routed by under this model's policy (its prefix's known endpoints are
+        looked up once, before the first attempt)."""
+        spec = self.spec
+        route = Route(spec.routing, spec.route_load_bound)
+        if len(self.endpoints) < 2:
+            return route
+        if spec.routing == "session":
+            route.key = session_key(request)
+        elif spec.routing == "prefix":
+            route.blocks = prefix_blocks(request, spec.prefix_block_chars, self.name)
+            if route.blocks:
+                try:
+                    route.known = await asyncio.to_thread(self.index.lookup, self.name, route.blocks)
+                except Exception as exc:  # the index (Redis) is away: route as if nothing were known
+                    log.warning("model %s: prefix index lookup failed (%s)", self.name, exc)
+        return route
+
+    async def _served(self, route: Route, endpoint: Endpoint) -> None:
+        """The endpoint now holds the request's prefix: later requests sharing it go there."""
+        if route.blocks:
+            try:
+                await asyncio.to_thread(self.index.remember, self.name, route.blocks, endpoint.url)
+            except Exception as exc:
+                log.warning("model %s: prefix index update failed (%s)", self.name, exc)
+
+    async def _attempts(self, call: Callable[[Endpoint], Awaitable[T]], route: Route) -> T:
         """``call`` on an endpoint, retried on other (or the same) endpoints while the error is
         retryable; an open breaker is skipped, and with every breaker open the model is down."""
         tried: set[int] = set()
         for attempt in range(self.spec.max_retries + 1):
-            index = pick(self.endpoints, tried, self._rng)
+            index, reason = pick(self.endpoints, tried, self._rng, route)
             if index is None:
                 raise UpstreamError(f"every endpoint of {self.name} is failing (circuit open)", 503)
+            if attempt == 0:
+                self.routed[reason] += 1
             tried.add(index)
             endpoint = self.endpoints[index]
             try:
@@ -93,6 +127,7 @@ class Deployment:
                 await asyncio.sleep(backoff(attempt, exc, self._rng))
             else:
                 endpoint.breaker.success()
+                await self._served(route, endpoint)
                 return result
         raise AssertionError("unreachable")
 
@@ -142,12 +177,15 @@ class Deployment:
         path, body = self.body(request, stream=False)
 
         async def post(endpoint: Endpoint) -> dict[str, Any]:
+            endpoint.in_flight += 1
             try:
                 return await asyncio.wait_for(endpoint.upstream.post(path, body), self.spec.timeout_s)
             except TimeoutError:
                 raise UpstreamError(f"no answer within {self.spec.timeout_s:g}s") from None
+            finally:
+                endpoint.in_flight -= 1
 
-        data = await self._attempts(post)
+        data = await self._attempts(post, await self.route(request))
         transcript = self.transcript(request)
         choices = [choice_of(c, i, transcript) for i, c in enumerate(data.get("choices") or [{}])]
         return Result(choices, usage_of(data.get("usage")))
@@ -164,17 +202,35 @@ class Deployment:
 
         async def open_stream(endpoint: Endpoint) -> tuple[Endpoint, AsyncGenerator[dict[str, Any], None]]:
             chunks = endpoint.upstream.stream(path, body)
+            endpoint.in_flight += 1  # until the stream ends (below), or fails to start
             try:
                 head = await asyncio.wait_for(_until_first_token(chunks), self.first_token_timeout)
             except TimeoutError:
+                endpoint.in_flight -= 1
                 await chunks.aclose()
                 raise UpstreamError(f"no first token within {self.first_token_timeout:g}s") from None
-            except UpstreamError:
+            except BaseException:
+                endpoint.in_flight -= 1
                 await chunks.aclose()
                 raise
             return endpoint, _prepend(head, chunks)
 
-        endpoint, chunks = await self._attempts(open_stream)
+        endpoint, chunks = await self._attempts(open_stream, await self.route(request))
+        try:
+            async with aclosing(self._pieces(chunks, endpoint, strip, deadline)) as pieces:
+                async for piece in pieces:
+                    yield piece
+        finally:
+            endpoint.in_flight -= 1
+
+    async def _pieces(
+        self,
+        chunks: AsyncGenerator[dict[str, Any], None],
+        endpoint: Endpoint,
+        strip: set[int],
+        deadline: float,
+    ) -> AsyncGenerator[Piece, None]:
+        """The upstream's chunks as pieces, the stream's deadline kept."""
         async with aclosing(chunks):
             try:
                 async for chunk in chunks:

@@ -6,8 +6,10 @@ import asyncio
 
 from lamina.config import ModelSettings, Settings
 from lamina.engine.admission import FairQueue
+from lamina.engine.affinity import MemoryPrefixIndex, PrefixIndex
 from lamina.engine.deployment import Deployment
 from lamina.engine.factory import make_upstream
+from lamina.engine.load import poll_load
 from lamina.engine.routing import Breaker, Endpoint
 from lamina.errors import UnknownModel
 from lamina.http import api_key
@@ -22,6 +24,9 @@ class ModelGateway:
         self.registry = registry
         self._deployments: dict[str, Deployment] = {}
         self._lock = asyncio.Lock()
+        # which endpoint served each prompt prefix: this process's, or Redis's (set by lamina.serve)
+        self.prefix_index: PrefixIndex = MemoryPrefixIndex()
+        self._pollers: list[asyncio.Task[None]] = []
 
     @property
     def names(self) -> list[str]:
@@ -47,7 +52,10 @@ class ModelGateway:
                 serve = self.settings.serve
                 queue = FairQueue(name, serve.max_inflight, serve.max_queue, serve.max_queue_wait_s)
                 dep = Deployment(name, spec, llm, endpoints, queue)
+                dep.index = self.prefix_index
                 dep.can = await asyncio.to_thread(llm.capabilities)
+                if spec.server_load != "none":
+                    self._pollers.append(asyncio.create_task(poll_load(dep), name=f"load {name}"))
                 self._deployments[name] = dep
         return self._deployments[name]
 
@@ -89,6 +97,9 @@ class ModelGateway:
         return {name: dep.queue.waiting for name, dep in self._deployments.items()}
 
     async def aclose(self) -> None:
+        for task in self._pollers:
+            task.cancel()
+        self._pollers.clear()
         for dep in self._deployments.values():
             for endpoint in dep.endpoints:
                 await endpoint.upstream.aclose()

@@ -135,9 +135,12 @@ def request_body(name: str, spec: ModelSettings, params: dict[str, Any], *, stre
     body.update({k: v for k, v in params.items() if v is not None})
     if not body.get("stop"):  # some servers reject an empty list
         body.pop("stop", None)
-    if spec.backend == "llamacpp" and body["temperature"] == 0:
+    if spec.prompt_cache is not None:
+        body["cache_prompt"] = spec.prompt_cache  # as configured (llama.cpp servers read it)
+    elif spec.backend == "llamacpp" and body["temperature"] == 0:
         # A prompt found in llama.cpp's cache is evaluated in other batch shapes, which flips greedy
-        # choices (ggml-org/llama.cpp#4902): temperature 0 must give the same text every time.
+        # choices (ggml-org/llama.cpp#4902; still so on 2026-12-07: docs/routing.md): temperature 0
+        # must give the same text every time, unless the model's prompt_cache says otherwise.
         body["cache_prompt"] = False
     body["model"] = spec.model or name
     if stream:

@@ -49,7 +49,9 @@ def resolve_gguf(settings: ModelSettings, models_dir: Path) -> Path:
     return path
 
 
-def _engine(path: Path, n_ctx: int, threads: int, parallel: int) -> Any:
+def _engine(path: Path, n_ctx: int, threads: int, parallel: int, *, metrics: bool = False) -> Any:
+    """The engine for this file and shape, loaded once per process; ``metrics``: serve Prometheus
+    ``/metrics`` too (what a model server run for routing tests reports its load with)."""
     key = (str(path), n_ctx, threads, parallel)
     with _ENGINES_LOCK:
         if key in _ENGINES:
@@ -69,6 +71,7 @@ def _engine(path: Path, n_ctx: int, threads: int, parallel: int) -> Any:
         params.cache_ram_mib = PROMPT_CACHE_MIB  # llama.cpp's default (8 GiB) reads as a leak in a server
         params.port = 0  # listens on a free loopback port: used for /tokenize
         params.use_jinja = True  # the model's own chat template: tool calls where it supports them
+        params.endpoint_metrics = metrics
         try:
             engine = xllamacpp.Server(params)
         except RuntimeError:

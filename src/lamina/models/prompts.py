@@ -22,12 +22,18 @@ RAG_SYSTEM = (
     "If the sources do not contain the answer, say that you don't know. " + FENCE_NOTE
 )
 
-RAG_CHAT_USER = """Sources:
+# A chat puts what changes least first (instructions, then the sources), then the earlier turns and
+# the question: a follow-up shares the whole beginning with the turn before it, and the model
+# server's prompt cache (and prefix routing) reuse it.
+RAG_CHAT_SYSTEM = """{{ instructions }}
+
+Sources:
 {% for s in sources %}<source id="{{ s.n }}" title="{{ s.title }}">
 {{ s.text }}
 </source>
-{% endfor %}
-Question: {{ question }}"""
+{% endfor %}"""
+
+RAG_CHAT_USER = """Question: {{ question }}"""
 
 RAG_COMPLETION = '''{{ instructions }}
 
@@ -47,6 +53,7 @@ Output: {{ ex.output }}
 Output:"""
 
 BUILTIN = {
+    "rag_chat_system": RAG_CHAT_SYSTEM,
     "rag_chat_user": RAG_CHAT_USER,
     "rag_completion": RAG_COMPLETION,
     "few_shot_completion": FEW_SHOT_COMPLETION,

@@ -84,6 +84,7 @@ class GenerationRequest:
     frequency_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
     user: str | None = None
+    session: str | None = None  # keeps a conversation on one endpoint (x-session-id); never sent upstream
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):

@@ -53,7 +53,7 @@ class Answerer:
         history = self.history[-self.memory_turns :] if self.memory_turns else []
         variables = {"question": question, "sources": sources, "instructions": RAG_SYSTEM, "history": history}
         if self.model.is_chat:
-            messages: list[Message] = [{"role": "system", "content": RAG_SYSTEM}]
+            messages: list[Message] = [{"role": "system", "content": render("rag_chat_system", **variables)}]
             for asked, answered in history:
                 messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
             messages.append({"role": "user", "content": render("rag_chat_user", **variables)})

@@ -25,6 +25,7 @@ from lamina.serve.policy.cache import ResponseCache, SimilarQuestions, make_cach
 from lamina.serve.policy.counters import make_counters
 from lamina.serve.policy.keys import KeyStore
 from lamina.serve.policy.limits import Limiter
+from lamina.serve.policy.prefix_index import RedisPrefixIndex
 from lamina.serve.policy.tenants import Tenants
 from lamina.serve.process import process_name
 from lamina.serve.redislink import link_for
@@ -62,6 +63,8 @@ class ServerState:
         tenants = Tenants(settings, embedder)
         generation = Engine(settings)
         gateway = generation.gateway
+        if settings.redis_url:  # prefix routing alike on every replica
+            gateway.prefix_index = RedisPrefixIndex(link_for(settings))
         limiter = Limiter(settings, make_counters(settings, engine))
         metrics = Metrics(gateway, lambda: limiter.budgets_remaining(keys.list()))
         store = JobStore(engine, settings.serve.job_lease_s)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lamina.data.progress import IngestReport
@@ -33,7 +33,8 @@ class _Live(Collector):
         self.gateway = gateway
         self.budgets = budgets
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield from self._routing()
         running = GaugeMetricFamily(
             "lamina:num_requests_running", "Generations in flight per model.", labels=["model"]
         )
@@ -62,6 +63,36 @@ class _Live(Collector):
         for scope, name, tenant, left in self.budgets():
             budgets.add_metric([scope, name, tenant], left)
         yield budgets
+
+    def _routing(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Routing decisions by reason, and the share of prefix-routed requests that found a prefix."""
+        decisions = CounterMetricFamily(
+            "lamina:routing_decisions",
+            "Endpoint choices by reason: weighted, least_loaded, session, prefix_hit, no_match (prefix "
+            "routing found no known prefix), load_override (the preferred endpoint was loaded), probe.",
+            labels=["model", "reason"],
+        )
+        ratio = GaugeMetricFamily(
+            "lamina:prefix_hit_ratio",
+            "Of the requests prefix routing placed, the share sent to an endpoint holding a prefix.",
+            labels=["model"],
+        )
+        load = GaugeMetricFamily(
+            "lamina:endpoint_load",
+            "Requests in flight at an endpoint (or its server's own count).",
+            labels=["model", "endpoint"],
+        )
+        for name, dep in sorted(self.gateway.deployments.items()):
+            for reason, n in sorted(dep.routed.items()):
+                decisions.add_metric([name, reason], n)
+            placed = sum(dep.routed[r] for r in ("prefix_hit", "no_match", "load_override"))
+            if dep.spec.routing == "prefix" and placed:
+                ratio.add_metric([name], dep.routed["prefix_hit"] / placed)
+            for endpoint in dep.endpoints:
+                load.add_metric([name, endpoint.url], endpoint.load)
+        yield decisions
+        yield ratio
+        yield load
 
 
 class Metrics:

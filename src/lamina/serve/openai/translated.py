@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fastapi import Request
 
@@ -31,6 +31,8 @@ from lamina.serve.openai.streaming import CACHE_HEADER
 from lamina.serve.policy.cache import cache_key
 from lamina.serve.policy.keys import Principal
 from lamina.serve.state import ServerState
+
+SESSION_HEADER = "x-session-id"
 
 EMPTY = Choice({"role": "assistant", "content": ""}, "stop")
 
@@ -104,8 +106,11 @@ async def generate(
     stream: bool,
 ) -> Generated:
     """Answer ``gen`` from the cache (keyed on the tenant, the model and ``api``), or through the
-    engine: whole, or as a primed live stream (a model that is down is an HTTP error, not an event)."""
+    engine: whole, or as a primed live stream (a model that is down is an HTTP error, not an event).
+    An ``x-session-id`` header keeps a conversation on one endpoint (``routing = "session"``)."""
     dep.check(gen)
+    if session := request.headers.get(SESSION_HEADER, "")[:200]:
+        gen = replace(gen, session=session)
     meter = Metered(ctx, dep.name)
     key = None
     if state.cache is not None:
