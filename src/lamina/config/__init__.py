@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict, description="Extra or overridden models.")
-    default_model: str = DEFAULT_MODEL
+    default_model: str = Field(
+        DEFAULT_MODEL, description="The model a request or an answer gets when it names none."
+    )
     rag: RagSettings = Field(default_factory=RagSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     sources: list[SourceSettings] = Field(

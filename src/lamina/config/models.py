@@ -146,7 +146,7 @@ class RagSettings(Section):
         0.35, ge=-1, le=1, description="Least similarity to cite a sentence."
     )
     min_evidence: float = Field(
-        0.3,  # the trade-off measured on the bundled and python-docs sets (README)
+        0.3,  # the trade-off measured on the bundled and python-docs sets (docs/evaluation.md)
         ge=0,
         le=1,
         description="A chosen answer must say at least this much of what is asked (IDF-weighted share "

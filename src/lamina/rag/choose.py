@@ -11,7 +11,7 @@ candidate spans of the retrieved sources (see ``spans``). Each span is scored by
 - whether it holds the kind of thing asked for (``expected_kind``); a span that only repeats the
   question's words (a heading, the question said back) counts half.
 Asking gemma-3-270m to choose instead (its output held by a grammar to copying one of the best
-few) was measured and chose worse than this score (README, *Answers that are right*).
+few) was measured and chose worse than this score (docs/evaluation.md, *Answers that are right*).
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ def evidence(asked: float, kind_ok: bool, literal: float | None) -> float:
     weighted, its headings and header names included; a word only its source has counts half),
     halved when it lacks the kind of thing asked for (a number for "how many"), halved when it has
     none of the symbols the question quotes ('%G'). ``rag.min_evidence`` is the bar a chosen answer
-    must clear (the trade-off it was picked from: README, *Answers that are right*)."""
+    must clear (the trade-off it was picked from: docs/evaluation.md, *Answers that are right*)."""
     value = asked * (1.0 if kind_ok else MISSING_KIND)
     if literal is not None and literal == 0:
         value *= MISSING_KIND

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "all-MiniLM-L6-v2"
 
 Variant = Literal["int8", "fp32"]
-# Chosen by SciFact nDCG@10 (dense and hybrid within 0.003 of fp32, README "Measured").
+# Chosen by SciFact nDCG@10 (dense and hybrid within 0.003 of fp32, docs/evaluation.md).
 DEFAULT_VARIANT: Variant = "int8"
 VARIANT_NAMES: dict[Variant, str] = {
     "fp32": f"{MODEL_NAME}/onnx-fp32",

@@ -5,7 +5,7 @@ tensor at run time, so no calibration data is needed. The Q/K/V projections (fus
 the attention output and the feed-forward up-projection become integer kernels. Mixed precision:
 the feed-forward down-projection stays fp32, because its input (after GELU) has outliers that one
 uint8 scale per tensor resolves badly; quantizing it too was ~20% faster but cost 0.009 hybrid
-nDCG@10 on SciFact (README "Measured"). Embeddings, LayerNorm, softmax and GELU stay fp32.
+nDCG@10 on SciFact (docs/evaluation.md). Embeddings, LayerNorm, softmax and GELU stay fp32.
 """
 
 from __future__ import annotations

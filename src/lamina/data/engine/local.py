@@ -16,8 +16,8 @@ Todo = list[tuple[str, str]]  # (embed_hash, text) to embed afresh
 
 class LocalEngine:
     """Batches run one after another with a local model: preparing the next batch in a thread
-    while this one embeds measured no faster (ONNX Runtime keeps every core busy; README
-    "Measured"). With a remote embedder (``embedder.remote``) the next batch is extracted and
+    while this one embeds measured no faster (ONNX Runtime keeps every core busy;
+    docs/benchmarks.md). With a remote embedder (``embedder.remote``) the next batch is extracted and
     chunked while this one's requests are in flight, so the endpoint is not left idle."""
 
     name: Final = "local"
