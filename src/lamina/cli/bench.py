@@ -395,3 +395,91 @@ def bench_sources_command(
     for row in table_rows(result):
         table.add_row(*row)
     console.print(table)
+
+
+@bench_app.command("routing")
+def bench_routing_command(
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            exists=True,
+            file_okay=False,
+            help="Folder in BEIR layout whose documents make the system prompts (default: the bundled "
+            "samples).",
+        ),
+    ] = None,
+    tenants: Annotated[
+        int, typer.Option(min=1, max=64, help="Tenants, each with its own system prompt.")
+    ] = 8,
+    prompt_chars: Annotated[
+        int, typer.Option(min=100, max=12000, help="Characters of each system prompt (4,400: ~1,000 tokens).")
+    ] = 4400,
+    conversations: Annotated[int, typer.Option(min=1, help="Conversations per phase.")] = 12,
+    turns: Annotated[int, typer.Option(min=1, max=16, help="Turns (questions) per conversation.")] = 3,
+    rate: Annotated[float, typer.Option(min=0.001, help="New conversations a second (Poisson).")] = 0.25,
+    think_s: Annotated[
+        float, typer.Option(min=0, help="Mean pause (exponential) between an answer and the next turn.")
+    ] = 1.0,
+    max_tokens: Annotated[int, typer.Option(min=1, max=512, help="Tokens per answer.")] = 16,
+    parallel: Annotated[int, typer.Option(min=1, max=8, help="Slots of each llama.cpp endpoint.")] = 2,
+    busy_tokens: Annotated[
+        int, typer.Option(min=1, help="Tokens of each completion that keeps an endpoint busy.")
+    ] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the schedule every phase replays.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Weighted against prefix routing, in one run: two local llama.cpp endpoints of the bundled model
+    (one thread each), tenants with ~1,000-token system prompts in multi-turn conversations arriving
+    open loop; TTFT, completion time, throughput and each endpoint's share, then the same with one
+    endpoint kept busy from outside Lamina (only the load guard sees it)."""
+    import tempfile
+
+    from lamina.bench.routing import bench_routing, table_rows
+    from lamina.bench.sources import dataset_texts, sample_texts
+
+    wanted = tenants * 8  # texts to draw each tenant's own run from
+    if dataset is not None:
+        data = load_beir(dataset, limit_docs=wanted)
+        texts, text_source = dataset_texts(data.corpus, wanted), data.name
+    else:
+        texts, text_source = sample_texts(wanted), "samples"
+    settings = state.settings
+    with tempfile.TemporaryDirectory(prefix="lamina-bench-routing-") as tmp:
+        result = bench_routing(
+            Path(tmp),
+            settings.data_dir / "models",
+            texts,
+            text_source=text_source,
+            tenants=tenants,
+            prompt_chars=prompt_chars,
+            conversations=conversations,
+            turns=turns,
+            rate=rate,
+            think_s=think_s,
+            max_tokens=max_tokens,
+            parallel=parallel,
+            busy_tokens=busy_tokens,
+            seed=seed,
+            progress=lambda msg: err_console.print(msg, highlight=False),
+        )
+    if as_json:
+        print_json(result)
+        return
+    m, c = result["machine"], result["config"]
+    console.print(
+        f"{m['cpu']}, {m['cores']} cores ({', '.join(m['vector'])}); 2 llama.cpp endpoints (1 thread, "
+        f"{c['parallel']} slots each); {c['tenants']} tenants, ~{c['system_prompt_chars']:,}-char system "
+        f"prompts ({c['texts']}); {c['conversations']} conversations x {c['turns']} turns at "
+        f"{c['rate_conversations_per_s']:g}/s, think {c['think_s']:g} s, {c['max_tokens']} tokens an answer; "
+        f"overloaded: endpoint {c['busy_endpoint']} kept busy by {c['busy_streams']} outside streams",
+        highlight=False,
+    )
+    table = Table(
+        "phase", "requests", "TTFT mean / p95 s", "completion mean s", "req/s", "output tok/s",
+        "share A / B", "prompt tokens computed · cached", "routing decisions",
+    )  # fmt: skip
+    for row in table_rows(result):
+        table.add_row(*row)
+    console.print(table)

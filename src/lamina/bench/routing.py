@@ -1,0 +1,518 @@
+"""``lamina bench routing``: weighted against prefix routing over two real llama.cpp servers, in one run.
+
+Two endpoints of one model (the bundled GGUF on llama.cpp's server engine, ``lamina.testing.llamacpp``,
+one thread each, ``parallel`` slots, ``/metrics`` on), started once for the whole run. Tenants each
+have a system prompt of about a thousand tokens (real text: the bundled samples, or a BEIR dataset's
+documents) and hold multi-turn conversations through Lamina: streamed chat completions, each turn the
+conversation so far (the system prompt, earlier questions and the answers the model gave) and a new
+short question. Conversations arrive open loop (Poisson, ``rate`` a second, whether or not earlier
+ones are done; the exponential gaps are scaled to the exact mean rate); within one, the next turn is
+sent a think time after the last answer. The schedule (arrival times, tenants, questions, think
+times) comes from one seed, so every phase replays the same load.
+
+Phases, each against a fresh ``lamina serve`` (``lamina.testing.server``) in front of the same two
+endpoints: ``weighted``, ``prefix``, then both again with the second endpoint kept busy by a client
+that is not Lamina (long completions straight to the server, more at once than it has slots), which
+only the load guard can see (``server_load = "llamacpp"``: the server's own count from its
+``/metrics``). llama.cpp keeps its prompt cache across phases, so each phase's system prompts begin
+with the phase's own tag: no phase finds another's prompts cached, each starts cold alike.
+
+Per phase: TTFT (to the first content chunk, from when the turn was due) and completion time,
+throughput (answered requests and output tokens per second, from the first arrival to the last
+answer), each endpoint's share of the output tokens (from its llama.cpp ``/metrics``, the
+busy-maker's own tokens taken off: Lamina does not say which endpoint served a request; answers
+are short and much alike in length, so the share is close to the requests'), the prompt tokens the
+servers computed and found in their caches, and Lamina's routing decisions by reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lamina.bench.gateway import _dist
+from lamina.bench.gateway_process import Gateway
+from lamina.bench.hardware import machine
+from lamina.bench.sources import Text
+from lamina.testing.llamacpp import LlamaCppServer
+from lamina.testing.server import LaminaServer
+
+PHASES = ("weighted", "prefix", "weighted_overloaded", "prefix_overloaded")
+MODEL = "twin"
+QUESTIONS = (
+    "What is this about?",
+    "Who is it written for?",
+    "Summarise the first point.",
+    "What should I do first?",
+    "Is anything optional?",
+    "What can go wrong?",
+    "Which part matters most?",
+    "Give me one example.",
+    "What does it cost?",
+    "How long does it take?",
+    "What is the default?",
+    "Can I undo it?",
+    "Where do I start?",
+    "What is left out?",
+    "Explain the last point.",
+    "Is it safe to skip?",
+)
+LLAMA_COUNTERS = ("prompt_tokens_total", "prompt_tokens_cached_total", "tokens_predicted_total")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation of the schedule: when it arrives, whose it is, its questions and pauses."""
+
+    arrival_s: float
+    tenant: int
+    questions: tuple[str, ...]
+    think_s: tuple[float, ...]  # before each turn after the first
+
+
+@dataclass
+class Turn:
+    conversation: int
+    turn: int
+    due: float
+    first: float = 0.0
+    done: float = 0.0
+    tokens: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Hog:
+    """Clients that are not Lamina, keeping an endpoint busy: long completions, ``streams`` at once."""
+
+    root: str
+    streams: int
+    max_tokens: int
+    usage: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop(i)) for i in range(self.streams)]
+
+    async def _loop(self, i: int) -> None:
+        body = {
+            "prompt": f"Count slowly, stream {i}: 1, 2, 3,",
+            "max_tokens": self.max_tokens,
+            "ignore_eos": True,  # llama.cpp: the whole length, every time
+            "temperature": 0.0,
+        }
+        async with httpx.AsyncClient(timeout=600, trust_env=False) as http:
+            while not self._stop.is_set():
+                try:
+                    r = await http.post(f"{self.root}/v1/completions", json=body)
+                    usage = r.json()["usage"] if r.status_code == 200 else None
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    self.errors[type(exc).__name__] += 1
+                    await asyncio.sleep(0.2)
+                    continue
+                if usage is None:
+                    self.errors[f"HTTP {r.status_code}"] += 1
+                    await asyncio.sleep(0.2)
+                    continue
+                cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+                self.usage["requests"] += 1
+                self.usage["prompt_tokens_total"] += usage["prompt_tokens"] - cached
+                self.usage["prompt_tokens_cached_total"] += cached
+                self.usage["tokens_predicted_total"] += usage["completion_tokens"]
+
+    async def stop(self) -> None:
+        """Let the requests in flight finish (so the server's counters hold all of them), send no more."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+def tenant_prompts(texts: Sequence[Text], tenants: int, chars: int) -> list[str]:
+    """Each tenant's system prompt: an instruction, then consecutive texts (a tenant's own run of
+    them) up to ``chars`` characters."""
+    out = []
+    per = max(1, len(texts) // tenants)
+    for t in range(tenants):
+        head = f"You are the assistant of tenant {t + 1}. Answer in one short sentence from these notes.\n\n"
+        body, i = "", t * per
+        while len(head) + len(body) < chars:
+            text = texts[i % len(texts)]
+            body += f"{text.title}. {text.body}\n"
+            i += 1
+        out.append((head + body)[:chars])
+    return out
+
+
+def schedule(
+    conversations: int, tenants: int, turns: int, rate: float, think_s: float, seed: int = 0
+) -> list[Conversation]:
+    """The load every phase replays: Poisson arrivals (exponential gaps, scaled so that the last
+    arrives at ``(conversations - 1) / rate``: the offered rate is ``rate`` whatever the draw),
+    tenants in turn, questions and exponential think times, all drawn from ``seed``."""
+    rng = random.Random(seed)
+    gaps = [rng.expovariate(1.0) for _ in range(conversations - 1)]
+    scale = (conversations - 1) / rate / sum(gaps) if gaps else 0.0
+    out, at = [], 0.0
+    for i in range(conversations):
+        questions = tuple(rng.sample(QUESTIONS, min(turns, len(QUESTIONS))))
+        thinks = tuple(rng.expovariate(1 / think_s) if think_s > 0 else 0.0 for _ in range(turns - 1))
+        out.append(Conversation(at, i % tenants, questions, thinks))
+        at += gaps[i] * scale if i < len(gaps) else 0.0
+    return out
+
+
+async def _turn(http: httpx.AsyncClient, url: str, messages: list[dict[str, str]], sample: Turn) -> str:
+    """One streamed chat completion; fills ``sample`` (first content chunk, end, tokens, error)."""
+    body = {"model": MODEL, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+    text: list[str] = []
+    try:
+        async with http.stream("POST", url, json=body) as response:
+            if response.status_code != 200:
+                await response.aread()
+                sample.error = f"HTTP {response.status_code}"
+                return ""
+            ended = False
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    ended = True
+                    break
+                chunk = json.loads(data)
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content") or ""
+                    if piece and not sample.first:
+                        sample.first = time.perf_counter()
+                    text.append(piece)
+                if chunk.get("usage"):
+                    sample.tokens = int(chunk["usage"].get("completion_tokens") or 0)
+            if not ended:
+                sample.error = "stream without its end"
+    except httpx.HTTPError as exc:
+        sample.error = type(exc).__name__
+    sample.done = time.perf_counter()
+    sample.first = sample.first or sample.done  # an empty answer: its first token is its end
+    return "".join(text).strip()
+
+
+async def _converse(
+    http: httpx.AsyncClient, url: str, index: int, conv: Conversation, system: str, start: float
+) -> list[Turn]:
+    messages = [{"role": "system", "content": system}]
+    samples: list[Turn] = []
+    due = start + conv.arrival_s
+    for n, question in enumerate(conv.questions):
+        if n:
+            due = samples[-1].done + conv.think_s[n - 1]
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        messages.append({"role": "user", "content": question})
+        sample = Turn(index, n, due)
+        answer = await _turn(http, url, messages, sample)
+        samples.append(sample)
+        if sample.error:
+            break  # a conversation whose turn failed goes no further
+        messages.append({"role": "assistant", "content": answer or "…"})
+    return samples
+
+
+async def run_conversations(
+    url: str, key: str, plan: list[Conversation], systems: Sequence[str], timeout_s: float = 600.0
+) -> tuple[list[Turn], float, float]:
+    """Every conversation of ``plan`` through the chat completions at ``url`` (…/v1); returns the
+    turns and the perf_counter times of the first arrival and the last answer."""
+    limits = httpx.Limits(max_connections=len(plan) + 4, max_keepalive_connections=len(plan) + 4)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=timeout_s, limits=limits, headers=headers, trust_env=False) as http:
+        start = time.perf_counter() + 0.05
+        done = await asyncio.gather(
+            *(
+                _converse(http, url + "/chat/completions", i, conv, systems[conv.tenant], start)
+                for i, conv in enumerate(plan)
+            )
+        )
+    turns = [t for conv in done for t in conv]
+    return turns, start, max((t.done for t in turns), default=start)
+
+
+def prometheus(text: str, name: str) -> dict[str, float]:
+    """A metric's samples from Prometheus text: label string (``""`` for none) -> value."""
+    out: dict[str, float] = {}
+    for labels, value in re.findall(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)$", text, re.M):
+        out[labels] = float(value)
+    return out
+
+
+def _llama_counters(root: str) -> dict[str, float]:
+    text = httpx.get(root + "/metrics", timeout=10, trust_env=False).text
+    return {c: prometheus(text, f"llamacpp:{c}").get("", 0.0) for c in LLAMA_COUNTERS}
+
+
+def _lamina_metrics(gateway: Gateway) -> str:
+    headers = {"Authorization": f"Bearer {gateway.keys['bench']}"}
+    return httpx.get(gateway.root + "/metrics", headers=headers, timeout=10, trust_env=False).text
+
+
+async def _until_loaded(gateway: Gateway, url: str, bound: int, timeout_s: float = 60.0) -> float:
+    """Wait until Lamina routes by a load past ``bound`` at ``url`` (what its poll of the server says)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        loads = prometheus(await asyncio.to_thread(_lamina_metrics, gateway), "lamina:endpoint_load")
+        seen = next((v for k, v in loads.items() if f'endpoint="{url}"' in k), 0.0)
+        if seen > bound:
+            return seen
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"Lamina never saw {url} loaded past {bound} within {timeout_s:g}s")
+
+
+def lamina_config(routing: str, urls: Sequence[str], *, max_tokens: int, bound: int, poll_s: float) -> str:
+    others = ", ".join(f'{{ base_url = "{u}" }}' for u in urls[1:])
+    return f"""default_model = "{MODEL}"
+
+[serve]
+cache = false
+max_inflight = 256
+max_queue_wait_s = 600
+
+[models.{MODEL}]
+backend = "openai"
+base_url = "{urls[0]}"
+model = "gemma"
+chat = false
+temperature = 0.0
+max_tokens = {max_tokens}
+timeout_s = 600
+routing = "{routing}"
+route_load_bound = {bound}
+server_load = "llamacpp"
+load_poll_s = {poll_s}
+endpoints = [{others}]
+"""
+
+
+def _phase_numbers(
+    turns: list[Turn],
+    start: float,
+    end: float,
+    counters: dict[str, dict[str, float]],
+    lamina_text: str,
+    names: dict[str, str],
+) -> dict[str, Any]:
+    ok = [t for t in turns if t.error is None]
+    wall = end - start
+    tokens = sum(t.tokens for t in ok)
+    out_by = {names[u]: c["tokens_predicted_total"] for u, c in counters.items()}
+    total_out = sum(out_by.values())
+    computed = sum(c["prompt_tokens_total"] for c in counters.values())
+    cached = sum(c["prompt_tokens_cached_total"] for c in counters.values())
+    decisions = {
+        re.search(r'reason="(\w+)"', k).group(1): int(v)  # type: ignore[union-attr]
+        for k, v in prometheus(lamina_text, "lamina:routing_decisions_total").items()
+        if f'model="{MODEL}"' in k
+    }
+    ratio = prometheus(lamina_text, "lamina:prefix_hit_ratio")
+    return {
+        "requests": len(turns),
+        "ok": len(ok),
+        "errors": dict(Counter(t.error for t in turns if t.error is not None)),
+        "conversations": len({t.conversation for t in turns}),
+        "ttft_s": _seconds(_dist([(t.first - t.due) * 1000 for t in ok])),
+        "completion_s": _seconds(_dist([(t.done - t.due) * 1000 for t in ok])),
+        "seconds": round(wall, 2),
+        "req_per_s": round(len(ok) / wall, 3) if wall > 0 else None,
+        "output_tokens": tokens,
+        "output_tok_per_s": round(tokens / wall, 2) if wall > 0 else None,
+        "endpoint_share": {n: round(v / total_out, 3) if total_out else None for n, v in out_by.items()},
+        "prompt_tokens": {
+            "computed": int(computed),
+            "cached": int(cached),
+            "cached_share": round(cached / (computed + cached), 3) if computed + cached else None,
+        },
+        "endpoints": {names[u]: {k: int(v) for k, v in c.items()} for u, c in counters.items()},
+        "routing_decisions": decisions,
+        "prefix_hit_ratio": round(next(iter(ratio.values())), 3) if ratio else None,
+    }
+
+
+def _seconds(stats: dict[str, float | None]) -> dict[str, float | None]:
+    """_dist's milliseconds as seconds (mean, p50, p95, p99)."""
+    return {k.removesuffix("_ms"): None if v is None else round(v / 1000, 3) for k, v in stats.items()}
+
+
+async def _measured(
+    gateway: Gateway,
+    servers: dict[str, LlamaCppServer],
+    plan: list[Conversation],
+    systems: list[str],
+    hog: Hog | None,
+    busy_url: str,
+    bound: int,
+) -> tuple[list[Turn], float, float, dict[str, dict[str, float]], dict[str, Any]]:
+    before = {u: await asyncio.to_thread(_llama_counters, s.root) for u, s in servers.items()}
+    extra: dict[str, Any] = {}
+    if hog is not None:
+        hog.start()
+        extra["busy_load_seen"] = await _until_loaded(gateway, busy_url, bound)
+    turns, start, end = await run_conversations(gateway.root + "/v1", gateway.keys["bench"], plan, systems)
+    if hog is not None:
+        await hog.stop()
+        extra["busy_maker"] = {
+            "streams": hog.streams,
+            "max_tokens": hog.max_tokens,
+            "requests": hog.usage["requests"],
+            "errors": dict(hog.errors),
+        }
+    after = {u: await asyncio.to_thread(_llama_counters, s.root) for u, s in servers.items()}
+    deltas = {u: {c: after[u][c] - before[u][c] for c in LLAMA_COUNTERS} for u in servers}
+    if hog is not None:  # the busy-maker's own tokens are not Lamina's traffic
+        for c in LLAMA_COUNTERS:
+            deltas[busy_url][c] -= hog.usage[c]
+    return turns, start, end, deltas, extra
+
+
+@contextmanager
+def _lamina(data_dir: Path, config: str) -> Iterator[Gateway]:
+    """``lamina serve`` with ``config``, on a free port, with an admin key (for its /metrics)."""
+    server = LaminaServer(data_dir, config=config, startup_timeout_s=120)
+    store = server.keys()
+    key = store.create("bench", admin=True)[1]
+    store.engine.dispose()
+    with server:
+        assert server.proc is not None
+        yield Gateway(server.root, {"bench": key}, server.proc.pid)
+
+
+@contextmanager
+def _endpoints(models_dir: Path, n: int, parallel: int, context: int) -> Iterator[list[LlamaCppServer]]:
+    with ExitStack() as stack:
+        yield [  # one after the other: the first assembles the GGUF, if it is not there yet
+            stack.enter_context(LlamaCppServer(models_dir, threads=1, parallel=parallel, context=context))
+            for _ in range(n)
+        ]
+
+
+def bench_routing(
+    work: Path,
+    models_dir: Path,
+    texts: Sequence[Text],
+    *,
+    text_source: str = "samples",
+    tenants: int = 8,
+    prompt_chars: int = 4400,
+    conversations: int = 12,
+    turns: int = 3,
+    rate: float = 0.25,
+    think_s: float = 1.0,
+    max_tokens: int = 16,
+    parallel: int = 2,
+    load_bound: int | None = None,
+    busy_streams: int | None = None,
+    busy_tokens: int = 64,
+    load_poll_s: float = 0.2,
+    seed: int = 0,
+    phases: Sequence[str] = PHASES,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every phase of ``phases`` over two llama.cpp endpoints of the bundled model (from
+    ``models_dir``), each against a fresh Lamina under ``work``; plain JSON-able numbers."""
+    say = progress or (lambda _msg: None)
+    bound = load_bound or parallel
+    streams = busy_streams or parallel + 2  # every slot running and two waiting: always past the bound
+    plan = schedule(conversations, tenants, turns, rate, think_s, seed)
+    base = tenant_prompts(texts, tenants, prompt_chars)
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "config": {
+            "endpoints": 2,
+            "threads_per_endpoint": 1,
+            "parallel": parallel,
+            "tenants": tenants,
+            "system_prompt_chars": prompt_chars,
+            "texts": text_source,
+            "conversations": conversations,
+            "turns": turns,
+            "rate_conversations_per_s": rate,
+            "think_s": think_s,
+            "max_tokens": max_tokens,
+            "route_load_bound": bound,
+            "load_poll_s": load_poll_s,
+            "busy_streams": streams,
+            "busy_tokens": busy_tokens,
+            "seed": seed,
+            "cache_between_phases": "servers kept; each phase's system prompts begin with its own tag",
+        },
+        "phases": {},
+    }
+    say(f"starting two llama.cpp endpoints (1 thread, {parallel} slots each)")
+    with _endpoints(models_dir, 2, parallel, context=4096) as servers:
+        urls = [s.base_url for s in servers]
+        names = {urls[0]: "A", urls[1]: "B"}
+        result["config"]["busy_endpoint"] = "B"
+        by_url = dict(zip(urls, servers, strict=True))
+        for number, phase in enumerate(phases, 1):
+            routing, overloaded = phase.split("_")[0], phase.endswith("_overloaded")
+            tag = f"[Phase {number} of the routing bench.]\n"
+            systems = [tag + s for s in base]
+            config = lamina_config(routing, urls, max_tokens=max_tokens, bound=bound, poll_s=load_poll_s)
+            say(
+                f"phase {number} {phase}: {conversations} conversations of {turns} turns at {rate:g}/s"
+                + (", endpoint B kept busy from outside" if overloaded else "")
+            )
+            with _lamina(work / phase, config) as gateway:
+                hog = Hog(servers[1].root, streams, busy_tokens) if overloaded else None
+                turned, start, end, deltas, extra = asyncio.run(
+                    _measured(gateway, by_url, plan, systems, hog, urls[1], bound)
+                )
+                numbers = _phase_numbers(turned, start, end, deltas, _lamina_metrics(gateway), names)
+            result["phases"][phase] = {"routing": routing, "overloaded": overloaded, **numbers, **extra}
+            p = result["phases"][phase]
+            say(
+                f"  {p['ok']}/{p['requests']} ok, TTFT mean {p['ttft_s']['mean']} s, "
+                f"p95 {p['ttft_s']['p95']} s, {p['req_per_s']} req/s, share {p['endpoint_share']}"
+            )
+    return result
+
+
+def table_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One row per phase, for the CLI's table and the README's."""
+    rows = []
+    for phase, p in result["phases"].items():
+        share = " / ".join(f"{v:.0%}" if v is not None else "-" for v in p["endpoint_share"].values())
+        decisions = ", ".join(f"{k} {v}" for k, v in sorted(p["routing_decisions"].items()))
+        errors = sum(p["errors"].values())
+        rows.append(
+            [
+                phase.replace("_", " "),
+                f"{p['ok']}" + (f" ({errors} failed)" if errors else ""),
+                _pair(p["ttft_s"]),
+                f"{p['completion_s']['mean']:.2f}" if p["completion_s"]["mean"] is not None else "-",
+                f"{p['req_per_s']:.2f}",
+                f"{p['output_tok_per_s']:.1f}",
+                share,
+                _prompt_tokens(p["prompt_tokens"]),
+                decisions,
+            ]
+        )
+    return rows
+
+
+def _prompt_tokens(tokens: dict[str, Any]) -> str:
+    share = tokens["cached_share"]
+    return f"{tokens['computed']:,} · {share:.0%}" if share is not None else f"{tokens['computed']:,}"
+
+
+def _pair(stats: dict[str, float | None]) -> str:
+    mean, p95 = stats["mean"], stats["p95"]
+    return "-" if mean is None or p95 is None else f"{mean:.2f} / {p95:.2f}"
