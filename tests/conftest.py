@@ -104,7 +104,7 @@ def scifact_sample() -> dict[str, object]:
         q = json.loads(line)
         if q["_id"] in qrels and len(queries) < 20:
             queries[q["_id"]] = q["text"]
-    subset = Path(__file__).with_name("data") / "scifact_subset.txt"
+    subset = Path(__file__).with_name("fixtures") / "scifact_subset.txt"
     wanted = {line.strip() for line in subset.read_text().splitlines() if line.strip() and line[0] != "#"}
     corpus = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     picked = [c for c in corpus if c["_id"] in wanted]

@@ -31,7 +31,7 @@ from lamina.ui.store import ConversationStore
 
 
 def _load_fixture() -> ModuleType:
-    path = Path(__file__).parent / "data" / "make_legacy_datadir.py"
+    path = Path(__file__).parent / "fixtures" / "make_legacy_datadir.py"
     spec = importlib.util.spec_from_file_location("make_legacy_datadir", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -383,9 +383,10 @@ async def _measured(
 
 
 @contextmanager
-def _lamina(data_dir: Path, config: str) -> Iterator[Gateway]:
-    """``lamina serve`` with ``config``, on a free port, with an admin key (for its /metrics)."""
-    server = LaminaServer(data_dir, config=config, startup_timeout_s=120)
+def _lamina(data_dir: Path, config: str, models_dir: Path) -> Iterator[Gateway]:
+    """``lamina serve`` with ``config``, on a free port, with an admin key (for its /metrics); it
+    shares ``models_dir``, so no phase builds the embedder's graph again."""
+    server = LaminaServer(data_dir, models_dir, config=config, startup_timeout_s=120)
     store = server.keys()
     key = store.create("bench", admin=True)[1]
     store.engine.dispose()
@@ -470,7 +471,7 @@ def bench_routing(
                 f"phase {number} {phase}: {conversations} conversations of {turns} turns at {rate:g}/s"
                 + (", endpoint B kept busy from outside" if overloaded else "")
             )
-            with _lamina(work / phase, config) as gateway:
+            with _lamina(work / phase, config, models_dir) as gateway:
                 hog = Hog(servers[1].root, streams, busy_tokens) if overloaded else None
                 turned, start, end, deltas, extra = asyncio.run(
                     _measured(gateway, by_url, plan, systems, hog, urls[1], bound)
