@@ -28,14 +28,10 @@ servers computed and found in their caches, and Lamina's routing decisions by re
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,220 +40,27 @@ import httpx
 from lamina.bench.gateway import _dist
 from lamina.bench.gateway_process import Gateway
 from lamina.bench.hardware import machine
+from lamina.bench.routing_traffic import (
+    MODEL,
+    Conversation,
+    Hog,
+    Turn,
+    run_conversations,
+    schedule,
+    tenant_prompts,
+)
 from lamina.bench.sources import Text
+from lamina.engine.load import samples
 from lamina.testing.llamacpp import LlamaCppServer
 from lamina.testing.server import LaminaServer
 
 PHASES = ("weighted", "prefix", "weighted_overloaded", "prefix_overloaded")
-MODEL = "twin"
-QUESTIONS = (
-    "What is this about?",
-    "Who is it written for?",
-    "Summarise the first point.",
-    "What should I do first?",
-    "Is anything optional?",
-    "What can go wrong?",
-    "Which part matters most?",
-    "Give me one example.",
-    "What does it cost?",
-    "How long does it take?",
-    "What is the default?",
-    "Can I undo it?",
-    "Where do I start?",
-    "What is left out?",
-    "Explain the last point.",
-    "Is it safe to skip?",
-)
 LLAMA_COUNTERS = ("prompt_tokens_total", "prompt_tokens_cached_total", "tokens_predicted_total")
 
 
-@dataclass(frozen=True)
-class Conversation:
-    """One conversation of the schedule: when it arrives, whose it is, its questions and pauses."""
-
-    arrival_s: float
-    tenant: int
-    questions: tuple[str, ...]
-    think_s: tuple[float, ...]  # before each turn after the first
-
-
-@dataclass
-class Turn:
-    conversation: int
-    turn: int
-    due: float
-    first: float = 0.0
-    done: float = 0.0
-    tokens: int = 0
-    error: str | None = None
-
-
-@dataclass
-class Hog:
-    """Clients that are not Lamina, keeping an endpoint busy: long completions, ``streams`` at once."""
-
-    root: str
-    streams: int
-    max_tokens: int
-    usage: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._loop(i)) for i in range(self.streams)]
-
-    async def _loop(self, i: int) -> None:
-        body = {
-            "prompt": f"Count slowly, stream {i}: 1, 2, 3,",
-            "max_tokens": self.max_tokens,
-            "ignore_eos": True,  # llama.cpp: the whole length, every time
-            "temperature": 0.0,
-        }
-        async with httpx.AsyncClient(timeout=600, trust_env=False) as http:
-            while not self._stop.is_set():
-                try:
-                    r = await http.post(f"{self.root}/v1/completions", json=body)
-                    usage = r.json()["usage"] if r.status_code == 200 else None
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    self.errors[type(exc).__name__] += 1
-                    await asyncio.sleep(0.2)
-                    continue
-                if usage is None:
-                    self.errors[f"HTTP {r.status_code}"] += 1
-                    await asyncio.sleep(0.2)
-                    continue
-                cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
-                self.usage["requests"] += 1
-                self.usage["prompt_tokens_total"] += usage["prompt_tokens"] - cached
-                self.usage["prompt_tokens_cached_total"] += cached
-                self.usage["tokens_predicted_total"] += usage["completion_tokens"]
-
-    async def stop(self) -> None:
-        """Let the requests in flight finish (so the server's counters hold all of them), send no more."""
-        self._stop.set()
-        await asyncio.gather(*self._tasks)
-
-
-def tenant_prompts(texts: Sequence[Text], tenants: int, chars: int) -> list[str]:
-    """Each tenant's system prompt: an instruction, then consecutive texts (a tenant's own run of
-    them) up to ``chars`` characters."""
-    out = []
-    per = max(1, len(texts) // tenants)
-    for t in range(tenants):
-        head = f"You are the assistant of tenant {t + 1}. Answer in one short sentence from these notes.\n\n"
-        body, i = "", t * per
-        while len(head) + len(body) < chars:
-            text = texts[i % len(texts)]
-            body += f"{text.title}. {text.body}\n"
-            i += 1
-        out.append((head + body)[:chars])
-    return out
-
-
-def schedule(
-    conversations: int, tenants: int, turns: int, rate: float, think_s: float, seed: int = 0
-) -> list[Conversation]:
-    """The load every phase replays: Poisson arrivals (exponential gaps, scaled so that the last
-    arrives at ``(conversations - 1) / rate``: the offered rate is ``rate`` whatever the draw),
-    tenants in turn, questions and exponential think times, all drawn from ``seed``."""
-    rng = random.Random(seed)
-    gaps = [rng.expovariate(1.0) for _ in range(conversations - 1)]
-    scale = (conversations - 1) / rate / sum(gaps) if gaps else 0.0
-    out, at = [], 0.0
-    for i in range(conversations):
-        questions = tuple(rng.sample(QUESTIONS, min(turns, len(QUESTIONS))))
-        thinks = tuple(rng.expovariate(1 / think_s) if think_s > 0 else 0.0 for _ in range(turns - 1))
-        out.append(Conversation(at, i % tenants, questions, thinks))
-        at += gaps[i] * scale if i < len(gaps) else 0.0
-    return out
-
-
-async def _turn(http: httpx.AsyncClient, url: str, messages: list[dict[str, str]], sample: Turn) -> str:
-    """One streamed chat completion; fills ``sample`` (first content chunk, end, tokens, error)."""
-    body = {"model": MODEL, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
-    text: list[str] = []
-    try:
-        async with http.stream("POST", url, json=body) as response:
-            if response.status_code != 200:
-                await response.aread()
-                sample.error = f"HTTP {response.status_code}"
-                return ""
-            ended = False
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    ended = True
-                    break
-                chunk = json.loads(data)
-                for choice in chunk.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content") or ""
-                    if piece and not sample.first:
-                        sample.first = time.perf_counter()
-                    text.append(piece)
-                if chunk.get("usage"):
-                    sample.tokens = int(chunk["usage"].get("completion_tokens") or 0)
-            if not ended:
-                sample.error = "stream without its end"
-    except httpx.HTTPError as exc:
-        sample.error = type(exc).__name__
-    sample.done = time.perf_counter()
-    sample.first = sample.first or sample.done  # an empty answer: its first token is its end
-    return "".join(text).strip()
-
-
-async def _converse(
-    http: httpx.AsyncClient, url: str, index: int, conv: Conversation, system: str, start: float
-) -> list[Turn]:
-    messages = [{"role": "system", "content": system}]
-    samples: list[Turn] = []
-    due = start + conv.arrival_s
-    for n, question in enumerate(conv.questions):
-        if n:
-            due = samples[-1].done + conv.think_s[n - 1]
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        messages.append({"role": "user", "content": question})
-        sample = Turn(index, n, due)
-        answer = await _turn(http, url, messages, sample)
-        samples.append(sample)
-        if sample.error:
-            break  # a conversation whose turn failed goes no further
-        messages.append({"role": "assistant", "content": answer or "…"})
-    return samples
-
-
-async def run_conversations(
-    url: str, key: str, plan: list[Conversation], systems: Sequence[str], timeout_s: float = 600.0
-) -> tuple[list[Turn], float, float]:
-    """Every conversation of ``plan`` through the chat completions at ``url`` (…/v1); returns the
-    turns and the perf_counter times of the first arrival and the last answer."""
-    limits = httpx.Limits(max_connections=len(plan) + 4, max_keepalive_connections=len(plan) + 4)
-    headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(timeout=timeout_s, limits=limits, headers=headers, trust_env=False) as http:
-        start = time.perf_counter() + 0.05
-        done = await asyncio.gather(
-            *(
-                _converse(http, url + "/chat/completions", i, conv, systems[conv.tenant], start)
-                for i, conv in enumerate(plan)
-            )
-        )
-    turns = [t for conv in done for t in conv]
-    return turns, start, max((t.done for t in turns), default=start)
-
-
-def prometheus(text: str, name: str) -> dict[str, float]:
-    """A metric's samples from Prometheus text: label string (``""`` for none) -> value."""
-    out: dict[str, float] = {}
-    for labels, value in re.findall(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)$", text, re.M):
-        out[labels] = float(value)
-    return out
-
-
 def _llama_counters(root: str) -> dict[str, float]:
-    text = httpx.get(root + "/metrics", timeout=10, trust_env=False).text
-    return {c: prometheus(text, f"llamacpp:{c}").get("", 0.0) for c in LLAMA_COUNTERS}
+    found = samples(httpx.get(root + "/metrics", timeout=10, trust_env=False).text)
+    return {c: sum(v for _, v in found.get(f"llamacpp:{c}", [])) for c in LLAMA_COUNTERS}
 
 
 def _lamina_metrics(gateway: Gateway) -> str:
@@ -269,8 +72,8 @@ async def _until_loaded(gateway: Gateway, url: str, bound: int, timeout_s: float
     """Wait until Lamina routes by a load past ``bound`` at ``url`` (what its poll of the server says)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        loads = prometheus(await asyncio.to_thread(_lamina_metrics, gateway), "lamina:endpoint_load")
-        seen = next((v for k, v in loads.items() if f'endpoint="{url}"' in k), 0.0)
+        loads = samples(await asyncio.to_thread(_lamina_metrics, gateway)).get("lamina:endpoint_load", [])
+        seen = next((v for labels, v in loads if labels.get("endpoint") == url), 0.0)
         if seen > bound:
             return seen
         await asyncio.sleep(0.1)
@@ -317,12 +120,13 @@ def _phase_numbers(
     total_out = sum(out_by.values())
     computed = sum(c["prompt_tokens_total"] for c in counters.values())
     cached = sum(c["prompt_tokens_cached_total"] for c in counters.values())
+    found = samples(lamina_text)
     decisions = {
-        re.search(r'reason="(\w+)"', k).group(1): int(v)  # type: ignore[union-attr]
-        for k, v in prometheus(lamina_text, "lamina:routing_decisions_total").items()
-        if f'model="{MODEL}"' in k
+        labels["reason"]: int(v)
+        for labels, v in found.get("lamina:routing_decisions_total", [])
+        if labels.get("model") == MODEL
     }
-    ratio = prometheus(lamina_text, "lamina:prefix_hit_ratio")
+    ratio = [v for labels, v in found.get("lamina:prefix_hit_ratio", []) if labels.get("model") == MODEL]
     return {
         "requests": len(turns),
         "ok": len(ok),
@@ -342,7 +146,7 @@ def _phase_numbers(
         },
         "endpoints": {names[u]: {k: int(v) for k, v in c.items()} for u, c in counters.items()},
         "routing_decisions": decisions,
-        "prefix_hit_ratio": round(next(iter(ratio.values())), 3) if ratio else None,
+        "prefix_hit_ratio": round(ratio[0], 3) if ratio else None,
     }
 
 

@@ -165,15 +165,12 @@ class Ingestion:
     ) -> IngestReport:
         """A source's listing (``lamina.data.syncing``): each entry read with ``read`` and given what
         the source knows of it; at the end, what ``given.origin`` brought and no longer lists goes."""
-        limit = int(self.ingest_settings.max_file_mb * 1024 * 1024)
 
         def loaded() -> Iterator[Loaded | tuple[SourceRef, Exception]]:
             for entry in entries:
                 ref = SourceRef(entry.location, is_url(entry.location))
                 try:
-                    if int(entry.attrs.get("size") or 0) > limit:
-                        most = self.ingest_settings.max_file_mb
-                        raise UnsupportedDocument(f"over ingest.max_file_mb={most:g}")
+                    self._check_size(int(entry.attrs.get("size") or 0))
                     data = read(entry)
                 except (OSError, LaminaError) as exc:
                     yield ref, exc
@@ -259,16 +256,18 @@ class Ingestion:
                 fetched.final_url,
                 replace(given, facts={**facts, **given.facts}),
             )
-        limit = int(self.ingest_settings.max_file_mb * 1024 * 1024)
         stat = ref.path.stat()
-        if stat.st_size > limit:
-            most = self.ingest_settings.max_file_mb
-            size = stat.st_size / 1e6
-            raise UnsupportedDocument(f"file is {size:.1f} MB, over ingest.max_file_mb={most:g}")
+        self._check_size(stat.st_size)
         facts = {"modified": modified_iso(stat.st_mtime)}
         return Loaded(
             ref, ref.path.read_bytes(), ref.path.name, given=replace(given, facts={**facts, **given.facts})
         )
+
+    def _check_size(self, size: int) -> None:
+        """A file past ``ingest.max_file_mb`` is skipped before it is read."""
+        most = self.ingest_settings.max_file_mb
+        if size > int(most * 1024 * 1024):
+            raise UnsupportedDocument(f"file is {size / 1e6:.1f} MB, over ingest.max_file_mb={most:g}")
 
     def _record_error(self, source: str, exc: Exception) -> None:
         state = FileState.SKIPPED if isinstance(exc, UnsupportedDocument) else FileState.FAILED

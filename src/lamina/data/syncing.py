@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lamina.config.data import every_seconds
 from lamina.data.collection import Workspace
-from lamina.data.connectors import SourceError, make_connector, parse_spec
+from lamina.data.connectors import make_connector, parse_spec
 from lamina.data.filters import check_groups, check_metadata
 from lamina.data.metadata import Given
 from lamina.data.progress import IngestReport, Progress
@@ -38,7 +38,6 @@ class SyncResult:
     error: str | None = None
     seconds: float = 0.0
     listed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -174,4 +173,4 @@ def sync_due(workspaces: list[Workspace], owner: str, lease_s: float = LEASE_S) 
     return results
 
 
-__all__ = ["LEASE_S", "SourceError", "SyncResult", "configured", "remove_source", "sync_due", "sync_source"]
+__all__ = ["LEASE_S", "SyncResult", "configured", "remove_source", "sync_due", "sync_source"]

@@ -50,8 +50,8 @@ def prefix_blocks(request: GenerationRequest, block_chars: int, model: str = "")
     return out
 
 
-def session_key(request: GenerationRequest, caller: str = "") -> str:
-    """What keeps a conversation together: its session id, its user, else who asks and how it began."""
+def session_key(request: GenerationRequest) -> str:
+    """What keeps a conversation together: its session id, its user, else how it began."""
     if request.session:
         return f"session:{request.session}"
     if request.user:
@@ -60,7 +60,7 @@ def session_key(request: GenerationRequest, caller: str = "") -> str:
         begun = "\x1e".join(f"{m.get('role')}\x1f{message_text(m)}" for m in request.messages[:2])
     else:
         begun = request.prompts[0][:512] if request.prompts else ""
-    return "start:" + hashlib.blake2b(f"{caller}\x1d{begun}".encode(), digest_size=12).hexdigest()
+    return "start:" + hashlib.blake2b(begun.encode(), digest_size=12).hexdigest()
 
 
 def rendezvous(key: str, urls: Sequence[str]) -> list[int]:

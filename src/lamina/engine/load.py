@@ -16,13 +16,27 @@ import logging
 import re
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from lamina.engine.deployment import Deployment
 from lamina.engine.routing import Endpoint
 
 log = logging.getLogger(__name__)
-_VLLM = re.compile(r"^vllm:num_requests_(?:running|waiting)(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.M)
-_LLAMACPP = re.compile(r"^llamacpp:requests_(?:processing|deferred)(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.M)
+# what each kind of server counts as running and as queued, in its Prometheus /metrics
+QUEUES = {
+    "llamacpp": ("llamacpp:requests_processing", "llamacpp:requests_deferred"),
+    "vllm": ("vllm:num_requests_running", "vllm:num_requests_waiting"),
+}
+
+
+def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of a Prometheus text exposition by metric name, with its labels (read by
+    prometheus_client's own parser)."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
 
 
 def _root(url: str) -> str:
@@ -36,9 +50,9 @@ async def server_load(client: httpx.AsyncClient, endpoint: Endpoint, kind: str) 
     try:
         metrics = await client.get(f"{root}/metrics")
         if metrics.status_code == 200:
-            found = (_LLAMACPP if kind == "llamacpp" else _VLLM).findall(metrics.text)
-            if found:
-                return int(sum(float(v) for v in found))
+            found = samples(metrics.text)
+            if any(name in found for name in QUEUES[kind]):
+                return int(sum(v for name in QUEUES[kind] for _, v in found.get(name, [])))
         if kind == "llamacpp":
             slots = (await client.get(f"{root}/slots")).raise_for_status().json()
             return sum(1 for s in slots if s.get("is_processing"))

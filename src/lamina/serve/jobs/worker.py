@@ -78,6 +78,7 @@ class JobWorker:
         # sources due to sync are looked for this often, between jobs (None: this worker syncs none)
         self.source_poll_s = source_poll_s
         self._sources_at = 0.0
+        self._configured = False
         self.name = name or process_name()
         self.on_finished = on_finished
         self.current: Job | None = None
@@ -156,7 +157,9 @@ class JobWorker:
         settings = self.tenants.settings
         try:
             workspaces = [self.tenants.workspace(t) for t in self.tenants.known()]
-            configured(self.tenants.workspace(settings.tenant))
+            if not self._configured:  # lamina.toml's [[sources]]: put in the registry once, at start
+                configured(self.tenants.workspace(settings.tenant))
+                self._configured = True
             for result in sync_due(workspaces, self.name, settings.serve.source_lease_s):
                 log.info("worker %s: source %s synced: %s", self.name, result.source, result.status)
         except Exception as exc:  # the registry is away, or a source is misconfigured: next time
