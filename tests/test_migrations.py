@@ -220,6 +220,7 @@ ConversationStore(db.connect(f"sqlite:///{data}/gateway.db"))
 """
 
 
+@pytest.mark.system  # processes of their own
 @pytest.mark.parametrize("make", [lambda p: p, legacy.make_legacy_datadir], ids=["fresh", "legacy"])
 def test_processes_opening_at_once_all_succeed(tmp_path: Path, make: Callable[[Path], Path]) -> None:
     data_dir = tmp_path / "data"

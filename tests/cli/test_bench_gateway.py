@@ -253,6 +253,7 @@ def test_bench_gateway_shape(stub: StubUpstream) -> None:
     assert stats["responses"] == {"200": stats["total"]} and stats["total"] > 200
 
 
+@pytest.mark.system  # processes of their own
 def test_bench_gateway_measures_every_api_through_lamina(stub: StubUpstream, tmp_path: Path) -> None:
     """The ``apis`` phase on a real Lamina: chat completions, Responses and Messages all answer,
     whole and streamed, each beside the direct call; no timing claims."""

@@ -18,6 +18,7 @@ from tests.cli_runner import lamina
 DOCS = 3
 
 
+@pytest.mark.system  # moto's S3 server
 def test_bench_sources_syncs_every_kind_and_counts_the_re_syncs() -> None:
     result = json.loads(lamina("bench", "sources", "--docs", str(DOCS), "--json").stdout)
     assert result["documents"] == DOCS and result["machine"]["cpu"]

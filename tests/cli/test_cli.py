@@ -21,6 +21,7 @@ from tests.cli_runner import lamina, lamina_process
 from tests.conftest import DOCS, share_models
 
 
+@pytest.mark.system  # processes of their own
 def test_python_dash_m_lamina_is_the_command() -> None:
     """A real process: an expected failure is one line on stderr and exit status 1, a usage error 2."""
     proc = lamina_process("search", "x", "-c", "nope")

@@ -36,7 +36,9 @@ STUB = "stub"  # the stub upstream answers at once: enough for citations (Lamina
 
 
 def _client(served: RunningServer, key: str = "alice") -> Lamina:
-    return Lamina(served.server.root, served.keys[key], max_retries=0, timeout=120)
+    return Lamina(
+        served.root, served.keys[key], max_retries=0, http_client=served.server.http_client(timeout=120)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,7 @@ def test_answer_from_the_real_model(client: Lamina, uploaded: dict[str, object])
 def test_errors_map_to_exceptions(served: RunningServer, client: Lamina, uploaded: dict[str, object]) -> None:
     job = uploaded["final"]
     assert isinstance(job, Job)
-    wrong = Lamina(served.server.root, "lam_not-a-key", max_retries=0)
+    wrong = Lamina(served.root, "lam_not-a-key", max_retries=0, http_client=served.server.http_client())
     with wrong, pytest.raises(AuthenticationError) as auth:
         wrong.collections.list()
     assert auth.value.status == 401 and auth.value.code == "invalid_api_key"
@@ -187,7 +189,7 @@ def test_admin_keys_and_usage(served: RunningServer, uploaded: dict[str, object]
         assert "key" not in listed["sdk-limited"].model_dump()
         limits = listed["sdk-limited"].limits
         assert limits is not None and limits.rpm == 100 and limits.budget_period == "day"
-        limited = Lamina(served.server.root, made.key, max_retries=3)
+        limited = Lamina(served.root, made.key, max_retries=3, http_client=served.server.http_client())
         assert [d.source for d in limited.documents.list("sdk")]  # tenant a's collections
         with pytest.raises(RateLimitError) as limit:
             limited.answer(QUESTION, collection="sdk", model=STUB)
@@ -208,8 +210,8 @@ def test_admin_keys_and_usage(served: RunningServer, uploaded: dict[str, object]
         assert [c.name for c in admin.collections.list(tenant="a") if c.name == "sdk"] == ["sdk"]
 
 
-def test_openai_client(client: Lamina, uploaded: dict[str, object]) -> None:
-    oai = client.openai(max_retries=0)
+def test_openai_client(client: Lamina, uploaded: dict[str, object], served: RunningServer) -> None:
+    oai = client.openai(max_retries=0, http_client=served.server.http_client())
     assert "rag:sdk" in {m.id for m in oai.models.list().data}
     r = oai.chat.completions.create(
         model=STUB, messages=[{"role": "user", "content": QUESTION}], extra_body={"collection": "sdk"}
@@ -219,7 +221,9 @@ def test_openai_client(client: Lamina, uploaded: dict[str, object]) -> None:
 
 def test_async_client(served: RunningServer) -> None:
     async def run() -> None:
-        async with AsyncLamina(served.server.root, served.keys["alice"], max_retries=0) as client:
+        async with AsyncLamina(
+            served.root, served.keys["alice"], max_retries=0, http_client=served.server.async_client()
+        ) as client:
             assert (await client.health()).ok
             await client.collections.create("sdk-async")
             seen: list[str] = []

@@ -410,6 +410,7 @@ def test_git_branch_paths_and_a_missing_branch(tmp_path: Path) -> None:
 # -- S3 --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.system  # moto's S3 server
 def test_s3_tags_and_wrong_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with s3_server() as server:
         client = server.client()

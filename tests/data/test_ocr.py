@@ -59,6 +59,11 @@ def invoice_scan() -> Image.Image:
     return scanned(render(INVOICE))
 
 
+# Debian's tesseract, a process per page: a system test (tesseract-parametrized ones are marked by
+# tests/conftest.py); RapidOCR runs in this process.
+TESSERACT = pytest.mark.system
+
+
 def _doc(data: bytes, name: str, **options: Any) -> Any:
     return extract(data, source=name, name=name, ocr=OcrOptions(**options))
 
@@ -94,6 +99,7 @@ def test_a_scanned_table_keeps_its_rows_with_their_header(engine: str, invoice_s
 # extraction ----------------------------------------------------------------------------------------
 
 
+@TESSERACT
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "bmp", "pdf"])
 def test_scans_and_photos_are_documents(fmt: str, invoice_scan: Image.Image) -> None:
     doc = _doc(save([invoice_scan], fmt), f"invoice.{fmt}")
@@ -102,6 +108,7 @@ def test_scans_and_photos_are_documents(fmt: str, invoice_scan: Image.Image) -> 
     assert doc.format == fmt
 
 
+@TESSERACT
 def test_a_multi_page_tiff_keeps_its_page_numbers() -> None:
     data = save([scanned(render(LETTER)), scanned(render(INVOICE))], "tiff")
     doc = _doc(data, "post.tiff")
@@ -110,6 +117,7 @@ def test_a_multi_page_tiff_keeps_its_page_numbers() -> None:
     assert doc.page_at(doc.text.index("INV-2024-0417")) == 2
 
 
+@TESSERACT
 def test_a_mixed_pdf_reads_only_its_image_pages(invoice_scan: Image.Image) -> None:
     mixed = pdfium.PdfDocument(DOCS / "test.pdf")
     scan = pdfium.PdfDocument(save([invoice_scan], "pdf"))
@@ -130,6 +138,7 @@ def test_a_born_digital_pdf_table_keeps_its_rows() -> None:
     assert "| SKU-4563 | Software | $120.00 | $18,720.00 | | Critical |" in doc.text
 
 
+@TESSERACT
 def test_ocr_always_reads_every_page_even_with_a_text_layer() -> None:
     data = (DOCS / "SPARSE-2024-INV-1234_borderless_table.pdf").read_bytes()
     doc = _doc(data, "inventory.pdf", mode="always", dpi=150)
@@ -151,6 +160,7 @@ def test_a_corrupt_image_is_reported() -> None:
         _doc(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 64, "broken.png")
 
 
+@TESSERACT
 def test_a_page_ocr_finds_nothing_on_says_so() -> None:
     with pytest.raises(UnsupportedDocument, match="OCR found no text on its 1 page"):
         _doc(save([Image.new("L", (800, 1000), 255)], "png"), "blank.png")
@@ -195,6 +205,7 @@ class _Pages:
             raise IngestCancelled("cancelled")
 
 
+@TESSERACT
 def test_scans_ingest_search_and_answer_with_their_pages(workspace: Workspace, tmp_path: Path) -> None:
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -219,6 +230,7 @@ def test_scans_ingest_search_and_answer_with_their_pages(workspace: Workspace, t
     assert any(c["source"].endswith("invoice-scan.pdf") and c["page"] == 2 and c["ocr"] for c in cited), cited
 
 
+@TESSERACT
 def test_a_cancelled_scan_resumes_without_reading_its_pages_again(
     workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,6 +266,7 @@ def test_a_page_over_its_time_limit_fails_on_every_engine(engine: str) -> None:
         ocr.words(image.convert("L"), ("eng",), 0.001)
 
 
+@TESSERACT
 def test_specks_are_not_read_as_punctuation(tmp_path: Path) -> None:
     """A photographed receipt's dust once read "30 days" as "30: days" (and SKU-6678 as 6675 on a
     scanned invoice): pages are despeckled, and a PDF's scan read at its own resolution."""

@@ -126,11 +126,11 @@ def test_a_killed_sync_reruns_to_the_exact_end_state(
     monkeypatch.setattr("lamina.data.syncing.make_connector", dying)
     monkeypatch.setattr(SourceStore, "finish", lambda *a, **k: None)  # a kill records nothing
     with pytest.raises(KeyboardInterrupt):
-        sync_source(ws, record, owner="dead", lease_s=1.0)
+        sync_source(ws, record, owner="dead", lease_s=0.5)
     monkeypatch.undo()
     assert len(ws.collection("kb").documents()) == 2  # two whole batches, nothing half-written
-    assert sync_source(ws, record, owner="next", lease_s=1.0).status == "busy"  # the lease holds
-    threading.Event().wait(1.2)
+    assert sync_source(ws, record, owner="next", lease_s=0.5).status == "busy"  # the lease holds
+    threading.Event().wait(0.6)
     rerun = sync_source(ws, record, owner="next")
     assert rerun.status == "completed", rerun.error
     assert rerun.report is not None and rerun.report.unchanged == 2

@@ -79,6 +79,7 @@ def test_missing_gguf_is_a_clear_error(tmp_path: Path) -> None:
         resolve_gguf(ModelSettings(backend="llamacpp", path=tmp_path / "junk.gguf"), tmp_path)
 
 
+@pytest.mark.system  # processes of their own
 def test_corrupt_gguf_fails_cleanly_without_crashing(tmp_path: Path) -> None:
     """Loaded in a child process: a crash there would show as a signal, not an exception."""
     bad = tmp_path / "bad.gguf"
@@ -183,3 +184,32 @@ def test_templates_report_mistakes() -> None:
         render("{{ missing }}")
     with pytest.raises(TemplateError, match="syntax"):
         render("{% for %}")
+
+
+def test_a_gguf_is_hashed_again_only_when_it_changed(tmp_path: Path) -> None:
+    """The package's ``assemble`` hashes the whole file; its stamp skips that while the file stays."""
+    import os
+    import types
+
+    from lamina.models import llamacpp
+
+    calls: list[Path] = []
+    target = tmp_path / "m.gguf"
+
+    def assemble(path: Path) -> Path:
+        calls.append(path)
+        if not path.exists():
+            path.write_bytes(b"GGUF" + bytes(64))
+        return path
+
+    package = types.SimpleNamespace(assemble=assemble, EXPECTED_SHA256="ab" * 32)
+    assert llamacpp._assembled(package, target) == target
+    assert llamacpp._assembled(package, target) == target
+    assert len(calls) == 1  # the second start trusted the stamp
+    seen = target.stat()
+    os.utime(target, ns=(seen.st_atime_ns, seen.st_mtime_ns + 1_000_000))  # the file changed
+    llamacpp._assembled(package, target)
+    assert len(calls) == 2
+    (tmp_path / "m.gguf.verified").write_text("{}")  # a stamp that says something else
+    llamacpp._assembled(package, target)
+    assert len(calls) == 3

@@ -1,4 +1,4 @@
-"""Agent traffic through a real ``lamina serve``: the official ``openai`` client runs a tool-calling
+"""Agent traffic through the server (in process): the official ``openai`` client runs a tool-calling
 loop over a stub upstream that keeps every body it got, so each test asserts exactly what reached
 the model (assistant ``tool_calls``, ``tool_call_id``, image parts, n, logprobs), through fallbacks,
 retries, the cache and budgets."""
@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from lamina.config import LimitSettings, ModelSettings
 from lamina.models.types import GenerationRequest
 from lamina.serve.policy.limits import worst_case_tokens
-from lamina.testing.server import LaminaServer, free_port
+from lamina.testing.inprocess import InProcessServer
+from lamina.testing.server import free_port
 from lamina.testing.stub_upstream import StubUpstream
 
 TOOLS: list[Any] = [
@@ -51,11 +51,17 @@ def _model(name: str, url: str, extra: str = "", retries: int = 0) -> str:
 
 
 class Agents:
-    def __init__(self, server: LaminaServer, stub: StubUpstream, keys: dict[str, str]) -> None:
+    def __init__(self, server: InProcessServer, stub: StubUpstream, keys: dict[str, str]) -> None:
         self.server, self.stub, self.keys = server, stub, keys
 
     def client(self, key: str = "admin") -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.server.base_url, api_key=self.keys[key], max_retries=0, timeout=30)
+        return openai.OpenAI(
+            http_client=self.server.http_client(),
+            base_url=self.server.base_url,
+            api_key=self.keys[key],
+            max_retries=0,
+            timeout=30,
+        )
 
     def received(self) -> list[dict[str, Any]]:
         """Bodies the upstream got, oldest first."""
@@ -68,7 +74,7 @@ class Agents:
     def logs(self) -> list[dict[str, Any]]:
         """The request log, newest first (written in batches: wait for this test's rows)."""
         time.sleep(0.8)
-        with httpx.Client(base_url=self.server.root, timeout=10) as http:
+        with self.server.http_client(timeout=10) as http:
             resp = http.get("/v1/logs", headers={"Authorization": f"Bearer {self.keys['admin']}"})
         data: list[dict[str, Any]] = resp.json()["data"]
         return data
@@ -91,7 +97,7 @@ def agents(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
             'temperature = 0.0\nmax_tokens = 64\ncapabilities = ["tools"]\n\n'
             + _model("retrying", dead, f'[[models.retrying.endpoints]]\nbase_url = "{url}"', retries=3)
         )
-        server = LaminaServer(tmp_path_factory.mktemp("agents"), models_dir, config=config)
+        server = InProcessServer(tmp_path_factory.mktemp("agents"), models_dir, config=config)
         store = server.keys()
         keys = {
             "admin": store.create("admin", admin=True)[1],
@@ -264,7 +270,7 @@ def test_tool_calls_survive_a_fallback_and_a_retry(agents: Agents, model: str, s
 
 
 def test_the_cache_keys_on_tools_and_keeps_tool_calls(agents: Agents) -> None:
-    with httpx.Client(base_url=agents.server.base_url, timeout=30) as http:
+    with agents.server.http_client(base_url=agents.server.base_url, timeout=30) as http:
         auth = {"Authorization": f"Bearer {agents.keys['admin']}"}
         body = {"model": "agent", "messages": QUESTION, "tools": TOOLS, "temperature": 0}
         first = http.post("/chat/completions", json=body, headers=auth)
@@ -316,7 +322,7 @@ def test_response_format_reaches_the_model_and_metrics_count_tool_calls(agents: 
     assert agents.last()["response_format"] == schema
     agents.client().chat.completions.create(model="agent", messages=QUESTION, tools=TOOLS)
     admin = {"Authorization": f"Bearer {agents.keys['admin']}"}
-    metrics = httpx.get(agents.server.root + "/metrics", headers=admin, timeout=10).text
+    metrics = agents.server.http_client().get("/metrics", headers=admin, timeout=10).text
     line = 'lamina:request_success_total{finished_reason="tool_calls",model="agent"}'
     assert any(m.startswith(line) for m in metrics.splitlines()), metrics[:2000]
 

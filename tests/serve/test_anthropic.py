@@ -1,4 +1,4 @@
-"""Anthropic's Messages API on a real ``lamina serve``, driven by the official ``anthropic`` SDK over
+"""Anthropic's Messages API on the server (in process), driven by the official ``anthropic`` SDK over
 the stub upstream that keeps every body it got: plain, streamed, a tool round trip, count_tokens,
 errors in Anthropic's shape, and a stream the upstream cuts."""
 
@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 
-from lamina.testing.server import LaminaServer
+from lamina.testing.inprocess import InProcessServer
 from lamina.testing.stub_upstream import StubUpstream
 
 TOOLS: list[Any] = [
@@ -27,12 +26,17 @@ QUESTION: list[Any] = [{"role": "user", "content": "What is the weather in Paris
 
 
 class Served:
-    def __init__(self, server: LaminaServer, stub: StubUpstream, key: str) -> None:
+    def __init__(self, server: InProcessServer, stub: StubUpstream, key: str) -> None:
         self.server, self.stub, self.key = server, stub, key
 
     def client(self, **options: Any) -> anthropic.Anthropic:
         return anthropic.Anthropic(
-            base_url=self.server.root, api_key=self.key, max_retries=0, timeout=30, **options
+            base_url=self.server.root,
+            api_key=self.key,
+            max_retries=0,
+            timeout=30,
+            http_client=self.server.httpx2_client(timeout=30),
+            **options,
         )
 
     def last(self) -> dict[str, Any]:
@@ -49,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
             'model = "stub"\nchat = true\n'
             'capabilities = ["tools", "vision"]\ntimeout_s = 5\nmax_retries = 0\n'
         )
-        server = LaminaServer(tmp_path_factory.mktemp("anthropic"), models_dir, config=config)
+        server = InProcessServer(tmp_path_factory.mktemp("anthropic"), models_dir, config=config)
         store = server.keys()
         key = store.create("admin", admin=True)[1]
         store.engine.dispose()
@@ -156,7 +160,7 @@ def test_errors_come_in_anthropics_shape(served: Served) -> None:
         "type": "error",
         "error": {"type": "not_found_error", "message": "model 'nope' does not exist; see GET /v1/models"},
     }
-    with httpx.Client(base_url=served.server.root, timeout=10) as http:
+    with served.server.http_client(timeout=10) as http:
         no_max = http.post(
             "/v1/messages", json={"model": "claude", "messages": QUESTION}, headers={"x-api-key": served.key}
         )
@@ -184,7 +188,7 @@ def test_a_cut_stream_ends_in_an_error_event(served: Served) -> None:
 
 
 def test_a_repeated_deterministic_message_is_the_caches(served: Served) -> None:
-    with httpx.Client(base_url=served.server.root, timeout=10, headers={"x-api-key": served.key}) as http:
+    with served.server.http_client(timeout=10, headers={"x-api-key": served.key}) as http:
         body = {"model": "claude", "max_tokens": 64, "messages": QUESTION, "tools": TOOLS, "temperature": 0}
         first = http.post("/v1/messages", json=body)
         again = http.post("/v1/messages", json=body)

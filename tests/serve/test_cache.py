@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from lamina.serve.policy.cache import SimilarQuestions
-from lamina.testing.server import LaminaServer, until
+from lamina.testing.inprocess import InProcessServer
+from lamina.testing.server import until
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
 
@@ -26,9 +27,9 @@ CHAT = {
 @pytest.fixture(scope="module")
 def cached(
     tmp_path_factory: pytest.TempPathFactory, models_dir: Path
-) -> Iterator[tuple[LaminaServer, dict[str, str], StubUpstream]]:
+) -> Iterator[tuple[InProcessServer, dict[str, str], StubUpstream]]:
     with StubUpstream("ok") as stub:
-        server = LaminaServer(tmp_path_factory.mktemp("cache"), models_dir, config=stub_model_config(stub))
+        server = InProcessServer(tmp_path_factory.mktemp("cache"), models_dir, config=stub_model_config(stub))
         store = server.keys()
         keys = {"a": store.create("a", tenant="a")[1], "b": store.create("b", tenant="b")[1]}
         keys["admin"] = store.create("admin", admin=True)[1]
@@ -37,12 +38,12 @@ def cached(
             yield server, keys, stub
 
 
-def _http(server: LaminaServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=server.root, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+def _http(server: InProcessServer, key: str) -> httpx.Client:
+    return server.http_client(headers={"Authorization": f"Bearer {key}"}, timeout=120)
 
 
 def test_deterministic_requests_are_served_from_the_cache(
-    cached: tuple[LaminaServer, dict[str, str], StubUpstream],
+    cached: tuple[InProcessServer, dict[str, str], StubUpstream],
 ) -> None:
     server, keys, stub = cached
     stub.reset_stats()
@@ -67,7 +68,7 @@ def test_deterministic_requests_are_served_from_the_cache(
 
 
 def test_grounded_answers_are_forgotten_when_documents_change(
-    cached: tuple[LaminaServer, dict[str, str], StubUpstream],
+    cached: tuple[InProcessServer, dict[str, str], StubUpstream],
 ) -> None:
     server, keys, _ = cached
     ask = {
@@ -90,7 +91,7 @@ def test_grounded_answers_are_forgotten_when_documents_change(
 
 
 def test_a_switch_to_another_version_retires_cached_answers(
-    cached: tuple[LaminaServer, dict[str, str], StubUpstream],
+    cached: tuple[InProcessServer, dict[str, str], StubUpstream],
 ) -> None:
     server, keys, _ = cached
     ask = {
@@ -122,10 +123,10 @@ def _wait(http: httpx.Client, job_id: str) -> None:
 @pytest.fixture(scope="module")
 def similar(
     tmp_path_factory: pytest.TempPathFactory, models_dir: Path
-) -> Iterator[tuple[LaminaServer, dict[str, str], StubUpstream]]:
+) -> Iterator[tuple[InProcessServer, dict[str, str], StubUpstream]]:
     with StubUpstream("ok") as stub:
         config = "[serve]\nsemantic_cache = true\n\n" + stub_model_config(stub)
-        server = LaminaServer(tmp_path_factory.mktemp("similar"), models_dir, config=config)
+        server = InProcessServer(tmp_path_factory.mktemp("similar"), models_dir, config=config)
         store = server.keys()
         keys = {"a": store.create("a", tenant="a")[1], "b": store.create("b", tenant="b")[1]}
         store.engine.dispose()
@@ -134,7 +135,7 @@ def similar(
 
 
 def test_semantic_cache_same_meaning_same_tenant_same_documents(
-    similar: tuple[LaminaServer, dict[str, str], StubUpstream],
+    similar: tuple[InProcessServer, dict[str, str], StubUpstream],
 ) -> None:
     server, keys, stub = similar
     doc = b"# Refunds\n\nRefunds are paid within 14 days to the original payment method.\n"

@@ -1,5 +1,5 @@
-"""Collections as MCP tools, through the official MCP client: ``/mcp`` on a real server, and
-``lamina mcp`` over stdio (remote with a key, local beside the data).
+"""Collections as MCP tools, through the official MCP client: ``/mcp`` on the server (in
+process), and ``lamina mcp`` over stdio (remote with a key, local beside the data).
 
 The contract tests run the same checks against each ``CollectionTools`` backend behind the one
 tool definition: the server's own (over HTTP), the SDK's (stdio, remote) and the workspace's
@@ -19,8 +19,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -28,7 +26,7 @@ from mcp_types import CallToolResult, TextContent
 
 import lamina
 from lamina.data.collection import Collection
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, Server
 from tests.serve.test_tenants import _wait_job
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
@@ -85,13 +83,13 @@ class McpSession:
             self.loop.close()
 
 
-def over_http(url: str, key: str) -> Callable[[], AbstractAsyncContextManager[Client]]:
+def over_http(server: Server, key: str) -> Callable[[], AbstractAsyncContextManager[Client]]:
     @asynccontextmanager
     async def connect() -> AsyncIterator[Client]:
         headers = {"Authorization": f"Bearer {key}"}
         async with (
-            httpx2.AsyncClient(headers=headers, timeout=300) as http,
-            Client(streamable_http_client(url, http_client=http)) as client,
+            server.async_httpx2_client(headers=headers, timeout=300) as http,
+            Client(streamable_http_client(server.root + "/mcp", http_client=http)) as client,
         ):
             yield client
 
@@ -103,8 +101,7 @@ def over_stdio(env: dict[str, str], cwd: Path) -> Callable[[], AbstractAsyncCont
     return lambda: Client(params)
 
 
-@pytest.fixture(scope="module")
-def collection(served: RunningServer) -> str:
+def samples_of(served: RunningServer) -> str:
     """The bundled samples in tenant "a" (alice's), as the local workspace's ``sample`` has them."""
     name = "mcp-samples"
     with served.http("alice") as http:
@@ -115,6 +112,16 @@ def collection(served: RunningServer) -> str:
     return name
 
 
+@pytest.fixture(scope="module")
+def collection(served: RunningServer) -> str:
+    return samples_of(served)
+
+
+@pytest.fixture(scope="module")
+def process_collection(served_process: RunningServer) -> str:
+    return samples_of(served_process)
+
+
 def _session(connect: Callable[[], AbstractAsyncContextManager[Client]]) -> Iterator[McpSession]:
     session = McpSession(connect)
     yield session
@@ -123,19 +130,18 @@ def _session(connect: Callable[[], AbstractAsyncContextManager[Client]]) -> Iter
 
 @pytest.fixture(scope="module")
 def alice(served: RunningServer, collection: str) -> Iterator[McpSession]:
-    yield from _session(over_http(served.server.root + "/mcp", served.keys["alice"]))
+    yield from _session(over_http(served.server, served.keys["alice"]))
 
 
 @pytest.fixture(scope="module")
 def bob(served: RunningServer) -> Iterator[McpSession]:
-    yield from _session(over_http(served.server.root + "/mcp", served.keys["bob"]))
+    yield from _session(over_http(served.server, served.keys["bob"]))
 
 
 @pytest.fixture(scope="module")
-def remote(
-    served: RunningServer, collection: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[McpSession]:
-    env = {"LAMINA_API_KEY": served.keys["alice"], "LAMINA_BASE_URL": served.server.root}
+def remote(served_process: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpSession]:
+    """``lamina mcp`` as a process of its own, a client of a real server's API."""
+    env = {"LAMINA_API_KEY": served_process.keys["alice"], "LAMINA_BASE_URL": served_process.root}
     yield from _session(over_stdio(env, tmp_path_factory.mktemp("mcp-remote")))
 
 
@@ -145,13 +151,20 @@ def local(sample_collection: Collection, tmp_path_factory: pytest.TempPathFactor
     yield from _session(over_stdio(env, tmp_path_factory.mktemp("mcp-local")))
 
 
-@pytest.fixture(params=["server", "remote", "local"])
+@pytest.fixture(
+    params=[
+        "server",
+        pytest.param("remote", marks=pytest.mark.system),
+        pytest.param("local", marks=pytest.mark.system),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> tuple[McpSession, str]:
-    """Each backend's session and the samples collection it sees."""
+    """Each backend's session and the samples collection it sees (``lamina mcp`` runs as a process:
+    a system test)."""
     if request.param == "server":
         return request.getfixturevalue("alice"), request.getfixturevalue("collection")
     if request.param == "remote":
-        return request.getfixturevalue("remote"), request.getfixturevalue("collection")
+        return request.getfixturevalue("remote"), request.getfixturevalue("process_collection")
     return request.getfixturevalue("local"), request.getfixturevalue("sample_collection").name
 
 
@@ -237,16 +250,11 @@ def test_mcp_needs_a_good_key(served: RunningServer) -> None:
     }
     accept = {"Accept": "application/json, text/event-stream"}
     for headers in ({}, {"Authorization": "Bearer lam_not-a-key"}, {"x-api-key": "lam_not-a-key"}):
-        r = httpx.post(served.server.root + "/mcp", json=initialize, headers=accept | headers, timeout=30)
+        r = served.http(None).post("/mcp", json=initialize, headers=accept | headers)
         assert r.status_code == 401, r.text
         assert r.json()["error"]["type"] == "authentication_error"
         assert r.headers["www-authenticate"] == "Bearer"
-    ok = httpx.post(
-        served.server.root + "/mcp",
-        json=initialize,
-        headers=accept | {"x-api-key": served.keys["bob"]},
-        timeout=30,
-    )
+    ok = served.http(None).post("/mcp", json=initialize, headers=accept | {"x-api-key": served.keys["bob"]})
     assert ok.status_code == 200 and ok.json()["result"]["serverInfo"]["name"] == "lamina"
 
 
@@ -278,7 +286,7 @@ def test_budgets_apply_to_answer(served: RunningServer, collection: str) -> None
     with served.http("admin") as admin:
         created = admin.post("/v1/keys", json={"name": "mcp-one-rpm", "tenant": "a", "limits": {"rpm": 1}})
         assert created.status_code == 201, created.text
-    session = McpSession(over_http(served.server.root + "/mcp", created.json()["key"]))
+    session = McpSession(over_http(served.server, created.json()["key"]))
     try:
         assert not session.call("answer", collection=collection, question=QUESTION).is_error
         refused = session.call("answer", collection=collection, question=QUESTION)

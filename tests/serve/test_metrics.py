@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer
@@ -55,7 +54,7 @@ def test_metrics_move_after_requests(served: RunningServer) -> None:
 
 
 def test_metrics_need_a_key_by_default(served: RunningServer) -> None:
-    assert httpx.get(served.server.root + "/metrics").status_code == 401
+    assert served.http(None).get("/metrics").status_code == 401
 
 
 def test_requests_are_priced_and_summed(served: RunningServer) -> None:
@@ -80,5 +79,5 @@ def test_requests_are_priced_and_summed(served: RunningServer) -> None:
 
 
 def test_ready(served: RunningServer) -> None:
-    resp = httpx.get(served.server.root + "/ready")
+    resp = served.http(None).get("/ready")
     assert resp.status_code == 200 and resp.json()["status"] == "ready"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
@@ -141,11 +140,13 @@ def test_official_client_raises_typed_errors(served: RunningServer) -> None:
 
 def test_bad_and_missing_keys_are_401_without_echo(served: RunningServer) -> None:
     wrong = "lam_this-key-does-not-exist-0123456789abcdef"
-    bad = openai.OpenAI(base_url=served.base_url, api_key=wrong, max_retries=0)
+    bad = openai.OpenAI(
+        base_url=served.base_url, api_key=wrong, max_retries=0, http_client=served.server.http_client()
+    )
     with pytest.raises(openai.AuthenticationError) as info:
         bad.models.list()
     assert wrong not in str(info.value.body) and wrong not in info.value.response.text
-    resp = httpx.get(served.base_url + "/models")
+    resp = served.http(None).get("/v1/models")
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "missing_api_key"
     assert wrong not in served.server.log()
 

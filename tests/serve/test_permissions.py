@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from lamina.client import Lamina
-from lamina.testing.server import LaminaServer
+from lamina.testing.inprocess import InProcessServer
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
 from tests.serve.test_mcp import McpSession, over_http
@@ -25,11 +25,11 @@ SALARIES = b"# Salaries\n\nThe salary review happens every March; raises average
 @pytest.fixture(scope="module")
 def readers(
     tmp_path_factory: pytest.TempPathFactory, models_dir: Path
-) -> Iterator[tuple[LaminaServer, dict[str, str]]]:
+) -> Iterator[tuple[InProcessServer, dict[str, str]]]:
     """Both answer caches on; keys of tenant a in the finance group, the hr group and none."""
     with StubUpstream("ok") as stub:
         config = "[serve]\nsemantic_cache = true\n\n" + stub_model_config(stub)
-        server = LaminaServer(tmp_path_factory.mktemp("readers"), models_dir, config=config)
+        server = InProcessServer(tmp_path_factory.mktemp("readers"), models_dir, config=config)
         store = server.keys()
         keys = {
             "fin": store.create("fin", tenant="a", groups=["finance"])[1],
@@ -58,8 +58,8 @@ def readers(
             yield server, keys
 
 
-def _http(server: LaminaServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=server.root, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+def _http(server: InProcessServer, key: str) -> httpx.Client:
+    return server.http_client(headers={"Authorization": f"Bearer {key}"}, timeout=120)
 
 
 def _search(http: httpx.Client, query: str, **extra: object) -> set[str]:
@@ -68,7 +68,9 @@ def _search(http: httpx.Client, query: str, **extra: object) -> set[str]:
     return {h["source"] for h in r.json()["data"]}
 
 
-def test_each_key_finds_only_what_its_groups_may_read(readers: tuple[LaminaServer, dict[str, str]]) -> None:
+def test_each_key_finds_only_what_its_groups_may_read(
+    readers: tuple[InProcessServer, dict[str, str]],
+) -> None:
     server, keys = readers
     seen = {}
     for name in ("fin", "hr", "plain", "admin"):
@@ -86,7 +88,9 @@ def test_each_key_finds_only_what_its_groups_may_read(readers: tuple[LaminaServe
     assert seen["admin"] == {"budget.md", "handbook.md", "salaries.md"}
 
 
-def test_another_readers_document_is_a_404_everywhere(readers: tuple[LaminaServer, dict[str, str]]) -> None:
+def test_another_readers_document_is_a_404_everywhere(
+    readers: tuple[InProcessServer, dict[str, str]],
+) -> None:
     server, keys = readers
     with _http(server, keys["fin"]) as fin:
         docs = fin.get("/v1/collections/kb/documents").json()["data"]
@@ -103,7 +107,7 @@ def test_another_readers_document_is_a_404_everywhere(readers: tuple[LaminaServe
         assert _search(plain, "travel budget", document=budget["id"]) == set()
 
 
-def test_filters_narrow_and_never_widen(readers: tuple[LaminaServer, dict[str, str]]) -> None:
+def test_filters_narrow_and_never_widen(readers: tuple[InProcessServer, dict[str, str]]) -> None:
     server, keys = readers
     with _http(server, keys["fin"]) as fin:
         assert _search(fin, "travel", filter={"year": 2025}) == {"budget.md"}
@@ -124,7 +128,7 @@ def test_filters_narrow_and_never_widen(readers: tuple[LaminaServer, dict[str, s
         assert r.status_code == 400 and r.json()["error"]["param"] == "filter"
 
 
-def test_answers_and_both_caches_are_per_reader(readers: tuple[LaminaServer, dict[str, str]]) -> None:
+def test_answers_and_both_caches_are_per_reader(readers: tuple[InProcessServer, dict[str, str]]) -> None:
     server, keys = readers
 
     def ask(http: httpx.Client, question: str) -> httpx.Response:
@@ -150,10 +154,10 @@ def test_answers_and_both_caches_are_per_reader(readers: tuple[LaminaServer, dic
 
 
 def test_the_sdk_uploads_with_metadata_and_readers_and_filters(
-    readers: tuple[LaminaServer, dict[str, str]],
+    readers: tuple[InProcessServer, dict[str, str]],
 ) -> None:
     server, keys = readers
-    with Lamina(base_url=server.base_url, api_key=keys["hr"]) as client:
+    with Lamina(base_url=server.base_url, api_key=keys["hr"], http_client=server.http_client()) as client:
         job = client.documents.upload(
             "kb",
             [("memo.md", b"# Memo\n\nThe board meets in June.\n")],
@@ -165,14 +169,14 @@ def test_the_sdk_uploads_with_metadata_and_readers_and_filters(
         assert [h.source for h in hits] == ["memo.md"] and hits[0].metadata["kind"] == "memo"
         memo = next(d for d in client.documents.list("kb") if d.source == "memo.md")
         assert memo.readers == ["hr"] and memo.metadata["kind"] == "memo"
-    with Lamina(base_url=server.base_url, api_key=keys["fin"]) as client:
+    with Lamina(base_url=server.base_url, api_key=keys["fin"], http_client=server.http_client()) as client:
         assert client.search("board meets", collection="kb", filter={"kind": "memo"}) == []
 
 
-def test_mcp_tools_see_what_the_key_reads(readers: tuple[LaminaServer, dict[str, str]]) -> None:
+def test_mcp_tools_see_what_the_key_reads(readers: tuple[InProcessServer, dict[str, str]]) -> None:
     server, keys = readers
     for key, expected in (("fin", {"budget.md", "handbook.md"}), ("plain", {"handbook.md"})):
-        session = McpSession(over_http(f"{server.root}/mcp", keys[key]))
+        session = McpSession(over_http(server, keys[key]))
         try:
             result = session.call("search", collection="kb", query="travel budget", k=10)
             passages = json.loads(result.content[0].text)["passages"]  # type: ignore[union-attr]

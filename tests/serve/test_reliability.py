@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from lamina.testing.server import LaminaServer
+from lamina.testing.inprocess import InProcessServer
 from lamina.testing.stub_upstream import StubUpstream
 
 CHAT = {"model": "split", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
@@ -48,12 +48,14 @@ max_retries = 1
 breaker_failures = 100
 fallbacks = ["split"]
 """
-    server = LaminaServer(tmp_path_factory.mktemp("reliability"), models_dir, config=config)
+    server = InProcessServer(tmp_path_factory.mktemp("reliability"), models_dir, config=config)
     store = server.keys()
     key = store.create("admin", admin=True)[1]
     store.engine.dispose()
     with server:
-        yield openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=30)
+        yield openai.OpenAI(
+            http_client=server.http_client(), base_url=server.base_url, api_key=key, max_retries=0, timeout=30
+        )
 
 
 def test_breaker_keeps_traffic_off_a_dead_endpoint_then_probes(

@@ -1,4 +1,4 @@
-"""OpenAI's Responses API on a real ``lamina serve``, driven by the official ``openai`` client and the
+"""OpenAI's Responses API on the server (in process), driven by the official ``openai`` client and the
 OpenAI Agents SDK: over the stub upstream that keeps every body it got (plain, streamed, tool round
 trips, stored responses and previous_response_id, a cut stream), and over a real collection with the
 real model (file_search with file_citation annotations, another tenant's collection invisible)."""
@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 import sqlalchemy as sa
 
 import lamina
 from lamina.serve.responses.store import ResponseStore
-from lamina.testing.server import LaminaServer
+from lamina.testing.inprocess import InProcessServer
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import RunningServer
 from tests.serve.test_tenants import _wait_job
@@ -36,15 +35,25 @@ SAMPLES = Path(lamina.__file__).parent / "samples"
 
 
 class Served:
-    def __init__(self, server: LaminaServer, stub: StubUpstream, keys: dict[str, str]) -> None:
+    def __init__(self, server: InProcessServer, stub: StubUpstream, keys: dict[str, str]) -> None:
         self.server, self.stub, self.keys = server, stub, keys
 
     def client(self, key: str = "alice") -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.server.base_url, api_key=self.keys[key], max_retries=0, timeout=30)
+        return openai.OpenAI(
+            http_client=self.server.http_client(),
+            base_url=self.server.base_url,
+            api_key=self.keys[key],
+            max_retries=0,
+            timeout=30,
+        )
 
     def async_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
-            base_url=self.server.base_url, api_key=self.keys["alice"], max_retries=0, timeout=30
+            http_client=self.server.async_client(),
+            base_url=self.server.base_url,
+            api_key=self.keys["alice"],
+            max_retries=0,
+            timeout=30,
         )
 
     def last(self) -> dict[str, Any]:
@@ -61,7 +70,7 @@ def agentic(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Itera
             'model = "stub"\nchat = true\ncapabilities = ["tools", "vision"]\n'
             "timeout_s = 5\nmax_retries = 0\n"
         )
-        server = LaminaServer(tmp_path_factory.mktemp("responses"), models_dir, config=config)
+        server = InProcessServer(tmp_path_factory.mktemp("responses"), models_dir, config=config)
         store = server.keys()
         keys = {"alice": store.create("alice", tenant="a")[1], "bob": store.create("bob", tenant="b")[1]}
         store.engine.dispose()
@@ -226,7 +235,7 @@ def test_what_lamina_cannot_honour_is_a_400_in_openais_shape(agentic: Served) ->
         client.responses.create(model="agent", input="Hi", reasoning={"effort": "high"})
     with pytest.raises(openai.BadRequestError, match="unknown content type"):
         client.responses.create(model="agent", input=[{"role": "user", "content": [{"type": "x"}]}])
-    with httpx.Client(base_url=agentic.server.root, timeout=10) as http:
+    with agentic.server.http_client(timeout=10) as http:
         nobody = http.post("/v1/responses", json={"model": "agent", "input": "Hi"})
         assert nobody.status_code == 401 and nobody.json()["error"]["code"] == "missing_api_key"
 
@@ -244,7 +253,7 @@ def test_a_cut_stream_ends_in_response_failed(agentic: Served) -> None:
 
 
 def test_a_repeated_deterministic_response_is_the_caches(agentic: Served) -> None:
-    with httpx.Client(base_url=agentic.server.root, timeout=10) as http:
+    with agentic.server.http_client(timeout=10) as http:
         http.headers["Authorization"] = f"Bearer {agentic.keys['alice']}"
         body = {"model": "agent", "input": QUESTION, "tools": TOOLS, "temperature": 0}
         first = http.post("/v1/responses", json=body)
@@ -259,7 +268,7 @@ def test_a_repeated_deterministic_response_is_the_caches(agentic: Served) -> Non
 
 
 def test_the_apis_are_in_the_openapi_document(agentic: Served) -> None:
-    paths = httpx.get(agentic.server.root + "/openapi.json", timeout=10).json()["paths"]
+    paths = agentic.server.http_client().get("/openapi.json", timeout=10).json()["paths"]
     assert {"/v1/responses", "/v1/responses/{response_id}", "/v1/messages", "/mcp"} <= set(paths)
     assert {"get", "delete"} <= set(paths["/v1/responses/{response_id}"])
 
@@ -388,7 +397,7 @@ def test_file_search_filters_are_openais_attribute_filters(served: RunningServer
 def test_file_search_streams_the_answer_a_chat_model_writes(agentic: Served) -> None:
     """A chat model writes grounded answers (answer_mode auto): the stream says what the whole says."""
     headers = {"Authorization": f"Bearer {agentic.keys['alice']}"}
-    with httpx.Client(base_url=agentic.server.root, headers=headers, timeout=120) as http:
+    with agentic.server.http_client(headers=headers, timeout=120) as http:
         http.post("/v1/collections", json={"name": "notes"})
         files = [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.iterdir()) if p.is_file()]
         job = http.post("/v1/collections/notes/documents", files=files).json()

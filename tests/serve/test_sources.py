@@ -1,22 +1,18 @@
 """Sources through the CLI, lamina.toml and the API: added, listed, synced by the server's worker on
-request and on schedule, removed with their documents; a sync killed with SIGKILL re-runs exactly.
-Only admins add, sync or remove one (a source reads from the server's side)."""
+request and on schedule, removed with their documents. Only admins add, sync or remove one (a source
+reads from the server's side). A sync killed with SIGKILL: tests/system/data/test_sources_kill.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from lamina.testing.server import LaminaServer, until
+from lamina.testing.inprocess import InProcessServer
+from lamina.testing.server import until
 from tests.cli_runner import lamina
 
 
@@ -78,48 +74,12 @@ def test_sources_in_lamina_toml_sync_when_due(tmp_path: Path) -> None:
     assert listed["every_s"] == 3600 and listed["readers"] == ["crew"] and listed["next_sync_at"]
 
 
-def test_a_sync_killed_with_sigkill_reruns_exactly(tmp_path: Path) -> None:
-    """A real process killed mid-sync: its lease runs out, the next sync finishes the rest."""
-    folder = _folder(tmp_path / "many", 40)
-    config = tmp_path / "lamina.toml"
-    config.write_text("[ingest]\nbatch_documents = 2\n\n[serve]\nsource_lease_s = 2\n")
-    env = {**os.environ, "LAMINA_CONFIG": str(config)}
-    lamina("sources", "add", "many", "folder", f"path={folder}", "-c", "kb", env=env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lamina", "sources", "sync", "many", "-c", "kb", "--json"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        until(lambda: _documents(env) >= 4, timeout_s=120, what="a few batches committed")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    partial = _documents(env)
-    assert 4 <= partial < 40
-    time.sleep(2.5)  # the dead sync's lease runs out
-    rerun = json.loads(lamina("sources", "sync", "many", "-c", "kb", "--json", env=env).stdout)[0]
-    assert rerun["status"] == "completed"
-    assert (
-        rerun["report"]["unchanged"] >= partial
-        and rerun["report"]["ingested"] == 40 - rerun["report"]["unchanged"]
-    )
-    docs = json.loads(lamina("documents", "-c", "kb", "--json", env=env).stdout)["documents"]
-    assert sorted(Path(d["source"]).name for d in docs) == sorted(p.name for p in folder.iterdir())
-
-
-def _documents(env: dict[str, str]) -> int:
-    out = lamina("documents", "-c", "kb", "--json", env=env, check=False)
-    return len(json.loads(out.stdout)["documents"]) if out.returncode == 0 else 0
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, models_dir: Path
-) -> Iterator[tuple[LaminaServer, dict[str, str]]]:
+) -> Iterator[tuple[InProcessServer, dict[str, str]]]:
     config = "[serve]\nsource_poll_s = 0.5\n"
-    srv = LaminaServer(tmp_path_factory.mktemp("sources"), models_dir, config=config)
+    srv = InProcessServer(tmp_path_factory.mktemp("sources"), models_dir, config=config)
     store = srv.keys()
     keys = {"admin": store.create("admin", admin=True)[1], "alice": store.create("alice")[1]}
     store.engine.dispose()
@@ -127,12 +87,12 @@ def server(
         yield srv, keys
 
 
-def _http(server: LaminaServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=server.root, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+def _http(server: InProcessServer, key: str) -> httpx.Client:
+    return server.http_client(headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
 
 def test_the_api_adds_syncs_and_removes_sources_for_admins_only(
-    server: tuple[LaminaServer, dict[str, str]], tmp_path: Path
+    server: tuple[InProcessServer, dict[str, str]], tmp_path: Path
 ) -> None:
     srv, keys = server
     folder = _folder(tmp_path / "api", 2, "lighthouse")
@@ -167,7 +127,7 @@ def test_the_api_adds_syncs_and_removes_sources_for_admins_only(
 
 
 def test_a_scheduled_source_syncs_on_its_own(
-    server: tuple[LaminaServer, dict[str, str]], tmp_path: Path
+    server: tuple[InProcessServer, dict[str, str]], tmp_path: Path
 ) -> None:
     srv, keys = server
     folder = _folder(tmp_path / "sched", 1, "ferry")

@@ -102,7 +102,9 @@ def test_keys_api_create_list_revoke(served: RunningServer) -> None:
         listed = admin.get("/v1/keys").json()["data"]
         assert any(k["name"] == "temp" for k in listed) and all("key" not in k for k in listed)
         assert key not in admin.get("/v1/keys").text
-        temp = openai.OpenAI(base_url=served.base_url, api_key=key, max_retries=0)
+        temp = openai.OpenAI(
+            base_url=served.base_url, api_key=key, max_retries=0, http_client=served.server.http_client()
+        )
         assert temp.models.list().data
         assert admin.delete("/v1/keys/temp").status_code == 200
         with pytest.raises(openai.AuthenticationError):

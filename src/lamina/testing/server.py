@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
+import httpx2
 
 from lamina.config import load_settings
 from lamina.serve import db
@@ -145,6 +146,26 @@ class LaminaServer(LaminaProcess):
             return httpx.get(self.root + "/health", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def http_client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client to this server (``base_url`` defaults to its root), as an in-process
+        server gives one: a test written against either takes its clients from here."""
+        kwargs.setdefault("base_url", self.root)
+        return httpx.Client(**kwargs)
+
+    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        kwargs.setdefault("base_url", self.root)
+        return httpx.AsyncClient(**kwargs)
+
+    def httpx2_client(self, **kwargs: Any) -> httpx2.Client:
+        """The httpx2 client the ``anthropic`` SDK takes."""
+        kwargs.setdefault("base_url", self.root)
+        return httpx2.Client(**kwargs)
+
+    def async_httpx2_client(self, **kwargs: Any) -> httpx2.AsyncClient:
+        """The httpx2 client the ``mcp`` SDK's ``streamable_http_client`` takes."""
+        kwargs.setdefault("base_url", self.root)
+        return httpx2.AsyncClient(**kwargs)
 
 
 class LaminaWorker(LaminaProcess):

@@ -34,7 +34,8 @@ class _SiteHandler(SimpleHTTPRequestHandler):
 def web_site(root: Path) -> Iterator[str]:
     """Serve ``root`` (as it is at each request); yields ``http://127.0.0.1:PORT``."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_SiteHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # a short poll: ``shutdown`` waits for the loop to look (half a second by default)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -105,6 +106,7 @@ def webdav_server(root: Path, username: str, password: str) -> Iterator[str]:
         "dir_browser": {"enable": False},
     }
     server = wsgi.Server(("127.0.0.1", 0), WsgiDAVApp(config))
+    server.expiration_interval = 0.02  # how often its loop looks up: ``stop`` waits for that
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lamina.cpu import available_cores
 from lamina.data.embed.base import Vectors, normalize
 from lamina.data.embed.tokenizer import MAX_SEQ_LENGTH, minilm_tokenizer, verify_file
 from lamina.data.types import sha256_hex
@@ -81,7 +81,7 @@ class OnnxMiniLM:
         """``build_here`` builds missing derived graphs in this process instead of a child."""
         if variant not in VARIANT_NAMES:
             raise ValueError(f"unknown MiniLM variant {variant!r}; use one of {', '.join(VARIANT_NAMES)}")
-        self._threads = threads or os.cpu_count() or 1
+        self._threads = threads or available_cores()
         # int8 activations are quantized with one scale per run: a text alone in its run gets the
         # same vector whatever it is embedded with (and needs no padding), at no cost in speed.
         self._batch_size = 1 if variant == "int8" else batch_size

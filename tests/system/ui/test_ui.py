@@ -15,7 +15,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +31,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip("the UI tests need Chromium (make browser)", allow_module_level=True)
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 WRITE_DOCS = os.environ.get("UI_SCREENSHOTS") == "1"
 HANDBOOK = "ui-handbook"
 QUESTION = "What happens if an ingestion is interrupted?"
@@ -53,11 +53,13 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any], served: RunningServer) -> dict[str, Any]:
+def browser_context_args(
+    browser_context_args: dict[str, Any], served_process: RunningServer
+) -> dict[str, Any]:
     return {
         **browser_context_args,
         "viewport": {"width": 1280, "height": 800},
-        "base_url": served.server.root,
+        "base_url": served_process.server.root,
     }
 
 
@@ -69,10 +71,10 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-def sign_in(page: Page, served: RunningServer, who: str) -> None:
+def sign_in(page: Page, served_process: RunningServer, who: str) -> None:
     """The link ``lamina serve`` prints, in one click."""
-    page.goto(f"/login?key={served.keys[who]}")
-    page.wait_for_url(f"{served.server.root}/")
+    page.goto(f"/login?key={served_process.keys[who]}")
+    page.wait_for_url(f"{served_process.server.root}/")
     expect(page.locator(".whoami")).to_contain_text(who)
 
 
@@ -107,9 +109,9 @@ def wait_job(http: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, 
 
 
 @pytest.fixture(scope="module")
-def handbook(served: RunningServer) -> str:
+def handbook(served_process: RunningServer) -> str:
     """Alice's collection of the bundled samples, made through the API (the chat tests need one)."""
-    with served.http("alice") as http:
+    with served_process.http("alice") as http:
         assert http.post("/v1/collections", json={"name": HANDBOOK}).status_code in (201, 409)
         files = [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.iterdir()) if p.is_file()]
         job = http.post(f"/v1/collections/{HANDBOOK}/documents", files=files).json()
@@ -118,7 +120,7 @@ def handbook(served: RunningServer) -> str:
 
 
 # sign-in ------------------------------------------------------------------------------------------
-def test_wrong_key_is_refused(page: Page, served: RunningServer, shots: Path) -> None:
+def test_wrong_key_is_refused(page: Page, served_process: RunningServer, shots: Path) -> None:
     resp = page.goto("/login?key=lam_not-a-real-key")
     assert resp is not None and resp.status == 401
     expect(page.get_by_role("alert")).to_contain_text("not valid")
@@ -133,9 +135,9 @@ def test_wrong_key_is_refused(page: Page, served: RunningServer, shots: Path) ->
     expect(page).to_have_url(re.compile(r"/login\?next=/collections$"))
 
 
-def test_login_form_signs_in_and_out(page: Page, served: RunningServer) -> None:
+def test_login_form_signs_in_and_out(page: Page, served_process: RunningServer) -> None:
     page.goto("/login")
-    page.fill("#key", served.keys["bob"])
+    page.fill("#key", served_process.keys["bob"])
     page.click("button:has-text('Sign in')")
     expect(page.locator(".whoami")).to_contain_text("bob")
     cookie = next(c for c in page.context.cookies() if c["name"] == "lamina_session")
@@ -147,13 +149,13 @@ def test_login_form_signs_in_and_out(page: Page, served: RunningServer) -> None:
 
 
 def test_first_page_is_light(
-    browser: Browser, served: RunningServer, browser_context_args: dict[str, Any]
+    browser: Browser, served_process: RunningServer, browser_context_args: dict[str, Any]
 ) -> None:
     context = browser.new_context(**browser_context_args)
     page = context.new_page()
     responses: list[Response] = []
     page.on("response", lambda r: responses.append(r))
-    sign_in(page, served, "alice")
+    sign_in(page, served_process, "alice")
     page.wait_for_load_state("networkidle")
     total = 0
     for r in responses:
@@ -165,8 +167,8 @@ def test_first_page_is_light(
     assert total < PAGE_BUDGET, f"first page weighs {total} bytes"
 
 
-def test_csrf_token_is_required(page: Page, served: RunningServer) -> None:
-    sign_in(page, served, "alice")
+def test_csrf_token_is_required(page: Page, served_process: RunningServer) -> None:
+    sign_in(page, served_process, "alice")
     page.goto("/collections")
     token = csrf_of(page)
     refused = page.request.post("/collections", form={"name": "ui-forged"}, max_redirects=0)
@@ -181,11 +183,11 @@ def test_csrf_token_is_required(page: Page, served: RunningServer) -> None:
 
 # collections --------------------------------------------------------------------------------------
 def test_upload_shows_progress_and_search_escapes(
-    page: Page, served: RunningServer, shots: Path, tmp_path: Path
+    page: Page, served_process: RunningServer, shots: Path, tmp_path: Path
 ) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    sign_in(page, served, "alice")
+    sign_in(page, served_process, "alice")
     page.click("nav >> text=Collections")
     page.fill("#new-name", "no spaces allowed")
     page.click("button:has-text('Create')")
@@ -237,8 +239,8 @@ def test_upload_shows_progress_and_search_escapes(
     expect(page.locator("tr", has_text="ui-upload")).to_have_count(0)
 
 
-def test_tenants_see_only_their_collections(page: Page, served: RunningServer, handbook: str) -> None:
-    sign_in(page, served, "bob")
+def test_tenants_see_only_their_collections(page: Page, served_process: RunningServer, handbook: str) -> None:
+    sign_in(page, served_process, "bob")
     page.goto("/collections")
     expect(page.locator("main")).not_to_contain_text(handbook)
     resp = page.goto(f"/collections/{handbook}")
@@ -251,13 +253,15 @@ def test_tenants_see_only_their_collections(page: Page, served: RunningServer, h
 
 
 # chat ---------------------------------------------------------------------------------------------
-def test_answer_streams_and_cites(page: Page, served: RunningServer, handbook: str, shots: Path) -> None:
+def test_answer_streams_and_cites(
+    page: Page, served_process: RunningServer, handbook: str, shots: Path
+) -> None:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.add_init_script(
         "window.__sse = [];"
         "document.addEventListener('htmx:sseMessage', e => window.__sse.push(e.detail.type));"
     )
-    sign_in(page, served, "alice")
+    sign_in(page, served_process, "alice")
     assert unlabelled(page) == []
     page.select_option("#model", "stub")  # a plain question: the stub's words arrive one by one
     page.fill("#question", "Say hello")
@@ -323,20 +327,22 @@ def test_answer_streams_and_cites(page: Page, served: RunningServer, handbook: s
     expect(page.locator(".turn .answer-text .cite").first).to_be_visible()
 
 
-def test_a_scanned_invoice_is_answered_and_its_passage_says_ocr(page: Page, served: RunningServer) -> None:
+def test_a_scanned_invoice_is_answered_and_its_passage_says_ocr(
+    page: Page, served_process: RunningServer
+) -> None:
     """A photo of an invoice uploaded through the API, asked in the UI: the cited passage says it was
     read by OCR, and the original opens as the image."""
     from lamina.testing.scans import render, save, scanned
     from tests.data.test_ocr import INVOICE
 
-    with served.http("alice") as http:
+    with served_process.http("alice") as http:
         assert http.post("/v1/collections", json={"name": "ui-scans"}).status_code in (201, 409)
         photo = save([scanned(render(INVOICE))], "jpeg")
         job = http.post(
             "/v1/collections/ui-scans/documents", files=[("files", ("invoice.jpg", photo))]
         ).json()
         assert wait_job(http, job["id"])["state"] == "completed"
-    sign_in(page, served, "alice")
+    sign_in(page, served_process, "alice")
     page.goto("/?collection=ui-scans")
     page.fill("#question", "What is the unit price of the bilge pump?")
     page.click("#ask-button")
@@ -348,8 +354,8 @@ def test_a_scanned_invoice_is_answered_and_its_passage_says_ocr(page: Page, serv
     expect(panel.locator("#open-original")).to_have_attribute("href", re.compile(r"/documents/\w+/content"))
 
 
-def test_nothing_relevant_is_said_so(page: Page, served: RunningServer, handbook: str) -> None:
-    sign_in(page, served, "alice")
+def test_nothing_relevant_is_said_so(page: Page, served_process: RunningServer, handbook: str) -> None:
+    sign_in(page, served_process, "alice")
     page.goto(f"/?collection={handbook}")
     page.select_option("#model", "stub")
     page.fill("#question", "zxqv wubble frobnicate plinth")
@@ -359,12 +365,12 @@ def test_nothing_relevant_is_said_so(page: Page, served: RunningServer, handbook
     expect(answer.locator(".sources")).to_have_count(0)
 
 
-def test_phone_width(browser: Browser, served: RunningServer, handbook: str, shots: Path) -> None:
+def test_phone_width(browser: Browser, served_process: RunningServer, handbook: str, shots: Path) -> None:
     context: BrowserContext = browser.new_context(
-        viewport={"width": 390, "height": 844}, base_url=served.server.root
+        viewport={"width": 390, "height": 844}, base_url=served_process.server.root
     )
     page = context.new_page()
-    sign_in(page, served, "alice")
+    sign_in(page, served_process, "alice")
     page.goto(f"/?collection={handbook}")
     page.select_option("#model", "stub")
     page.fill("#question", QUESTION)
@@ -379,14 +385,14 @@ def test_phone_width(browser: Browser, served: RunningServer, handbook: str, sho
 
 @pytest.mark.parametrize("who", ["alice", "admin"])
 def test_collections_fit_phone_width(
-    browser: Browser, served: RunningServer, handbook: str, who: str
+    browser: Browser, served_process: RunningServer, handbook: str, who: str
 ) -> None:
     """The table scrolls inside its wrapper; the page itself is never wider than a phone."""
     context: BrowserContext = browser.new_context(
-        viewport={"width": 390, "height": 844}, base_url=served.server.root
+        viewport={"width": 390, "height": 844}, base_url=served_process.server.root
     )
     page = context.new_page()
-    sign_in(page, served, who)
+    sign_in(page, served_process, who)
     page.goto("/collections")
     expect(page.locator("table")).to_contain_text(handbook)
     wide = page.evaluate(
@@ -404,11 +410,11 @@ def log_rows(page: Page) -> int:
     return page.locator("table.log tbody tr").count()
 
 
-def test_usage_changes_after_requests(page: Page, served: RunningServer, shots: Path) -> None:
-    sign_in(page, served, "alice")
+def test_usage_changes_after_requests(page: Page, served_process: RunningServer, shots: Path) -> None:
+    sign_in(page, served_process, "alice")
     page.goto("/usage")
     before = log_rows(page)
-    client = served.client("alice")
+    client = served_process.client("alice")
     for _ in range(2):
         client.chat.completions.create(model="stub", messages=[{"role": "user", "content": "hi"}])
     page.reload()
@@ -432,8 +438,8 @@ def test_usage_changes_after_requests(page: Page, served: RunningServer, shots: 
     assert page.locator("section.trace").count() == 0  # no spans kept: the slot stays empty
 
 
-def test_admin_manages_keys(page: Page, served: RunningServer, browser: Browser, shots: Path) -> None:
-    sign_in(page, served, "admin")
+def test_admin_manages_keys(page: Page, served_process: RunningServer, browser: Browser, shots: Path) -> None:
+    sign_in(page, served_process, "admin")
     page.click("nav >> text=Keys")
     assert unlabelled(page) == []
     page.fill("#k-name", "ui-carol")
@@ -447,7 +453,7 @@ def test_admin_manages_keys(page: Page, served: RunningServer, browser: Browser,
     login = page.locator("#secret-login").input_value()
     assert secret.startswith("lam_") and login.endswith(secret)
 
-    other = browser.new_context(base_url=served.server.root)
+    other = browser.new_context(base_url=served_process.server.root)
     carol = other.new_page()
     carol.goto(login)
     expect(carol.locator(".whoami")).to_contain_text("ui-carol")
@@ -462,67 +468,7 @@ def test_admin_manages_keys(page: Page, served: RunningServer, browser: Browser,
     page.click("button:has-text('Revoke the key')")
     expect(page.get_by_role("status")).to_contain_text("Revoked")
     expect(page.locator("tr", has_text="ui-carol")).to_have_count(0)
-    revoked = httpx.get(f"{served.server.root}/v1/models", headers={"Authorization": f"Bearer {secret}"})
+    revoked = httpx.get(
+        f"{served_process.server.root}/v1/models", headers={"Authorization": f"Bearer {secret}"}
+    )
     assert revoked.status_code == 401
-
-
-# units --------------------------------------------------------------------------------------------
-def test_trace_slot_renders_spans() -> None:
-    from lamina.ui.assets import Assets
-    from lamina.ui.pages import Pages
-    from lamina.ui.traces import spans_for, waterfall
-
-    class WithSpans:
-        recent_spans: ClassVar[list[dict[str, Any]]] = [
-            {
-                "name": "POST /v1/chat/completions",
-                "span_id": "a",
-                "start_ms": 0,
-                "duration_ms": 40,
-                "attributes": {"request_id": "req_1"},
-            },
-            {
-                "name": "retrieve",
-                "span_id": "b",
-                "parent_id": "a",
-                "start_ms": 2,
-                "duration_ms": 8,
-                "attributes": {"request_id": "req_1"},
-            },
-            {
-                "name": "other request",
-                "span_id": "c",
-                "start_ms": 0,
-                "duration_ms": 1,
-                "attributes": {"request_id": "req_2"},
-            },
-        ]
-
-    assert spans_for(object(), "req_1") == []
-    rows = waterfall(spans_for(WithSpans(), "req_1"))
-    assert [(r.name, r.depth) for r in rows] == [("POST /v1/chat/completions", 0), ("retrieve", 1)]
-    assert rows[1].x == 5.0 and rows[1].width == 20.0
-    html = Pages(Assets()).html("_spans.html", spans=rows)
-    assert "Trace" in html and "retrieve" in html
-    assert "Trace" not in Pages(Assets()).html("_spans.html", spans=[])
-
-
-def test_grouped_markers_become_one_link_each() -> None:
-    from lamina.ui.citations import Segment, cited, segments
-
-    answer = "Jobs resume [1, 2]; see [3] and [9]."
-    assert segments(answer, {1, 2, 3}) == [
-        Segment("Jobs resume "),
-        Segment("[1]", 1),
-        Segment("[2]", 2),
-        Segment("; see "),
-        Segment("[3]", 3),
-        Segment(" and [9]."),  # a number with no citation stays text
-    ]
-    assert segments("[7, 2]", {2}) == [Segment("[2]", 2)]
-    citations = [{"n": n, "url": f"http://127.0.0.1:1/v1/x/{n}"} for n in (1, 2, 3)]
-    assert [(c["n"], c["url"]) for c in cited(answer, citations)] == [
-        (1, "/v1/x/1"),
-        (2, "/v1/x/2"),
-        (3, "/v1/x/3"),
-    ]

@@ -18,7 +18,7 @@ pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect
 
 from tests.conftest import RunningServer
-from tests.ui.test_ui import (  # noqa: F401  (the browser fixtures: Chromium, the server's base URL)
+from tests.system.ui.test_ui import (  # noqa: F401  (the browser fixtures: Chromium, the server's base URL)
     browser_context_args,
     browser_type_launch_args,
     csrf_of,
@@ -31,14 +31,14 @@ TENANT = {"tenant": "a"}
 
 
 @pytest.fixture
-def synced_collection(served: RunningServer, tmp_path: Path) -> Iterator[Path]:
+def synced_collection(served_process: RunningServer, tmp_path: Path) -> Iterator[Path]:
     """Tenant a's collection with two folder sources: "docs" (on demand) and "gone" (missing, every
     15 min), added by the admin through the API; deleted afterwards (its sources with it)."""
     folder = tmp_path / "handbook"
     folder.mkdir()
     (folder / "alpha.md").write_text("# Alpha\n\nThe alpha budget for 2025 was approved in March.\n")
     (folder / "beta.md").write_text("# Beta\n\nBeta travel rules: book trains for trips under 600 km.\n")
-    with served.http("admin") as http:
+    with served_process.http("admin") as http:
         created = http.post("/v1/collections", params=TENANT, json={"name": COLLECTION})
         assert created.status_code in (201, 409), created.text
         source = {
@@ -56,14 +56,14 @@ def synced_collection(served: RunningServer, tmp_path: Path) -> Iterator[Path]:
 
 
 def test_sync_now_shows_changes_and_document_metadata(
-    page: Page, served: RunningServer, synced_collection: Path
+    page: Page, served_process: RunningServer, synced_collection: Path
 ) -> None:
     folder = synced_collection
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
 
     # alice (tenant a, no admin rights) sees the source, but may not sync it
-    sign_in(page, served, "alice")
+    sign_in(page, served_process, "alice")
     page.goto(f"/collections/{COLLECTION}")
     row = page.locator("#sources tr[data-source=docs]")
     expect(row).to_contain_text("folder")
@@ -80,7 +80,7 @@ def test_sync_now_shows_changes_and_document_metadata(
     assert refused.status == 403 and refused.headers["hx-retarget"] == "#sources-error"
 
     # the admin clicks "Sync now": requested, then synced, and the documents appear
-    sign_in(page, served, "admin")
+    sign_in(page, served_process, "admin")
     page.goto(f"/collections/{COLLECTION}?tenant=a")
     expect(page.locator("#documents tbody tr")).to_have_count(0)
     page.get_by_role("button", name="Sync now (docs)").click()
