@@ -31,6 +31,7 @@ from lamina.serve.http.app import build_app
 from lamina.serve.policy.keys import KeyStore
 from lamina.serve.state import ServerState
 from lamina.testing.running import Running
+from lamina.testing.server import server_home
 
 ROOT = "http://lamina.test"  # any name: the transport never resolves it
 CLIENT = ("127.0.0.1", 50000)  # where requests seem to come from: loopback, as in a local test
@@ -133,14 +134,7 @@ class InProcessServer(Running):
         auth: bool = True,
     ) -> None:
         self.data_dir = data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        models = data_dir / "models"
-        if models_dir is not None and not models.exists():
-            models.symlink_to(models_dir, target_is_directory=True)
-        self.home = home or data_dir
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.config_path = self.home / "lamina.toml"
-        self.config_path.write_text(config)
+        self.home, self.config_path = server_home(data_dir, models_dir, home, config)
         self.extra_env = env or {}
         self.embedder = embedder
         self.auth = auth

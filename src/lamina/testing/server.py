@@ -30,6 +30,21 @@ def free_port() -> int:
         return port
 
 
+def server_home(data_dir: Path, models_dir: Path | None, home: Path | None, config: str) -> tuple[Path, Path]:
+    """A test server's folders: its data directory, whose models folder links to ``models_dir`` (one
+    GGUF and embedder graphs for every test server), and its home (default: the data directory)
+    with ``config`` as its lamina.toml. Returns the home and that file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    models = data_dir / "models"
+    if models_dir is not None and not models.exists():
+        models.symlink_to(models_dir, target_is_directory=True)
+    home = home or data_dir
+    home.mkdir(parents=True, exist_ok=True)
+    config_path = home / "lamina.toml"
+    config_path.write_text(config)
+    return home, config_path
+
+
 class LaminaProcess:
     """A ``lamina`` command in a subprocess, with its own configuration file and log in ``home``
     (default: the data directory; replicas that share one data directory each get their own home)."""
@@ -48,14 +63,7 @@ class LaminaProcess:
         home: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        models = data_dir / "models"  # one GGUF and fused embedder graph for every test server
-        if models_dir is not None and not models.exists():
-            models.symlink_to(models_dir, target_is_directory=True)
-        self.home = home or data_dir
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.config_path = self.home / "lamina.toml"
-        self.config_path.write_text(config)
+        self.home, self.config_path = server_home(data_dir, models_dir, home, config)
         self.args = args
         self.extra_env = env or {}
         self.startup_timeout_s = startup_timeout_s
