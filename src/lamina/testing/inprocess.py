@@ -2,8 +2,9 @@
 
 The app comes from ``build_app`` over its own ``ServerState`` (and the web UI, as ``lamina serve``
 installs it). Its lifespan runs on an event loop in a helper thread (an anyio blocking portal), and
-clients reach it through httpx's ASGI transport: the official ``openai``/``anthropic`` clients, the
-SDK and plain httpx take ``http_client=server.http_client()``, async ones ``server.async_client()``.
+clients reach it through httpx's ASGI transport: plain httpx, the SDK and ``openai`` take
+``http_client=server.http_client()`` (async ones ``async_client()``), ``anthropic`` takes
+``httpx2_client()`` and the ``mcp`` SDK ``async_httpx2_client()``.
 Tests whose point is the process (signals, crashes, replicas, a browser) start a ``LaminaServer``.
 
 Responses arrive whole: a streamed response is read to its end before the client sees it, which is
@@ -143,6 +144,7 @@ class InProcessServer(Running):
         self.state: ServerState | None = None
         self.caller: AppCaller | None = None
         self._logs = LogBuffer()
+        self._level = logging.NOTSET  # the ``lamina`` logger's level before start, restored at stop
         self._portal: AbstractContextManager[BlockingPortal] | None = None
         self._lifespan: AbstractContextManager[Any] | None = None
 
