@@ -48,11 +48,7 @@ check: $(STAMP)  ## the edit-test loop: lint, types and the in-process tests (2 
 	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not system" -n 2
 
-test: $(STAMP) system-deps  ## everything, as CI runs it: `make check`, then the system tests
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not system" -n 2 --durations=10
+test: system-deps check  ## everything, as CI runs it: `make check`, then the system tests
 	$(BIN)/pytest -q -m system -n 2 --durations=15
 
 eval: $(STAMP)  ## answer quality (bundled questions, the sets in evals/sets), extraction, retrieval on SciFact

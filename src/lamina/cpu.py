@@ -13,6 +13,7 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def restricted() -> bool:
-    """Whether this process may use fewer cores than the machine has."""
-    return available_cores() < (os.cpu_count() or 1)
+def restricted_cores() -> int:
+    """The cores this process may use when that is fewer than the machine has, else 0 (no limit)."""
+    cores = available_cores()
+    return cores if cores < (os.cpu_count() or 1) else 0

@@ -18,7 +18,7 @@ import httpx
 
 from lamina.config import EndpointSettings, ModelSettings
 from lamina.config.models import Capability
-from lamina.cpu import available_cores, restricted
+from lamina.cpu import restricted_cores
 from lamina.errors import ModelUnavailable
 from lamina.models.base import ConfiguredModel
 
@@ -94,8 +94,7 @@ def _engine(path: Path, n_ctx: int, threads: int, parallel: int, *, metrics: boo
         params.n_ctx = n_ctx * parallel  # llama.cpp splits the context across slots
         params.n_parallel = parallel
         params.n_batch = 512
-        if not threads and restricted():  # llama.cpp counts the machine's cores, not this process's
-            threads = available_cores()
+        threads = threads or restricted_cores()  # llama.cpp counts the machine's cores, not this process's
         if threads:
             params.cpuparams.n_threads = threads
             params.cpuparams_batch.n_threads = threads

@@ -141,7 +141,6 @@ class InProcessServer(Running):
         self.auth = auth
         self.root = ROOT
         self.base_url = ROOT + "/v1"
-        self.state: ServerState | None = None
         self.caller: AppCaller | None = None
         self._logs = LogBuffer()
         self._level = logging.NOTSET  # the ``lamina`` logger's level before start, restored at stop
@@ -163,8 +162,7 @@ class InProcessServer(Running):
             return self
         from lamina.ui import install
 
-        self.state = ServerState.build(self.settings(), auth=self.auth, embedder=self.embedder)
-        app = build_app(self.state, install)
+        app = build_app(ServerState.build(self.settings(), auth=self.auth, embedder=self.embedder), install)
         lamina_log = logging.getLogger("lamina")
         self._level = lamina_log.level
         lamina_log.setLevel(logging.INFO)  # what ``lamina serve`` logs, as its log config sets it
