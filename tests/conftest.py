@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import uuid
@@ -25,6 +26,7 @@ from lamina.engine.model import EngineModel, Models
 from lamina.models.llamacpp import LlamaCppModel, resolve_gguf
 from lamina.serve import db
 from lamina.testing.inprocess import InProcessServer
+from lamina.testing.kept_vectors import KeptVectors
 from lamina.testing.postgres import psycopg_url
 from lamina.testing.redis import RedisServer
 from lamina.testing.server import LaminaServer
@@ -58,6 +60,20 @@ def pytest_configure(config: pytest.Config) -> None:
         os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection imported (every module, every test item) lives until the run ends: frozen
+    out of the cyclic GC's sight, so its full collections stop walking it again and again."""
+    gc.freeze()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The same at exit, where Python's last collection would walk the whole heap (seconds, in a
+    worker that loaded models and built servers)."""
+    gc.freeze()
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """``-m "not system"`` never imports the system tests' modules (Ray, Playwright, ...)."""
     if config.getoption("markexpr") == "not system" and (
@@ -78,6 +94,7 @@ SHARED_FIXTURE_GROUPS = {
 }
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: pytest -p no:xdist runs without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadfile``, except that the files of one group go to the same worker."""
     from xdist.scheduler import LoadScopeScheduling
@@ -200,11 +217,18 @@ def scifact_sample() -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def scifact_collection(
-    tmp_path_factory: pytest.TempPathFactory, embedder: OnnxMiniLM, scifact_sample: dict[str, Any]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: OnnxMiniLM,
+    scifact_sample: dict[str, Any],
 ) -> Iterator[Collection]:
     """The SciFact sample's abstracts, ingested once (each the text of a ``scifact:<id>`` document,
-    with its title) for the tests that only search them."""
-    ws = Workspace(load_settings(data_dir=tmp_path_factory.mktemp("scifact")), embedder=embedder)
+    with its title) for the tests that only search them. Their vectors are kept in pytest's cache
+    between runs (``lamina.testing.kept_vectors``: the same vectors until the embedder changes)."""
+    cache = getattr(request.config, "cache", None)
+    kept = cache.mkdir("lamina-vectors") if cache is not None else tmp_path_factory.mktemp("vectors")
+    vectors = KeptVectors(embedder, kept)
+    ws = Workspace(load_settings(data_dir=tmp_path_factory.mktemp("scifact")), embedder=vectors)
     docs = [
         Document(f"scifact:{c['_id']}", c["text"], sha256_hex(c["title"] + c["text"]), title=c["title"])
         for c in scifact_sample["corpus"]

@@ -3,7 +3,8 @@
 The local ONNX model in each of its forms (the original fp32 graph, the fused fp32 graph that
 ``onnx_fused`` builds, the int8 graph that ``onnx_int8`` builds), the OpenAI-compatible client
 against a real loopback ``/v1/embeddings`` server (``lamina.testing.embed_stub``, as in
-test_remote_embed.py), and sentence-transformers where it is installed.
+test_remote_embed.py), sentence-transformers where it is installed, and the int8 model behind
+``lamina.testing.kept_vectors`` (the SciFact tests' embedder, which keeps its vectors between runs).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lamina.data.embed import BACKENDS, Embedder, make_embedder
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.embed.openai import OpenAIEmbedder
 from lamina.testing.embed_stub import StubEmbedder, embedding_server
+from lamina.testing.kept_vectors import KeptVectors
 
 TEXTS = [
     "A cat sits on the mat.",
@@ -36,6 +38,7 @@ IMPLEMENTATIONS = {
     "onnx-fp32": "onnx",
     "onnx-fused": "onnx",
     "onnx-int8": "onnx",
+    "onnx-int8-kept": "onnx",
     "openai": "openai",
     "sentence-transformers": "sentence-transformers",
 }
@@ -53,7 +56,7 @@ def embeddings_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", params=sorted(IMPLEMENTATIONS))
-def impl(request: pytest.FixtureRequest) -> Embedder:
+def impl(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     name = str(request.param)
     made: Embedder
     if name == "onnx-fp32":  # no cache folder: the original graph, as shipped
@@ -62,6 +65,8 @@ def impl(request: pytest.FixtureRequest) -> Embedder:
         made = make_embedder(EmbeddingSettings(variant="fp32"), request.getfixturevalue("model_cache"))
     elif name == "onnx-int8":
         made = request.getfixturevalue("embedder")  # the session's default embedder (int8)
+    elif name == "onnx-int8-kept":
+        made = KeptVectors(request.getfixturevalue("embedder"), tmp_path_factory.mktemp("kept"))
     elif name == "openai":
         settings = EmbeddingSettings(
             backend="openai", base_url=request.getfixturevalue("embeddings_url"), model="stub", batch_size=2

@@ -8,7 +8,6 @@ its ``/tokenize`` the tokenizer. It is loaded lazily, once per process and confi
 from __future__ import annotations
 
 import importlib
-import json
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from lamina import checksums
 from lamina.config import EndpointSettings, ModelSettings
 from lamina.config.models import Capability
 from lamina.cpu import restricted_cores
@@ -53,31 +53,15 @@ def resolve_gguf(settings: ModelSettings, models_dir: Path) -> Path:
 
 def _assembled(package: Any, target: Path) -> Path:
     """``package.assemble(target)``, which hashes the whole file every time (over a second for the
-    default model, at every start of every process): skipped while the stamp beside the file says
-    this size and modification time already matched the package's sha256."""
-    stamp = target.with_name(target.name + ".verified")
+    default model, at every start of every process): skipped while the file's stamp
+    (``lamina.checksums``) says it still has the package's sha256."""
     expected = str(getattr(package, "EXPECTED_SHA256", ""))
-    if expected and _stamp_of(target, expected) == _read(stamp):
+    if expected and checksums.trusted(target, expected):
         return target
     path = Path(package.assemble(target))
     if expected:
-        stamp.write_text(_stamp_of(path, expected))
+        checksums.record(path, expected)
     return path
-
-
-def _stamp_of(path: Path, sha256: str) -> str:
-    try:
-        seen = path.stat()
-    except FileNotFoundError:
-        return ""
-    return json.dumps({"sha256": sha256, "size": seen.st_size, "mtime_ns": seen.st_mtime_ns})
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
 
 
 def _engine(path: Path, n_ctx: int, threads: int, parallel: int, *, metrics: bool = False) -> Any:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lamina import checksums
 from lamina.cpu import available_cores
 from lamina.data.embed.base import Vectors, normalize
 from lamina.data.embed.tokenizer import MAX_SEQ_LENGTH, minilm_tokenizer, verify_file
@@ -157,15 +158,18 @@ class OnnxMiniLM:
         return self._cache_dir / f"minilm-{kind}-{MODEL_SHA256[:12]}.onnx"
 
     def _cached(self, kind: str) -> Path | None:
-        """The cached derived graph ``kind`` if its checksum stamp still matches, else None."""
+        """The cached derived graph ``kind`` if it still has the checksum it was built with, else None
+        (read once, then trusted while unchanged: ``lamina.checksums``)."""
         path = self._graph_path(kind)
         stamp = path.with_suffix(".sha256")
-        if path.is_file() and stamp.is_file() and stamp.read_text().strip() == sha256_hex(path.read_bytes()):
+        if path.is_file() and stamp.is_file() and checksums.has_sha256(path, stamp.read_text().strip()):
             return path
         return None
 
     def _stamp(self, path: Path) -> None:
-        path.with_suffix(".sha256").write_text(sha256_hex(path.read_bytes()))
+        sha256 = sha256_hex(path.read_bytes())
+        path.with_suffix(".sha256").write_text(sha256)
+        checksums.record(path, sha256)
 
     def _fused_session(self, original: Any) -> Any:
         """The cached fused graph (see ``onnx_fused``), built and checked against ``original`` once."""

