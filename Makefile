@@ -42,7 +42,7 @@ test check: export PYTHONDONTWRITEBYTECODE =
 # Both kinds of test run on both cores (pytest-xdist, a file per worker at a time, see
 # tests/conftest.py): the in-process ones with one core per worker; the system ones (real processes,
 # servers, a browser: tests/system and @pytest.mark.system) after them, their processes on any core.
-check: $(STAMP)  ## the edit-test loop: lint, types and the in-process tests (about 2½ minutes)
+check: $(STAMP)  ## the edit-test loop: lint, types and the in-process tests (about 2 minutes)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from lamina.serve.policy.cache import SimilarQuestions
 from lamina.testing.inprocess import InProcessServer
-from lamina.testing.server import until
+from lamina.testing.server import finished_job, until
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
 
@@ -80,13 +79,13 @@ def test_grounded_answers_are_forgotten_when_documents_change(
     with _http(server, keys["a"]) as a:
         a.post("/v1/collections", json={"name": "kb"})
         job = a.post("/v1/collections/kb/documents", files={"files": ("refunds.md", doc)}).json()
-        _wait(a, job["id"])
+        assert finished_job(a, job["id"])["state"] == "completed"
         assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
         again = a.post("/v1/chat/completions", json=ask)
         assert again.headers["x-lamina-cache"] == "hit" and again.json()["choices"][0]["message"]["citations"]
         changed = doc.replace(b"14 days", b"30 days")
         job = a.post("/v1/collections/kb/documents", files={"files": ("refunds.md", changed)}).json()
-        _wait(a, job["id"])
+        assert finished_job(a, job["id"])["state"] == "completed"
         assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
 
 
@@ -102,22 +101,15 @@ def test_a_switch_to_another_version_retires_cached_answers(
     doc = b"# Shipping\n\nParcels are shipped within two days and arrive in a week.\n"
     with _http(server, keys["a"]) as a, _http(server, keys["admin"]) as admin:
         a.post("/v1/collections", json={"name": "handbook"})
-        _wait(a, a.post("/v1/collections/handbook/documents", files={"files": ("ship.md", doc)}).json()["id"])
+        job = a.post("/v1/collections/handbook/documents", files={"files": ("ship.md", doc)}).json()
+        assert finished_job(a, job["id"])["state"] == "completed"
         assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
         assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "hit"
         job = admin.post(
             "/v1/collections/handbook/versions", params={"tenant": "a"}, json={"switch": True}
         ).json()
-        _wait(admin, job["id"])
+        assert finished_job(admin, job["id"])["state"] == "completed"
         assert a.post("/v1/chat/completions", json=ask).headers["x-lamina-cache"] == "miss"
-
-
-def _wait(http: httpx.Client, job_id: str) -> None:
-    for _ in range(600):
-        if http.get(f"/v1/jobs/{job_id}").json()["state"] == "completed":
-            return
-        time.sleep(0.2)
-    raise AssertionError("job did not complete")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +147,7 @@ def test_semantic_cache_same_meaning_same_tenant_same_documents(
         for http in (a, b):
             http.post("/v1/collections", json={"name": "kb"})
             job = http.post("/v1/collections/kb/documents", files={"files": ("r.md", doc)}).json()
-            _wait(http, job["id"])
+            assert finished_job(http, job["id"])["state"] == "completed"
         first = ask(a, "When are refunds paid?")
         assert first.headers["x-lamina-cache"] == "miss"
         stub.reset_stats()
@@ -168,7 +160,8 @@ def test_semantic_cache_same_meaning_same_tenant_same_documents(
         assert ask(a, "When are refunds not paid?").headers["x-lamina-cache"] == "miss"
         assert ask(b, "When are the refunds paid?").headers["x-lamina-cache"] == "miss"  # other tenant
         changed = doc.replace(b"14 days", b"30 days")
-        _wait(a, a.post("/v1/collections/kb/documents", files={"files": ("r.md", changed)}).json()["id"])
+        job = a.post("/v1/collections/kb/documents", files={"files": ("r.md", changed)}).json()
+        assert finished_job(a, job["id"])["state"] == "completed"
         assert ask(a, "When are the refunds paid?").headers["x-lamina-cache"] == "miss"  # new version
 
 

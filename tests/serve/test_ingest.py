@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lamina.testing.server import sse_events
+from lamina.testing.server import finished_job, sse_events
 from tests.conftest import DOCS, SCIFACT, RunningServer
-from tests.serve.test_tenants import _wait_job
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def uploaded(served: RunningServer) -> dict[str, object]:
         assert job["object"] == "ingest.job" and job["state"] in ("queued", "running")
         with http.stream("GET", f"/v1/jobs/{job['id']}/events") as events:
             seen = [json.loads(e) for e in sse_events(list(events.iter_lines()))]
-        return {"job": job, "events": seen, "final": _wait_job(http, job["id"])}
+        return {"job": job, "events": seen, "final": finished_job(http, job["id"])}
 
 
 def test_job_reports_per_file_progress(uploaded: dict[str, object]) -> None:
@@ -113,7 +112,7 @@ def test_delete_document(served: RunningServer) -> None:
                 )
             },
         )
-        assert _wait_job(http, job.json()["id"])["state"] == "completed"
+        assert finished_job(http, job.json()["id"])["state"] == "completed"
         doc = http.get("/v1/collections/deletes/documents").json()["data"][0]
         assert http.delete(f"/v1/collections/deletes/documents/{doc['id']}").status_code == 200
         assert http.get("/v1/collections/deletes/documents").json()["data"] == []
@@ -128,12 +127,12 @@ def test_cancel_a_job(served: RunningServer) -> None:
         job = http.post("/v1/collections/cancelled/documents", files=files).json()
         cancelled = http.delete(f"/v1/jobs/{job['id']}")
         assert cancelled.status_code == 200
-        final = _wait_job(http, job["id"])
+        final = finished_job(http, job["id"])
         assert final["state"] == "cancelled" and final["resumable"]
         assert final["counts"].get("done", 0) < len(files)
         assert http.delete(f"/v1/jobs/{job['id']}").status_code == 409  # already ended
         with served.http("bob") as bob:
             assert bob.get(f"/v1/jobs/{job['id']}").status_code == 404  # another tenant's job
         assert http.post(f"/v1/jobs/{job['id']}/resume").status_code == 202
-        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert finished_job(http, job["id"])["state"] == "completed"
         assert len(http.get("/v1/collections/cancelled/documents").json()["data"]) == len(files)

@@ -13,7 +13,6 @@ import asyncio
 import re
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -26,8 +25,8 @@ from mcp_types import CallToolResult, TextContent
 
 import lamina
 from lamina.data.collection import Collection
+from lamina.testing.server import finished_job, until
 from tests.conftest import RunningServer, Server
-from tests.serve.test_tenants import _wait_job
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
 QUESTION = "What happens if an ingestion is interrupted?"
@@ -108,7 +107,7 @@ def samples_of(served: RunningServer) -> str:
         assert http.post("/v1/collections", json={"name": name}).status_code == 201
         files = [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.iterdir()) if p.is_file()]
         job = http.post(f"/v1/collections/{name}/documents", files=files).json()
-        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert finished_job(http, job["id"])["state"] == "completed"
     return name
 
 
@@ -269,15 +268,13 @@ def test_another_tenants_collection_is_invisible(alice: McpSession, bob: McpSess
 
 def test_a_tool_call_is_in_the_request_log(served: RunningServer, alice: McpSession, collection: str) -> None:
     assert _data(alice.call("search", collection=collection, query="citations", k=1))["passages"]
-    deadline = time.monotonic() + 10
     with served.http("admin") as admin:
-        while True:
-            rows = admin.get("/v1/logs", params={"limit": 100}).json()["data"]
-            mine = [r for r in rows if r["route"] == "/mcp" and r["tool_names"] == "search"]
-            if mine or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    assert mine, [(r["route"], r["tool_names"]) for r in rows[:10]]
+
+        def logged() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = admin.get("/v1/logs", params={"limit": 100}).json()["data"]
+            return [r for r in rows if r["route"] == "/mcp" and r["tool_names"] == "search"]
+
+        mine = until(logged, 10, what="the MCP search in the request log")
     assert mine[0]["key_name"] == "alice" and mine[0]["tenant"] == "a" and mine[0]["status"] == 200
 
 

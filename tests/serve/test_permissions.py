@@ -12,10 +12,10 @@ import pytest
 
 from lamina.client import Lamina
 from lamina.testing.inprocess import InProcessServer
+from lamina.testing.server import finished_job
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
 from tests.serve.test_mcp import McpSession, over_http
-from tests.serve.test_tenants import _wait_job
 
 BUDGET = b"# Travel budget\n\nThe travel budget for 2025 is 48,000 euros, approved by the finance team.\n"
 HANDBOOK = b"# Handbook\n\nOffice hours are 9 to 17. The travel policy asks for economy class.\n"
@@ -54,7 +54,7 @@ def readers(
                         params={"tenant": "a"},
                     )
                     assert job.status_code == 202, job.text
-                    assert _wait_job(admin, job.json()["id"])["state"] == "completed"
+                    assert finished_job(admin, job.json()["id"])["state"] == "completed"
             yield server, keys
 
 

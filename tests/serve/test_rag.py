@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 import lamina
-from lamina.testing.server import sse_events
+from lamina.testing.server import finished_job, sse_events
 from tests.conftest import RunningServer
-from tests.serve.test_tenants import _wait_job
 
 QUESTION = "What happens if an ingestion is interrupted?"
 SAMPLES = Path(lamina.__file__).parent / "samples"
@@ -22,7 +21,7 @@ def samples(served: RunningServer) -> str:
         http.post("/v1/collections", json={"name": "samples"})
         files = [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.iterdir()) if p.is_file()]
         job = http.post("/v1/collections/samples/documents", files=files).json()
-        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert finished_job(http, job["id"])["state"] == "completed"
     return "samples"
 
 

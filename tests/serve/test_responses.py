@@ -18,9 +18,9 @@ import sqlalchemy as sa
 import lamina
 from lamina.serve.responses.store import ResponseStore
 from lamina.testing.inprocess import InProcessServer
+from lamina.testing.server import finished_job
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import RunningServer
-from tests.serve.test_tenants import _wait_job
 
 TOOLS: list[Any] = [
     {
@@ -334,7 +334,7 @@ def handbook(served: RunningServer) -> str:
         http.post("/v1/collections", json={"name": "handbook"})
         files = [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.iterdir()) if p.is_file()]
         job = http.post("/v1/collections/handbook/documents", files=files).json()
-        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert finished_job(http, job["id"])["state"] == "completed"
     return "handbook"
 
 
@@ -401,7 +401,7 @@ def test_file_search_streams_the_answer_a_chat_model_writes(agentic: Served) -> 
         http.post("/v1/collections", json={"name": "notes"})
         files = [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.iterdir()) if p.is_file()]
         job = http.post("/v1/collections/notes/documents", files=files).json()
-        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert finished_job(http, job["id"])["state"] == "completed"
     tool: Any = {"type": "file_search", "vector_store_ids": ["notes"]}
     question = "Which database stores the vectors?"
     whole = agentic.client().responses.create(model="agent", input=question, tools=[tool], temperature=0)

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import openai
 import pytest
 
 from lamina.config import load_settings
+from lamina.testing.server import finished_job
 from tests.conftest import RunningServer
 
 DOC = b"# Refunds\n\nRefunds are paid within 14 days to the original payment method.\n"
-
-
-def _wait_job(http: object, job_id: str, timeout: float = 120) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, object] = http.get(f"/v1/jobs/{job_id}").json()  # type: ignore[attr-defined]
-        if job["state"] in ("completed", "failed", "cancelled", "interrupted"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +19,7 @@ def alice_collection(served: RunningServer) -> str:
     with served.http("alice") as http:
         assert http.post("/v1/collections", json={"name": "private"}).status_code == 201
         job = http.post("/v1/collections/private/documents", files={"files": ("refunds.md", DOC)}).json()
-        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert finished_job(http, job["id"])["state"] == "completed"
     return "private"
 
 

@@ -18,6 +18,7 @@ import httpx2
 
 from lamina.config import load_settings
 from lamina.serve import db
+from lamina.serve.jobs.model import TERMINAL
 from lamina.serve.policy.keys import KeyStore
 
 T = TypeVar("T")
@@ -203,3 +204,13 @@ def until(check: Callable[[], T | None], timeout_s: float = 20.0, what: str = "t
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout_s:g}s")
         time.sleep(0.05)
+
+
+def finished_job(http: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    """The job once it has ended, however it ended (``GET /v1/jobs/{id}``, polled as ``until`` does)."""
+
+    def ended() -> dict[str, Any] | None:
+        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
+        return job if job["state"] in TERMINAL else None
+
+    return until(ended, timeout_s, what=f"the end of job {job_id}")

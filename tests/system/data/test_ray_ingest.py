@@ -26,9 +26,8 @@ from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.testing.poison import CRASH, HANG
 from lamina.testing.ray import RayCluster  # before ray itself: it sets Ray's token environment
 from lamina.testing.scans import Page, render, save, scanned
-from lamina.testing.server import LaminaServer, sse_events
+from lamina.testing.server import LaminaServer, finished_job, sse_events
 from tests.conftest import DOCS, SCIFACT
-from tests.serve.test_tenants import _wait_job
 
 ABSTRACTS = 24
 REAL_DOCS = ("test.pdf", "test.docx", "test_wikipedia.html", "test.pptx")
@@ -343,7 +342,7 @@ def test_a_server_job_on_ray_reports_each_file(
         job = resp.json()
         with http.stream("GET", f"/v1/jobs/{job['id']}/events") as stream:
             events = [json.loads(e) for e in sse_events(list(stream.iter_lines()))]
-        final = _wait_job(http, job["id"])
+        final = finished_job(http, job["id"])
         hits = http.post("/v1/collections/kb/search", json={"query": "cells", "k": 3}).json()
     assert final["state"] == "completed", final
     states = {f["name"]: f for f in final["files"]}

@@ -17,10 +17,9 @@ import pytest
 from lamina.config import load_settings
 from lamina.data.collection import Workspace
 from lamina.models.llamacpp import LlamaCppModel
-from lamina.testing.server import LaminaServer, sse_events, until
+from lamina.testing.server import LaminaServer, finished_job, sse_events, until
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import SCIFACT, stub_model_config
-from tests.serve.test_tenants import _wait_job
 
 CHAT = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
 
@@ -167,7 +166,7 @@ def test_killed_mid_job_is_taken_over_and_ends_exact(
         assert job["state"] == "running", job
         server.stop(signal.SIGKILL)
     with server, httpx.Client(base_url=server.root, headers=headers, timeout=60) as http:
-        final = _wait_job(http, job_id)
+        final = finished_job(http, job_id)
         assert final["state"] == "completed" and final["counts"] == {"done": len(files)}
         assert final["attempts"] == 2
         docs = http.get("/v1/collections/kb/documents").json()["data"]

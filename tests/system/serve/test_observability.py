@@ -27,10 +27,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import lamina
 from lamina.data.collection import Workspace
-from lamina.testing.server import LaminaServer
+from lamina.testing.server import LaminaServer, finished_job
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import stub_model_config
-from tests.serve.test_tenants import _wait_job
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
 
@@ -153,7 +152,7 @@ def test_grounded_answers_and_ingestion_are_traced(traced: tuple[LaminaServer, O
         http.post("/v1/collections", json={"name": "docs"})
         files = [("files", (p.name, p.read_bytes())) for p in sorted(SAMPLES.iterdir()) if p.is_file()][:2]
         job = http.post("/v1/collections/docs/documents", files=files).json()
-        assert _wait_job(http, job["id"])["state"] == "completed"
+        assert finished_job(http, job["id"])["state"] == "completed"
         body = {
             "model": "stub",
             "messages": [{"role": "user", "content": "What happens if an ingestion is interrupted?"}],

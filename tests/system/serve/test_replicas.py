@@ -144,7 +144,7 @@ def test_a_budget_raced_from_both_replicas_is_overspent_by_at_most_one_reservati
     assert counted == pytest.approx(spent, rel=1e-6)  # settled to the real cost, on both replicas
 
 
-def _wait_job(http: httpx.Client, job_id: str) -> dict[str, Any]:
+def finished_job(http: httpx.Client, job_id: str) -> dict[str, Any]:
     return until(
         lambda: (job := http.get(f"/v1/jobs/{job_id}").json())["state"] in ("completed", "failed") and job,
         timeout_s=120,
@@ -172,7 +172,7 @@ def test_a_job_uploaded_through_one_replica_streams_from_the_other_and_answers_a
         assert again.json()["choices"][0]["message"] == first.json()["choices"][0]["message"]
         changed = doc.replace(b"14 days", b"30 days")
         rejob = b.post("/v1/collections/kb/documents", files={"files": ("refunds.md", changed)}).json()
-        assert _wait_job(b, rejob["id"])["state"] == "completed"
+        assert finished_job(b, rejob["id"])["state"] == "completed"
         retired = a.post("/v1/chat/completions", json=question)  # the re-ingest retired it on A
         assert retired.headers["x-lamina-cache"] == "miss"
 
@@ -271,7 +271,7 @@ def test_the_worker_killed_mid_job_the_job_finishes_on_another_exact(cluster: Cl
             home=cluster.root / "w2",
         )
         with second:
-            final = _wait_job(b, job_id)
+            final = finished_job(b, job_id)
         assert final["state"] == "completed" and final["counts"] == {"done": len(files)}
         assert final["attempts"] == 2
         assert len(b.get("/v1/collections/sci/documents").json()["data"]) == len(files)
