@@ -46,3 +46,12 @@ def test_the_recipe_names_the_embedders_source(
     elsewhere = kept_vectors.recipe(embedder)
     (tmp_path / "onnx.py").write_text("# the embedder's code, changed")
     assert installed != elsewhere != kept_vectors.recipe(embedder)
+
+
+def test_a_damaged_file_is_embedded_again_and_rewritten(tmp_path: Path, embedder: OnnxMiniLM) -> None:
+    made = KeptVectors(embedder, tmp_path).embed(TEXTS)
+    (kept,) = tmp_path.glob("vectors-*.npz")
+    kept.write_bytes(kept.read_bytes()[:100])  # a run killed by a full disk, say
+    again = KeptVectors(embedder, tmp_path)
+    assert np.array_equal(again.embed(TEXTS), made) and again.embedded == 3
+    assert KeptVectors(embedder, tmp_path).embed(TEXTS).shape == (3, embedder.dim)

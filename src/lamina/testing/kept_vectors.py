@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -44,9 +45,13 @@ class KeptVectors:
         self._embedder = embedder
         self._path = folder / f"vectors-{recipe(embedder)}.npz"
         self._kept: dict[str, Vectors] = {}
-        if self._path.is_file():
+        try:
             with np.load(self._path) as saved:
                 self._kept = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: embedded again, rewritten
+            self._kept = {}
         self.embedded = 0  # texts this run had to embed (not kept from an earlier one)
 
     @property
