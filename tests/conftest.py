@@ -29,7 +29,7 @@ from lamina.testing.inprocess import InProcessServer
 from lamina.testing.kept_vectors import KeptVectors
 from lamina.testing.postgres import psycopg_url
 from lamina.testing.redis import RedisServer
-from lamina.testing.server import LaminaServer
+from lamina.testing.server import LaminaServer, share_models
 from lamina.testing.stub_upstream import StubUpstream
 
 SHARED_DATA = Path(
@@ -157,12 +157,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path)
     data_dir = tmp_path / "lamina-data"
     share_models(data_dir, models_dir)
     monkeypatch.setenv("LAMINA_DATA_DIR", str(data_dir))
-
-
-def share_models(data_dir: Path, models_dir: Path) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if not (data_dir / "models").exists():
-        (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
 
 
 @pytest.fixture(scope="session")

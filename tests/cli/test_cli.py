@@ -17,8 +17,9 @@ import pytest
 
 from lamina.data.collection import Workspace
 from lamina.evals.beir import load_beir
+from lamina.testing.server import share_models
 from tests.cli_runner import lamina, lamina_process
-from tests.conftest import DOCS, share_models
+from tests.conftest import DOCS
 
 
 @pytest.mark.system  # processes of their own

@@ -17,7 +17,7 @@ from lamina.models.prompts import render
 from lamina.models.registry import ModelRegistry
 from lamina.models.structured import check_schema, generate_json, generate_model
 from lamina.models.types import GenerationRequest
-from tests.conftest import share_models
+from lamina.testing.server import share_models
 
 EIFFEL = (
     "Context: The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from lamina.serve.policy.limits import worst_case_tokens
 from lamina.testing.inprocess import InProcessServer
 from lamina.testing.server import free_port
 from lamina.testing.stub_upstream import StubUpstream
+from tests.conftest import RunningServer
 
 TOOLS: list[Any] = [
     {
@@ -50,18 +52,11 @@ def _model(name: str, url: str, extra: str = "", retries: int = 0) -> str:
     )
 
 
-class Agents:
-    def __init__(self, server: InProcessServer, stub: StubUpstream, keys: dict[str, str]) -> None:
-        self.server, self.stub, self.keys = server, stub, keys
+@dataclass
+class Agents(RunningServer):
+    """The server, its keys (``client(key)``: an ``openai`` client) and the upstream it forwards to."""
 
-    def client(self, key: str = "admin") -> openai.OpenAI:
-        return openai.OpenAI(
-            http_client=self.server.http_client(),
-            base_url=self.server.base_url,
-            api_key=self.keys[key],
-            max_retries=0,
-            timeout=30,
-        )
+    stub: StubUpstream
 
     def received(self) -> list[dict[str, Any]]:
         """Bodies the upstream got, oldest first."""
@@ -105,7 +100,7 @@ def agents(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
         }
         store.engine.dispose()
         with server:
-            yield Agents(server, stub, keys)
+            yield Agents(server, keys, stub)
 
 
 def _agent_loop(agents: Agents, model: str, *, stream: bool) -> tuple[str, list[dict[str, Any]]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,14 @@ QUESTION = "What is the weather in Paris?"
 SAMPLES = Path(lamina.__file__).parent / "samples"
 
 
-class Served:
-    def __init__(self, server: InProcessServer, stub: StubUpstream, keys: dict[str, str]) -> None:
-        self.server, self.stub, self.keys = server, stub, keys
+@dataclass
+class Served(RunningServer):
+    """The server, its keys and the upstream it forwards to; clients are alice's by default."""
+
+    stub: StubUpstream
 
     def client(self, key: str = "alice") -> openai.OpenAI:
-        return openai.OpenAI(
-            http_client=self.server.http_client(),
-            base_url=self.server.base_url,
-            api_key=self.keys[key],
-            max_retries=0,
-            timeout=30,
-        )
+        return super().client(key)
 
     def async_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
@@ -75,7 +72,7 @@ def agentic(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Itera
         keys = {"alice": store.create("alice", tenant="a")[1], "bob": store.create("bob", tenant="b")[1]}
         store.engine.dispose()
         with server:
-            yield Served(server, stub, keys)
+            yield Served(server, keys, stub)
 
 
 def test_a_plain_response(agentic: Served) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -32,7 +32,7 @@ from lamina.serve.http.app import build_app
 from lamina.serve.policy.keys import KeyStore
 from lamina.serve.state import ServerState
 from lamina.testing.running import Running
-from lamina.testing.server import server_home
+from lamina.testing.server import ClientKind, Clients, server_home
 
 ROOT = "http://lamina.test"  # any name: the transport never resolves it
 CLIENT = ("127.0.0.1", 50000)  # where requests seem to come from: loopback, as in a local test
@@ -104,6 +104,14 @@ class AsyncApp2Transport(httpx2.AsyncBaseTransport):
         return httpx2.Response(status, headers=headers, stream=httpx2.ByteStream(raw), request=request)
 
 
+TRANSPORTS: dict[ClientKind, Callable[[AppCaller], Any]] = {
+    "httpx": AppTransport,
+    "httpx-async": AsyncAppTransport,
+    "httpx2": App2Transport,
+    "httpx2-async": AsyncApp2Transport,
+}
+
+
 class LogBuffer(logging.Handler):
     """What the server logged while it ran (a test checks, say, that no key ever appears)."""
 
@@ -116,7 +124,7 @@ class LogBuffer(logging.Handler):
         self.lines.append(self.format(record))
 
 
-class InProcessServer(Running):
+class InProcessServer(Running, Clients):
     """``with InProcessServer(data_dir, models_dir, config=...) as server:`` -> a started app.
 
     Configured like ``LaminaServer``: ``config`` is its lamina.toml, ``env`` its ``LAMINA_*``
@@ -198,24 +206,8 @@ class InProcessServer(Running):
     def log(self) -> str:
         return "\n".join(self._logs.lines)
 
-    def http_client(self, **kwargs: Any) -> httpx.Client:
-        """An httpx client into the app (``base_url`` defaults to the server's root)."""
-        kwargs.setdefault("base_url", self.root)
-        return httpx.Client(transport=AppTransport(self._caller()), **kwargs)
-
-    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
-        kwargs.setdefault("base_url", self.root)
-        return httpx.AsyncClient(transport=AsyncAppTransport(self._caller()), **kwargs)
-
-    def httpx2_client(self, **kwargs: Any) -> httpx2.Client:
-        """The httpx2 client the ``anthropic`` SDK takes."""
-        kwargs.setdefault("base_url", self.root)
-        return httpx2.Client(transport=App2Transport(self._caller()), **kwargs)
-
-    def async_httpx2_client(self, **kwargs: Any) -> httpx2.AsyncClient:
-        """The httpx2 client the ``mcp`` SDK's ``streamable_http_client`` takes."""
-        kwargs.setdefault("base_url", self.root)
-        return httpx2.AsyncClient(transport=AsyncApp2Transport(self._caller()), **kwargs)
+    def _client_options(self, kind: ClientKind) -> dict[str, Any]:
+        return {"base_url": self.root, "transport": TRANSPORTS[kind](self._caller())}
 
     def _caller(self) -> AppCaller:
         assert self.caller is not None, "start the server first"

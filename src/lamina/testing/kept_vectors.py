@@ -10,6 +10,7 @@ A text not seen before is embedded by the real embedder, then kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zipfile
@@ -45,13 +46,9 @@ class KeptVectors:
         self._embedder = embedder
         self._path = folder / f"vectors-{recipe(embedder)}.npz"
         self._kept: dict[str, Vectors] = {}
-        try:
-            with np.load(self._path) as saved:
-                self._kept = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: embedded again, rewritten
-            self._kept = {}
+        unreadable = (OSError, ValueError, KeyError, zipfile.BadZipFile)  # none yet, or damaged
+        with contextlib.suppress(*unreadable), np.load(self._path) as saved:  # (embedded again, rewritten)
+            self._kept = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
         self.embedded = 0  # texts this run had to embed (not kept from an earlier one)
 
     @property

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import httpx
 import httpx2
@@ -31,19 +31,51 @@ def free_port() -> int:
         return port
 
 
-def server_home(data_dir: Path, models_dir: Path | None, home: Path | None, config: str) -> tuple[Path, Path]:
-    """A test server's folders: its data directory, whose models folder links to ``models_dir`` (one
-    GGUF and embedder graphs for every test server), and its home (default: the data directory)
-    with ``config`` as its lamina.toml. Returns the home and that file."""
+def share_models(data_dir: Path, models_dir: Path) -> None:
+    """``data_dir``'s models folder as a link to ``models_dir``: one GGUF and one set of embedder
+    graphs for every data directory a test makes."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    models = data_dir / "models"
-    if models_dir is not None and not models.exists():
-        models.symlink_to(models_dir, target_is_directory=True)
+    if not (data_dir / "models").exists():
+        (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
+
+
+def server_home(data_dir: Path, models_dir: Path | None, home: Path | None, config: str) -> tuple[Path, Path]:
+    """A test server's folders: its data directory (its models shared, see ``share_models``) and its
+    home (default: the data directory) with ``config`` as its lamina.toml. Returns the home and
+    that file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if models_dir is not None:
+        share_models(data_dir, models_dir)
     home = home or data_dir
     home.mkdir(parents=True, exist_ok=True)
     config_path = home / "lamina.toml"
     config_path.write_text(config)
     return home, config_path
+
+
+ClientKind = Literal["httpx", "httpx-async", "httpx2", "httpx2-async"]
+
+
+class Clients:
+    """The clients a test takes from a server, ``base_url`` its root unless given: httpx's (plain,
+    the SDK, ``openai``) and httpx2's (``anthropic``; async, the ``mcp`` SDK's
+    ``streamable_http_client``). A test written against one kind of server runs against the other."""
+
+    def _client_options(self, kind: ClientKind) -> dict[str, Any]:
+        """What a client of ``kind`` is made with: the base URL, and a transport if not the network."""
+        raise NotImplementedError
+
+    def http_client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(**self._client_options("httpx") | kwargs)
+
+    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**self._client_options("httpx-async") | kwargs)
+
+    def httpx2_client(self, **kwargs: Any) -> httpx2.Client:
+        return httpx2.Client(**self._client_options("httpx2") | kwargs)
+
+    def async_httpx2_client(self, **kwargs: Any) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(**self._client_options("httpx2-async") | kwargs)
 
 
 class LaminaProcess:
@@ -132,7 +164,7 @@ class LaminaProcess:
         self.stop()
 
 
-class LaminaServer(LaminaProcess):
+class LaminaServer(LaminaProcess, Clients):
     """``with LaminaServer(data_dir, models_dir, config=...) as server:`` -> a ready server."""
 
     def __init__(self, data_dir: Path, models_dir: Path | None = None, **kwargs: Any) -> None:
@@ -156,25 +188,8 @@ class LaminaServer(LaminaProcess):
         except httpx.HTTPError:
             return False
 
-    def http_client(self, **kwargs: Any) -> httpx.Client:
-        """An httpx client to this server (``base_url`` defaults to its root), as an in-process
-        server gives one: a test written against either takes its clients from here."""
-        kwargs.setdefault("base_url", self.root)
-        return httpx.Client(**kwargs)
-
-    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
-        kwargs.setdefault("base_url", self.root)
-        return httpx.AsyncClient(**kwargs)
-
-    def httpx2_client(self, **kwargs: Any) -> httpx2.Client:
-        """The httpx2 client the ``anthropic`` SDK takes."""
-        kwargs.setdefault("base_url", self.root)
-        return httpx2.Client(**kwargs)
-
-    def async_httpx2_client(self, **kwargs: Any) -> httpx2.AsyncClient:
-        """The httpx2 client the ``mcp`` SDK's ``streamable_http_client`` takes."""
-        kwargs.setdefault("base_url", self.root)
-        return httpx2.AsyncClient(**kwargs)
+    def _client_options(self, kind: ClientKind) -> dict[str, Any]:
+        return {"base_url": self.root}  # over the network, to its port
 
 
 class LaminaWorker(LaminaProcess):

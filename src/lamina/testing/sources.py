@@ -15,11 +15,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from lamina.testing.json_http import serving
 
 
 class _SiteHandler(SimpleHTTPRequestHandler):
@@ -33,16 +35,8 @@ class _SiteHandler(SimpleHTTPRequestHandler):
 @contextmanager
 def web_site(root: Path) -> Iterator[str]:
     """Serve ``root`` (as it is at each request); yields ``http://127.0.0.1:PORT``."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_SiteHandler, directory=str(root)))
-    # a short poll: ``shutdown`` waits for the loop to look (half a second by default)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serving(functools.partial(_SiteHandler, directory=str(root))) as url:
+        yield url
 
 
 class GitRepo:

@@ -17,8 +17,9 @@ from lamina.config import load_settings
 from lamina.data.collection import Workspace
 from lamina.data.embed.onnx import OnnxMiniLM
 from lamina.data.store.lance import LanceStore
+from lamina.testing.server import share_models
 from tests.cli_runner import lamina
-from tests.conftest import SCIFACT, share_models
+from tests.conftest import SCIFACT
 
 DOCS = 24  # abstracts: six commits of four, interrupted after the second
 

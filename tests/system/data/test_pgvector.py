@@ -22,8 +22,9 @@ from lamina.data.reindex import ReindexOptions, reindex
 from lamina.data.store import Where, make_store
 from lamina.data.store.pgvector import PgVectorStore
 from lamina.data.types import Chunk, doc_id_for
+from lamina.testing.server import share_models
 from tests.cli_runner import lamina
-from tests.conftest import SCIFACT, share_models
+from tests.conftest import SCIFACT
 
 
 def _settings(data_dir: Path, postgres_url: str, tenant: str) -> Settings:
