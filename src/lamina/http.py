@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
+
+import httpx
 
 from lamina.errors import ModelUnavailable
 
@@ -23,3 +27,11 @@ def bearer_headers(api_key_env: str | None, setting: str) -> dict[str, str]:
     """An ``Authorization`` header from the environment variable ``api_key_env`` names, if any."""
     key = api_key(api_key_env, setting)
     return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's own verification (certifi's CAs, no environment), built once per process: loading
+    the CA bundle takes tens of milliseconds, which a client made per request (a crawl fetches
+    page after page, ``lamina.data.fetch``) would otherwise pay every time."""
+    return httpx.create_ssl_context(trust_env=False)

@@ -21,15 +21,27 @@ from lamina.rag.citations import cited_numbers, drop_invalid_markers
 from lamina.rag.context import Source, pack
 from lamina.rag.fewshot import Example, FewShotExamples
 
+QUESTIONS = [
+    "Which database stores the vectors?",
+    "What happens if an ingestion is interrupted?",
+    "How are documents split into chunks?",
+]
 
-@pytest.fixture
+
+@pytest.fixture(scope="module")
 def answerer(sample_collection: Collection, llm: EngineModel) -> Answerer:
     """The model writes the answer (the default for base models is to choose it: test_answers)."""
     return Answerer(sample_collection, llm, RagSettings(answer_mode="generate"))  # type: ignore[call-arg]
 
 
-def test_answer_cites_real_chunks(answerer: Answerer, sample_collection: Collection) -> None:
-    answer = answerer.ask("What happens if an ingestion is interrupted?")
+@pytest.fixture(scope="module")
+def asked(answerer: Answerer) -> dict[str, Answer]:
+    """Each question's whole answer, asked once for the tests that read it (seconds of the model)."""
+    return {question: answerer.ask(question) for question in QUESTIONS}
+
+
+def test_answer_cites_real_chunks(asked: dict[str, Answer], sample_collection: Collection) -> None:
+    answer = asked["What happens if an ingestion is interrupted?"]
     assert answer.grounded and answer.answer
     assert answer.citations, answer.answer
     store = sample_collection.store
@@ -42,22 +54,17 @@ def test_answer_cites_real_chunks(answerer: Answerer, sample_collection: Collect
     assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
 
 
-@pytest.mark.parametrize(
-    "question",
-    [
-        "Which database stores the vectors?",
-        "What happens if an ingestion is interrupted?",
-        "How are documents split into chunks?",
-    ],
-)
-def test_streamed_text_is_the_answer_and_never_empty(answerer: Answerer, question: str) -> None:
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_streamed_text_is_the_answer_and_never_empty(
+    answerer: Answerer, asked: dict[str, Answer], question: str
+) -> None:
     parts = list(answerer.stream(question))  # the built-in gemma runs at temperature 0
     final = parts[-1]
     assert isinstance(final, Answer) and final.grounded  # the stream ends with the cited result
     assert all(isinstance(p, str) for p in parts[:-1]) and len(parts) >= 2
     shown = "".join(p for p in parts[:-1] if isinstance(p, str))
     assert shown == final.answer and final.answer.strip()
-    assert shown == answerer.ask(question).answer
+    assert shown == asked[question].answer  # streamed or whole, the same answer
     assert set(cited_numbers(final.answer)) == {c.n for c in final.citations}
 
 

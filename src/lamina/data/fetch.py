@@ -18,6 +18,7 @@ import httpx
 
 from lamina.config import FetchSettings
 from lamina.errors import FetchRefused
+from lamina.http import tls_context
 
 USER_AGENT = "lamina-ingest/0.1 (+https://github.com/lamina)"
 
@@ -72,7 +73,9 @@ def fetch(url: str, settings: FetchSettings, *, allow_private: bool | None = Non
     max_bytes = int(settings.max_mb * 1024 * 1024)
     deadline = time.monotonic() + settings.timeout_s
     current = url
-    with httpx.Client(follow_redirects=False, timeout=settings.timeout_s, trust_env=False) as client:
+    with httpx.Client(
+        follow_redirects=False, timeout=settings.timeout_s, trust_env=False, verify=tls_context()
+    ) as client:
         for _hop in range(settings.max_redirects + 1):
             check_target(current, allow)
             try:

@@ -138,7 +138,8 @@ class JobWorker:
                 continue
             log.info("worker %s: running job %s (attempt %d)", self.name, job.id, job.attempts)
             self.current = job
-            beat = threading.Thread(target=self._beat, args=(job,), name="job-heartbeat", daemon=True)
+            ended = threading.Event()
+            beat = threading.Thread(target=self._beat, args=(job, ended), name="job-heartbeat", daemon=True)
             beat.start()
             try:
                 self._run(job)
@@ -147,6 +148,7 @@ class JobWorker:
                 self._finish(job, "failed", f"{type(exc).__name__}: {exc}")
             finally:
                 self.current = None
+                ended.set()  # the heartbeat stops now, not at its next beat: the next job starts at once
                 beat.join()
 
     def _sync_sources(self) -> None:
@@ -165,9 +167,9 @@ class JobWorker:
         except Exception as exc:  # the registry is away, or a source is misconfigured: next time
             log.warning("worker %s: could not sync sources (%s)", self.name, exc)
 
-    def _beat(self, job: Job) -> None:
+    def _beat(self, job: Job, ended: threading.Event) -> None:
         every = min(1.0, self.store.lease_s / 3)
-        while self.current is job:
+        while not ended.is_set():
             try:
                 beat = self.store.heartbeat(job.id, self.name)
             except Exception as exc:  # keep trying; the lease says how long we may
@@ -178,8 +180,9 @@ class JobWorker:
                     return
                 if beat.cancel:
                     job.cancel.set()
-            self._stopping.wait(every)
-            if self._stopping.is_set():
+            if ended.wait(every):
+                return
+            if self._stopping.is_set():  # a stop that came while this job was being claimed
                 job.cancel.set()
 
     def _lose(self, job: Job) -> None:
