@@ -60,6 +60,14 @@ def test_fused_graph_gives_the_same_vectors_and_is_cached(tmp_path: Path) -> Non
     assert rebuilt.graph == "fused"
 
 
+def test_embedders_of_one_graph_share_its_loaded_session(model_cache: Path) -> None:
+    first, second = OnnxMiniLM(cache_dir=model_cache), OnnxMiniLM(cache_dir=model_cache)
+    assert first._session is second._session  # loaded once per process
+    wider = OnnxMiniLM(cache_dir=model_cache, threads=first._threads + 1)
+    assert wider._session is not first._session  # a session's thread pool is part of what it is
+    assert np.allclose(wider.embed(["same model"]), first.embed(["same model"]), atol=1e-6)
+
+
 def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "model.onnx"
     shutil.copy(model_path(), bad)

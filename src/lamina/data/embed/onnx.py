@@ -15,6 +15,8 @@ import logging
 import subprocess
 import sys
 import tempfile
+import threading
+import weakref
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +49,9 @@ VARIANT_NAMES: dict[Variant, str] = {
 }
 INT8_GRAPH = "int8r1"  # bump with any change to the quantization recipe (and the variant's name)
 INT8_MIN_PROBE_COSINE = 0.98  # a sanity check of the built graph, not the quality bar (that is nDCG)
+# The loaded sessions, by graph file (path, size, mtime) and thread count: see OnnxMiniLM._new_session.
+_SESSIONS: weakref.WeakValueDictionary[tuple[str, int, int, int], Any] = weakref.WeakValueDictionary()
+_SESSIONS_LOCK = threading.Lock()
 
 
 def variant_of(name: str) -> Variant | None:
@@ -100,13 +105,23 @@ class OnnxMiniLM:
         return state
 
     def _new_session(self, path: Path) -> Any:
+        """A session on the graph at ``path``, shared with every other embedder in this process that
+        uses the same file (unchanged since) with as many threads: loading one takes ~0.1 s and
+        tens of MB, and ``run`` may be called from several threads at once."""
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, self._threads)
+        with _SESSIONS_LOCK:
+            if (session := _SESSIONS.get(key)) is not None:
+                return session
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            _SESSIONS[key] = session  # kept while an embedder holds it
+            return session
 
     @cached_property
     def _session(self) -> Any:
