@@ -28,7 +28,8 @@ from lamina.client import (
 )
 from lamina.testing.aio import run as run_async
 from lamina.testing.server import free_port
-from tests.conftest import DOCS, RunningServer
+from tests.conftest import DOCS
+from tests.shared import RunningServer
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
 QUESTION = "What happens if an ingestion is interrupted?"

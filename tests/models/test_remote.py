@@ -21,7 +21,7 @@ from lamina.models.llamacpp import LlamaCppModel
 from lamina.models.structured import generate_json
 from lamina.models.types import GenerationRequest
 from lamina.testing.json_http import JsonHandler, serving
-from tests.conftest import engine_model
+from tests.shared import engine_model
 
 EIFFEL = (
     "Context: The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889.\n"

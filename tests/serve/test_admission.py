@@ -15,7 +15,7 @@ from lamina.errors import Overloaded
 from lamina.serve.errors import from_lamina
 from lamina.testing.aio import run
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 
 def wait_for_waiting(served: RunningServer, model: str, at_least: int, timeout_s: float = 20.0) -> None:

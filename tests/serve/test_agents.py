@@ -6,7 +6,6 @@ retries, the cache and budgets."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from lamina.config import LimitSettings, ModelSettings
 from lamina.models.types import GenerationRequest
 from lamina.serve.policy.limits import worst_case_tokens
 from lamina.testing.inprocess import InProcessServer
-from lamina.testing.server import free_port
+from lamina.testing.server import free_port, until
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 TOOLS: list[Any] = [
     {
@@ -67,12 +66,24 @@ class Agents(RunningServer):
         return self.received()[-1]
 
     def logs(self) -> list[dict[str, Any]]:
-        """The request log, newest first (written in batches: wait for this test's rows)."""
-        time.sleep(0.8)
+        """The request log, newest first, as written so far."""
         with self.server.http_client(timeout=10) as http:
-            resp = http.get("/v1/logs", headers={"Authorization": f"Bearer {self.keys['admin']}"})
+            resp = http.get(
+                "/v1/logs", params={"limit": 1000}, headers={"Authorization": f"Bearer {self.keys['admin']}"}
+            )
         data: list[dict[str, Any]] = resp.json()["data"]
         return data
+
+    def new_logs(self, before: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+        """The rows logged since ``before``, newest first, once there are ``count`` of them (the
+        log is written in batches)."""
+        seen = {row["request_id"] for row in before}
+
+        def written() -> list[dict[str, Any]] | None:
+            rows = [row for row in self.logs() if row["request_id"] not in seen]
+            return rows if len(rows) >= count else None
+
+        return until(written, 10, what=f"{count} new rows in the request log")
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +161,7 @@ def _streamed_turn(
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_an_agent_loop_reaches_the_model_whole(agents: Agents, stream: bool) -> None:
+    logged = agents.logs()
     answer, messages = _agent_loop(agents, "agent", stream=stream)
     assert answer == "Hello from the stub."
     sent = agents.last()
@@ -160,7 +172,7 @@ def test_an_agent_loop_reaches_the_model_whole(agents: Agents, stream: bool) -> 
     assert sent["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [call]}
     assert sent["messages"][2] == {"role": "tool", "tool_call_id": call["id"], "content": "Sunny in Paris"}
     assert sent["tools"] == TOOLS
-    rows = agents.logs()
+    rows = agents.new_logs(logged, 2)  # the call that asked for the tool, then the answer
     assert rows[1]["finish_reason"] == "tool_calls" and rows[1]["tool_calls"] == 1
     assert rows[1]["tool_names"] == "get_weather"
     assert rows[0]["finish_reason"] == "stop" and rows[0]["tool_calls"] == 0

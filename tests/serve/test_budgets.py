@@ -15,7 +15,7 @@ from lamina.config import LimitSettings
 from lamina.testing.inprocess import InProcessServer
 from lamina.testing.server import until
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import stub_model_config
+from tests.shared import stub_model_config
 
 CHAT = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 # worst case of CHAT: (2 + 16) prompt tokens x $1000/M + 8 completion tokens x $2000/M

@@ -13,7 +13,7 @@ from lamina.serve.policy.cache import SimilarQuestions
 from lamina.testing.inprocess import InProcessServer
 from lamina.testing.server import finished_job, until
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import stub_model_config
+from tests.shared import stub_model_config
 
 CHAT = {
     "model": "stub",

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lamina.testing.server import finished_job, sse_events
-from tests.conftest import DOCS, SCIFACT, RunningServer
+from tests.conftest import DOCS, SCIFACT
+from tests.shared import RunningServer
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from mcp_types import CallToolResult, TextContent
 import lamina
 from lamina.data.collection import Collection
 from lamina.testing.server import finished_job, until
-from tests.conftest import RunningServer, Server
+from tests.shared import RunningServer, Server
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
 QUESTION = "What happens if an ingestion is interrupted?"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 
 def _samples(served: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from lamina.testing.server import sse_events
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 MODEL = "gemma-3-270m"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

@@ -14,8 +14,8 @@ from lamina.client import Lamina
 from lamina.testing.inprocess import InProcessServer
 from lamina.testing.server import finished_job
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import stub_model_config
 from tests.serve.test_mcp import McpSession, over_http
+from tests.shared import stub_model_config
 
 BUDGET = b"# Travel budget\n\nThe travel budget for 2025 is 48,000 euros, approved by the finance team.\n"
 HANDBOOK = b"# Handbook\n\nOffice hours are 9 to 17. The travel policy asks for economy class.\n"

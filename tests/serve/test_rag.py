@@ -9,7 +9,7 @@ import pytest
 
 import lamina
 from lamina.testing.server import finished_job, sse_events
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 QUESTION = "What happens if an ingestion is interrupted?"
 SAMPLES = Path(lamina.__file__).parent / "samples"

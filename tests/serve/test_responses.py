@@ -21,7 +21,7 @@ from lamina.serve.responses.store import ResponseStore
 from lamina.testing.inprocess import InProcessServer
 from lamina.testing.server import finished_job
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 TOOLS: list[Any] = [
     {

@@ -9,7 +9,7 @@ import pytest
 
 from lamina.config import load_settings
 from lamina.testing.server import finished_job
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 DOC = b"# Refunds\n\nRefunds are paid within 14 days to the original payment method.\n"
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from lamina.testing.server import until
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 DOC = (
     "# Warranty\n\n"

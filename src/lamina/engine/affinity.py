@@ -73,6 +73,11 @@ def rendezvous(key: str, urls: Sequence[str]) -> list[int]:
 class PrefixIndex(Protocol):
     """Which endpoint last served each prefix hash, per model (``lamina.serve`` puts it in Redis)."""
 
+    @property
+    def ttl_s(self) -> float:
+        """How long an entry is remembered after it was last written."""
+        ...
+
     def lookup(self, model: str, hashes: Sequence[str]) -> list[str | None]:
         """The endpoint URL remembered for each hash (None: unknown), in order."""
         ...

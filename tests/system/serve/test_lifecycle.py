@@ -19,7 +19,8 @@ from lamina.data.collection import Workspace
 from lamina.models.llamacpp import LlamaCppModel
 from lamina.testing.server import LaminaServer, finished_job, sse_events, until
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import SCIFACT, stub_model_config
+from tests.conftest import SCIFACT
+from tests.shared import stub_model_config
 
 CHAT = {"model": "stub", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
 

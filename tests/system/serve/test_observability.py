@@ -29,7 +29,7 @@ import lamina
 from lamina.data.collection import Workspace
 from lamina.testing.server import LaminaServer, finished_job
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import stub_model_config
+from tests.shared import stub_model_config
 
 SAMPLES = Path(lamina.__file__).parent / "samples"
 

@@ -21,7 +21,7 @@ from lamina.serve.policy.tenants import Tenants
 from lamina.testing.postgres import psycopg_url
 from lamina.testing.server import LaminaServer, until
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import stub_model_config
+from tests.shared import stub_model_config
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ from lamina.testing.postgres import new_database
 from lamina.testing.redis import RedisServer
 from lamina.testing.server import LaminaServer, LaminaWorker, until
 from lamina.testing.stub_upstream import StubUpstream
-from tests.conftest import SCIFACT, stub_model_config
+from tests.conftest import SCIFACT
+from tests.shared import stub_model_config
 
 PRICE_IN, PRICE_OUT = 1000.0, 2000.0  # USD per million tokens, as stub_model_config sets them
 HOLD_S = 3.0

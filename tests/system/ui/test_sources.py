@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect
 
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 from tests.system.ui.test_ui import (  # noqa: F401  (the browser fixtures: Chromium, the server's base URL)
     browser_context_args,
     browser_type_launch_args,

@@ -24,7 +24,7 @@ pytest.importorskip("playwright")
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 import lamina
-from tests.conftest import RunningServer
+from tests.shared import RunningServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
