@@ -31,7 +31,8 @@ SYSTEM_BACKENDS = {"postgres", "pgvector", "redis", "s3", "tesseract"}
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make check``), each worker on a core of its own: its ONNX Runtime and
-    llama.cpp threads follow its affinity (``lamina.cpu``), so two workers never fight over a core."""
+    llama.cpp threads follow its affinity (``lamina.cpu``), so two workers never fight over a core.
+    The fixtures (``tests/shared.py``) are loaded wherever tests run, not in the xdist controller."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker or not getattr(config.option, "numprocesses", None):  # not the controller: tests run here
         config.pluginmanager.import_plugin("tests.shared")

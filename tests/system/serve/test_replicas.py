@@ -29,7 +29,7 @@ from lamina.serve.policy.limits import budget_counter
 from lamina.serve.redislink import RETRY_S, RedisLink
 from lamina.testing.postgres import new_database
 from lamina.testing.redis import RedisServer
-from lamina.testing.server import LaminaServer, LaminaWorker, until
+from lamina.testing.server import LaminaServer, LaminaWorker, finished_job, until
 from lamina.testing.stub_upstream import StubUpstream
 from tests.conftest import SCIFACT
 from tests.shared import stub_model_config
@@ -143,14 +143,6 @@ def test_a_budget_raced_from_both_replicas_is_overspent_by_at_most_one_reservati
     assert spent <= 0.5 + one_reservation
     counted = cluster.counters().used(budget_counter("key", "budget", "total"))
     assert counted == pytest.approx(spent, rel=1e-6)  # settled to the real cost, on both replicas
-
-
-def finished_job(http: httpx.Client, job_id: str) -> dict[str, Any]:
-    return until(
-        lambda: (job := http.get(f"/v1/jobs/{job_id}").json())["state"] in ("completed", "failed") and job,
-        timeout_s=120,
-        what=f"job {job_id} to end",
-    )
 
 
 def test_a_job_uploaded_through_one_replica_streams_from_the_other_and_answers_are_shared(

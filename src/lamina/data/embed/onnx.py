@@ -28,7 +28,6 @@ from lamina import checksums
 from lamina.cpu import available_cores
 from lamina.data.embed.base import Vectors, normalize
 from lamina.data.embed.tokenizer import MAX_SEQ_LENGTH, minilm_tokenizer, verify_file
-from lamina.data.types import sha256_hex
 from lamina.errors import ModelUnavailable
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -182,7 +181,7 @@ class OnnxMiniLM:
         return None
 
     def _stamp(self, path: Path) -> None:
-        sha256 = sha256_hex(path.read_bytes())
+        sha256 = checksums.sha256_of(path)
         path.with_suffix(".sha256").write_text(sha256)
         checksums.record(path, sha256)
 
